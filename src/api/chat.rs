@@ -1,0 +1,163 @@
+//! `POST /v1/chat/completions`: authenticate, read the body within its limit, validate, route,
+//! and shape the answer with the router's headers.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Request, Response};
+use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use crate::access_log::RequestRecord;
+use crate::app::{AppState, ResponseBody};
+use crate::auth;
+use crate::config::{Snapshot, Target};
+use crate::error::ApiError;
+use crate::openai::ChatRequest;
+use crate::router::{self, Answer, Served};
+use crate::stream::{ChatStream, StreamLimits};
+
+/// Serves one chat request and writes its log record.
+pub(super) async fn handle(
+    state: &AppState,
+    request: Request<Incoming>,
+    request_id: &str,
+) -> Response<ResponseBody> {
+    let started = Instant::now();
+    let snapshot = state.config.load_full();
+    let mut record = RequestRecord::new(request_id.to_owned(), started.into_std());
+    let result = serve(state, &snapshot, request, started, &mut record).await;
+    match result {
+        Ok(Reply::Complete(response)) => {
+            record.status = response.status().as_u16();
+            record.emit();
+            response.map(Either::Left)
+        }
+        Ok(Reply::Stream(parts, stream)) => {
+            record.status = parts.status.as_u16();
+            let body = ChatStream::new(stream.body, stream.translator, stream.limits, record);
+            Response::from_parts(parts, Either::Right(body))
+        }
+        Err(error) => {
+            record.status = error.status().as_u16();
+            record.error_code = Some(error.code().to_owned());
+            record.emit();
+            super::error(error)
+        }
+    }
+}
+
+/// A successful answer before the body type is settled.
+enum Reply {
+    Complete(Response<Full<Bytes>>),
+    Stream(http::response::Parts, StreamParts),
+}
+
+/// What a stream body is built from.
+struct StreamParts {
+    body: crate::upstream::UpstreamBody,
+    translator: Box<dyn crate::providers::StreamTranslator>,
+    limits: StreamLimits,
+}
+
+async fn serve(
+    state: &AppState,
+    snapshot: &Arc<Snapshot>,
+    request: Request<Incoming>,
+    started: Instant,
+    record: &mut RequestRecord,
+) -> Result<Reply, ApiError> {
+    record.key = auth::authenticate(&snapshot.keys, request.headers())?;
+    let body = read_body(request, snapshot.server.max_body).await?;
+    let chat = ChatRequest::parse(&body)?;
+    record.model = chat.model.to_string();
+    let deadline = started + snapshot.routing.request_timeout;
+    let served = router::route(&state.upstream, snapshot, &chat, deadline).await?;
+    record.target = Some(served.target.label.clone());
+    record.attempts = served.attempts;
+    let Served {
+        target,
+        attempts,
+        headers: upstream_headers,
+        answer,
+    } = served;
+    let mut response = Response::new(());
+    let headers = response.headers_mut();
+    router_headers(headers, &target, attempts);
+    forward_headers(headers, &upstream_headers, &target);
+    match answer {
+        Answer::Complete(translated) => {
+            record.usage = translated.usage;
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            Ok(Reply::Complete(
+                response.map(|()| Full::new(translated.body)),
+            ))
+        }
+        Answer::Stream(body, translator) => {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            let limits = StreamLimits {
+                deadline,
+                idle_timeout: snapshot.routing.stream_idle_timeout,
+            };
+            let (parts, ()) = response.into_parts();
+            Ok(Reply::Stream(
+                parts,
+                StreamParts {
+                    body,
+                    translator,
+                    limits,
+                },
+            ))
+        }
+    }
+}
+
+/// Reads the request body, refusing anything over `limit` with a 413.
+async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    match Limited::new(request.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(ApiError::PayloadTooLarge { limit }),
+        Err(e) => Err(ApiError::bad_request(
+            format!("Could not read the request body: {e}."),
+            None,
+        )),
+    }
+}
+
+/// `x-switchboard-provider`, `-model` and `-attempts`: who answered, after how many tries.
+fn router_headers(headers: &mut HeaderMap, target: &Target, attempts: u32) {
+    if let Ok(provider) = HeaderValue::from_str(&target.provider.name) {
+        headers.insert("x-switchboard-provider", provider);
+    }
+    if let Ok(model) = HeaderValue::from_str(&target.model) {
+        headers.insert("x-switchboard-model", model);
+    }
+    headers.insert("x-switchboard-attempts", HeaderValue::from(attempts));
+}
+
+/// Passes the upstream headers the provider's `forward_headers` prefixes name; nothing else.
+fn forward_headers(headers: &mut HeaderMap, upstream: &HeaderMap, target: &Target) {
+    let prefixes = &target.provider.forward_headers;
+    if prefixes.is_empty() {
+        return;
+    }
+    for (name, value) in upstream {
+        if prefixes
+            .iter()
+            .any(|p| name.as_str().starts_with(p.as_str()))
+        {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+}

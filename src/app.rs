@@ -1,0 +1,83 @@
+//! Shared state and the per-request entry point: request id, dispatch, error rendering.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+
+use crate::api;
+use crate::config::Snapshot;
+use crate::stream::ChatStream;
+use crate::upstream::Upstream;
+
+/// The body of every response: a complete buffer or a translated stream.
+pub type ResponseBody = Either<Full<Bytes>, ChatStream>;
+
+/// The request-id header, taken from the client when it sent a usable one.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Everything a request needs, shared by all connections.
+pub struct AppState {
+    /// The running configuration; each request loads it once.
+    pub config: ArcSwap<Snapshot>,
+    /// The shared upstream client.
+    pub upstream: Upstream,
+    shutting_down: AtomicBool,
+    id_prefix: u32,
+    next_id: AtomicU64,
+}
+
+impl AppState {
+    /// State for a loaded configuration.
+    pub fn new(snapshot: Snapshot, upstream: Upstream) -> Self {
+        Self {
+            config: ArcSwap::from_pointee(snapshot),
+            upstream,
+            shutting_down: AtomicBool::new(false),
+            id_prefix: fastrand::u32(..),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    /// Marks the router as draining: `/readyz` fails so load balancers stop sending.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+
+    /// Serves one request. Never fails: errors become OpenAI-shaped responses.
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+    ) -> Result<Response<ResponseBody>, Infallible> {
+        let request_id = self.request_id(request.headers().get(REQUEST_ID));
+        let mut response = api::dispatch(&self, request, &request_id).await;
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID, value);
+        }
+        Ok(response)
+    }
+
+    /// The client's request id when it is short printable ASCII, else a fresh one.
+    fn request_id(&self, sent: Option<&HeaderValue>) -> String {
+        let usable = sent
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()));
+        match usable {
+            Some(id) => id.to_owned(),
+            None => {
+                let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+                format!("req_{:08x}{n:012x}", self.id_prefix)
+            }
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! The validated configuration: one immutable [`Snapshot`] built from `providers.toml`.
+//!
+//! `raw` mirrors the file, `validate` turns it into checked types (durations, sizes, URLs,
+//! resolved targets, secrets read from the environment through an injected lookup). Nothing
+//! on the request path re-checks what is here. Errors name the file, the table and the field,
+//! and the line where the TOML parser knows it; they never reach HTTP.
+
+mod raw;
+mod validate;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+
+/// Where a secret comes from: the process environment, or a map in tests.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The environment of this process.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// A running configuration. Requests load it once and keep it for their whole life.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The file it was loaded from, for messages.
+    pub file: String,
+    /// `[server]`.
+    pub server: ServerSettings,
+    /// `[routing]`.
+    pub routing: RoutingSettings,
+    /// `[upstream]`.
+    pub upstream: UpstreamSettings,
+    /// `[[keys]]`, in file order. Empty means the router is open.
+    pub keys: Vec<ClientKey>,
+    /// `[providers.*]` by name.
+    pub providers: BTreeMap<String, Arc<Provider>>,
+    /// Named routes and direct `provider/model` targets, by the name a client sends as `model`.
+    pub routes: HashMap<String, Route>,
+    /// When this snapshot was built.
+    pub loaded_at: SystemTime,
+}
+
+/// `[server]`: the listener and request limits.
+#[derive(Debug)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Largest accepted request body, in bytes.
+    pub max_body: usize,
+    /// How long in-flight requests (streams included) may run after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+/// `[routing]`: how long attempts and requests may take.
+#[derive(Debug)]
+pub struct RoutingSettings {
+    /// One upstream attempt, until response headers.
+    pub attempt_timeout: Duration,
+    /// The whole request, a stream included.
+    pub request_timeout: Duration,
+    /// The longest silence between stream events.
+    pub stream_idle_timeout: Duration,
+}
+
+/// `[upstream]`: the shared HTTP client.
+#[derive(Debug)]
+pub struct UpstreamSettings {
+    /// TCP (and TLS) connect timeout.
+    pub connect_timeout: Duration,
+    /// How long an idle pooled connection is kept.
+    pub pool_idle_timeout: Duration,
+}
+
+/// A client key from `[[keys]]`.
+#[derive(Debug)]
+pub struct ClientKey {
+    /// The key's name: used in logs and labels, never the secret.
+    pub name: Arc<str>,
+    /// SHA-256 of the secret; `None` when its `key_env` variable is not set (the key is off).
+    pub digest: Option<[u8; 32]>,
+    /// Where the secret comes from, for the start-up summary.
+    pub source: String,
+}
+
+/// The wire format a provider speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Any OpenAI-compatible upstream.
+    OpenAi,
+    /// Alibaba Model Studio (DashScope) compatible mode, Alipay endpoints included.
+    Qwen,
+    /// Mistral's chat completions.
+    Mistral,
+    /// Built in: the router answers by itself.
+    Mock,
+}
+
+impl ProviderKind {
+    /// The name used in `providers.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::Qwen => "qwen",
+            Self::Mistral => "mistral",
+            Self::Mock => "mock",
+        }
+    }
+}
+
+/// A provider secret. Its `Debug` never shows the value.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for building the upstream's auth header.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// A configured provider.
+#[derive(Debug)]
+pub struct Provider {
+    /// Its name in `providers.toml`.
+    pub name: Arc<str>,
+    /// Its wire format.
+    pub kind: ProviderKind,
+    /// Base URL without a trailing slash; empty for `mock`.
+    pub base_url: String,
+    /// Its API key, when it needs one.
+    pub secret: Option<Secret>,
+    /// `None` when usable, else why not (e.g. its key variable is not set).
+    pub disabled: Option<String>,
+    /// Lower-case prefixes of upstream response headers passed to the client.
+    pub forward_headers: Vec<String>,
+    /// The built-in responder's settings, for `kind = "mock"`.
+    pub mock: Option<MockSettings>,
+}
+
+/// How a `mock` provider answers.
+#[derive(Clone, Debug)]
+pub struct MockSettings {
+    /// A fixed reply; `None` echoes the last user message.
+    pub reply: Option<String>,
+    /// Delay before the response headers.
+    pub latency: Duration,
+    /// Delay between stream chunks.
+    pub chunk_delay: Duration,
+    /// Fraction of requests (0 to 1) answered with `error_status`.
+    pub error_rate: f64,
+    /// The status of simulated failures.
+    pub error_status: http::StatusCode,
+}
+
+/// One place a request can go: a provider and the model name it knows.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The provider.
+    pub provider: Arc<Provider>,
+    /// The model name sent upstream.
+    pub model: Arc<str>,
+    /// `provider/model`, for logs and reports.
+    pub label: Arc<str>,
+}
+
+/// What a client's `model` resolves to: a named route or one direct target.
+#[derive(Debug)]
+pub struct Route {
+    /// The name clients send.
+    pub name: Arc<str>,
+    /// Targets in priority order.
+    pub targets: Vec<Target>,
+    /// True for `provider/model` addressing.
+    pub direct: bool,
+}
+
+/// One configuration problem, located as precisely as the file allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// The table, e.g. `providers.qwen` or `keys[0]`.
+    pub table: String,
+    /// The field within the table; empty for whole-table problems.
+    pub field: String,
+    /// What is wrong and what to do.
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        write!(f, ": [{}]", self.table)?;
+        if !self.field.is_empty() {
+            write!(f, " {}", self.field)?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+/// Every problem found in a file (all of them, not just the first).
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path, env: EnvLookup<'_>) -> Result<Snapshot, ConfigErrors> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: file.clone(),
+            line: None,
+            table: String::new(),
+            field: String::new(),
+            reason: format!("cannot read the file: {e}"),
+        }])
+    })?;
+    parse(&text, &file, env)
+}
+
+/// Validates configuration text; `file` is only used in messages.
+pub fn parse(text: &str, file: &str, env: EnvLookup<'_>) -> Result<Snapshot, ConfigErrors> {
+    validate::validate(text, file, env)
+}
+
+impl Snapshot {
+    /// The route or direct target a client's `model` names.
+    pub fn route(&self, model: &str) -> Option<&Route> {
+        self.routes.get(model)
+    }
+
+    /// A human summary of providers, routes and keys, for `--check` and the start-up log.
+    pub fn summary(&self) -> String {
+        let mut out = format!("configuration {} is valid\nproviders:\n", self.file);
+        for provider in self.providers.values() {
+            let state = match &provider.disabled {
+                None => "enabled".to_owned(),
+                Some(reason) => format!("disabled: {reason}"),
+            };
+            out += &format!(
+                "  {} (kind {}): {state}\n",
+                provider.name,
+                provider.kind.as_str()
+            );
+        }
+        out += "routes:\n";
+        let mut routes: Vec<&Route> = self.routes.values().filter(|r| !r.direct).collect();
+        routes.sort_by(|a, b| a.name.cmp(&b.name));
+        for route in routes {
+            let targets: Vec<&str> = route.targets.iter().map(|t| &*t.label).collect();
+            out += &format!("  {} -> {}\n", route.name, targets.join(", "));
+        }
+        if self.keys.is_empty() {
+            out += "keys: none configured; the router is OPEN to any client\n";
+        } else {
+            out += "keys:\n";
+            for key in &self.keys {
+                let state = if key.digest.is_some() {
+                    "active"
+                } else {
+                    "inactive: its variable is not set"
+                };
+                out += &format!("  {} ({}): {state}\n", key.name, key.source);
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,95 @@
+//! The serde mirror of `providers.toml`: strings as written, nothing checked but shape.
+//!
+//! Every table denies unknown fields, so a typo is an error with a line number instead of a
+//! setting silently ignored. `Spanned` values let validation errors point at a line too.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::ProviderKind;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub(super) server: RawServer,
+    #[serde(default)]
+    pub(super) routing: RawRouting,
+    #[serde(default)]
+    pub(super) upstream: RawUpstream,
+    #[serde(default)]
+    pub(super) keys: Vec<Spanned<RawKey>>,
+    #[serde(default)]
+    pub(super) providers: BTreeMap<String, Spanned<RawProvider>>,
+    #[serde(default)]
+    pub(super) routes: BTreeMap<String, Spanned<RawRoute>>,
+}
+
+/// `[server]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    pub(super) listen: Option<Spanned<String>>,
+    pub(super) max_body: Option<Spanned<String>>,
+    pub(super) shutdown_grace: Option<Spanned<String>>,
+}
+
+/// `[routing]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRouting {
+    pub(super) attempt_timeout: Option<Spanned<String>>,
+    pub(super) request_timeout: Option<Spanned<String>>,
+    pub(super) stream_idle_timeout: Option<Spanned<String>>,
+}
+
+/// `[upstream]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUpstream {
+    pub(super) connect_timeout: Option<Spanned<String>>,
+    pub(super) pool_idle_timeout: Option<Spanned<String>>,
+}
+
+/// One `[[keys]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKey {
+    pub(super) name: Spanned<String>,
+    pub(super) key_env: Option<Spanned<String>>,
+    pub(super) sha256: Option<Spanned<String>>,
+}
+
+/// One `[providers.NAME]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProvider {
+    pub(super) kind: ProviderKind,
+    pub(super) base_url: Option<Spanned<String>>,
+    pub(super) api_key_env: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) forward_headers: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(super) models: BTreeMap<String, RawModel>,
+    pub(super) reply: Option<Spanned<String>>,
+    pub(super) latency: Option<Spanned<String>>,
+    pub(super) chunk_delay: Option<Spanned<String>>,
+    pub(super) error_rate: Option<Spanned<f64>>,
+    pub(super) error_status: Option<Spanned<u16>>,
+}
+
+/// One `[providers.NAME.models."MODEL"]` table. It declares a model that clients may address
+/// directly as `provider/model`; per-model settings (prices) arrive with accounting.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawModel {}
+
+/// One `[routes.NAME]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    pub(super) targets: Spanned<Vec<Spanned<String>>>,
+}

@@ -1,0 +1,820 @@
+//! Raw file → [`Snapshot`]: every value parsed and checked once, every problem collected.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::{StatusCode, Uri};
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+use super::raw::{RawConfig, RawKey, RawProvider, RawRoute};
+use super::{
+    ClientKey, ConfigError, ConfigErrors, EnvLookup, MockSettings, Provider, ProviderKind, Route,
+    RoutingSettings, Secret, ServerSettings, Snapshot, Target, UpstreamSettings,
+};
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_MAX_BODY: usize = 4 << 20;
+
+/// Collects errors with their location while the file is checked.
+struct Checker<'a> {
+    file: &'a str,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, span: Option<Range<usize>>, table: &str, field: &str, reason: String) {
+        self.errors.push(ConfigError {
+            file: self.file.to_owned(),
+            line: span.map(|s| line_of(self.text, s.start)),
+            table: table.to_owned(),
+            field: field.to_owned(),
+            reason,
+        });
+    }
+
+    fn duration(
+        &mut self,
+        value: Option<&Spanned<String>>,
+        table: &str,
+        field: &str,
+        default: Duration,
+    ) -> Duration {
+        let Some(value) = value else {
+            return default;
+        };
+        match humantime::parse_duration(value.get_ref()) {
+            Ok(duration) if !duration.is_zero() => duration,
+            Ok(_) => {
+                self.error(
+                    Some(value.span()),
+                    table,
+                    field,
+                    "must be longer than zero".into(),
+                );
+                default
+            }
+            Err(e) => {
+                self.error(
+                    Some(value.span()),
+                    table,
+                    field,
+                    format!(
+                        "`{}` is not a duration ({e}); write e.g. \"30s\", \"500ms\" or \"2m\"",
+                        value.get_ref()
+                    ),
+                );
+                default
+            }
+        }
+    }
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The `[table]` header in force at byte `offset`, for parse errors that only know a position.
+fn table_at(text: &str, offset: usize) -> String {
+    text[..offset.min(text.len())]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|line| line.starts_with('['))
+        .map(|line| line.trim_matches(|c| c == '[' || c == ']').to_owned())
+        .unwrap_or_else(|| "top level".to_owned())
+}
+
+pub(super) fn validate(
+    text: &str,
+    file: &str,
+    env: EnvLookup<'_>,
+) -> Result<Snapshot, ConfigErrors> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let span = e.span();
+        let offset = span.as_ref().map_or(0, |s| s.start);
+        ConfigErrors(vec![ConfigError {
+            file: file.to_owned(),
+            line: span.map(|s| line_of(text, s.start)),
+            table: table_at(text, offset),
+            field: String::new(),
+            reason: e.message().trim().to_owned(),
+        }])
+    })?;
+    let mut check = Checker {
+        file,
+        text,
+        errors: Vec::new(),
+    };
+    let server = server(&mut check, &raw);
+    let routing = RoutingSettings {
+        attempt_timeout: check.duration(
+            raw.routing.attempt_timeout.as_ref(),
+            "routing",
+            "attempt_timeout",
+            Duration::from_secs(30),
+        ),
+        request_timeout: check.duration(
+            raw.routing.request_timeout.as_ref(),
+            "routing",
+            "request_timeout",
+            Duration::from_secs(600),
+        ),
+        stream_idle_timeout: check.duration(
+            raw.routing.stream_idle_timeout.as_ref(),
+            "routing",
+            "stream_idle_timeout",
+            Duration::from_secs(60),
+        ),
+    };
+    let upstream = UpstreamSettings {
+        connect_timeout: check.duration(
+            raw.upstream.connect_timeout.as_ref(),
+            "upstream",
+            "connect_timeout",
+            Duration::from_secs(5),
+        ),
+        pool_idle_timeout: check.duration(
+            raw.upstream.pool_idle_timeout.as_ref(),
+            "upstream",
+            "pool_idle_timeout",
+            Duration::from_secs(90),
+        ),
+    };
+    let keys = keys(&mut check, &raw.keys, env);
+    let providers: BTreeMap<String, Arc<Provider>> = raw
+        .providers
+        .iter()
+        .filter_map(|(name, provider)| {
+            let checked = self::provider(&mut check, name, provider, env)?;
+            Some((name.clone(), Arc::new(checked)))
+        })
+        .collect();
+    let routes = routes(&mut check, &raw, &providers);
+    if !check.errors.is_empty() {
+        return Err(ConfigErrors(check.errors));
+    }
+    Ok(Snapshot {
+        file: file.to_owned(),
+        server,
+        routing,
+        upstream,
+        keys,
+        providers,
+        routes,
+        loaded_at: SystemTime::now(),
+    })
+}
+
+fn server(check: &mut Checker<'_>, raw: &RawConfig) -> ServerSettings {
+    let listen = match &raw.server.listen {
+        None => DEFAULT_LISTEN.parse().ok(),
+        Some(value) => {
+            let parsed = value.get_ref().parse::<SocketAddr>();
+            if parsed.is_err() {
+                check.error(
+                    Some(value.span()),
+                    "server",
+                    "listen",
+                    format!(
+                        "`{}` is not an address; write e.g. \"127.0.0.1:8080\"",
+                        value.get_ref()
+                    ),
+                );
+            }
+            parsed.ok()
+        }
+    };
+    let max_body = match &raw.server.max_body {
+        None => DEFAULT_MAX_BODY,
+        Some(value) => match parse_size(value.get_ref()) {
+            Some(size) if size > 0 => size,
+            _ => {
+                check.error(
+                    Some(value.span()),
+                    "server",
+                    "max_body",
+                    format!(
+                        "`{}` is not a size; write e.g. \"4MiB\", \"512KiB\" or \"1000000\"",
+                        value.get_ref()
+                    ),
+                );
+                DEFAULT_MAX_BODY
+            }
+        },
+    };
+    ServerSettings {
+        listen: listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
+        max_body,
+        shutdown_grace: check.duration(
+            raw.server.shutdown_grace.as_ref(),
+            "server",
+            "shutdown_grace",
+            Duration::from_secs(30),
+        ),
+    }
+}
+
+/// Parses sizes like `4MiB`, `512 KiB`, `1MB` or a plain byte count.
+fn parse_size(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number.parse().ok()?;
+    let multiplier: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1_000,
+        "KiB" => 1 << 10,
+        "MB" => 1_000_000,
+        "MiB" => 1 << 20,
+        "GB" => 1_000_000_000,
+        "GiB" => 1 << 30,
+        _ => return None,
+    };
+    number.checked_mul(multiplier)
+}
+
+fn keys(check: &mut Checker<'_>, raw: &[Spanned<RawKey>], env: EnvLookup<'_>) -> Vec<ClientKey> {
+    let mut names = HashSet::new();
+    let mut digests = HashSet::new();
+    let mut keys = Vec::with_capacity(raw.len());
+    for (index, key) in raw.iter().enumerate() {
+        let table = format!("keys[{index}]");
+        let span = Some(key.span());
+        let key = key.get_ref();
+        let name = key.name.get_ref();
+        if name.is_empty() {
+            check.error(span.clone(), &table, "name", "must not be empty".into());
+        } else if !names.insert(name.clone()) {
+            check.error(
+                Some(key.name.span()),
+                &table,
+                "name",
+                format!("`{name}` is used by another key; names must be unique"),
+            );
+        }
+        let (digest, source) = match (&key.key_env, &key.sha256) {
+            (Some(var), None) => (
+                env(var.get_ref())
+                    .filter(|s| !s.is_empty())
+                    .map(|secret| Sha256::digest(secret.as_bytes()).into()),
+                format!("secret in ${}", var.get_ref()),
+            ),
+            (None, Some(hex_digest)) => match parse_digest(hex_digest.get_ref()) {
+                Some(digest) => (Some(digest), "sha256 in file".to_owned()),
+                None => {
+                    check.error(
+                        Some(hex_digest.span()),
+                        &table,
+                        "sha256",
+                        "must be 64 hex digits: the SHA-256 of the secret \
+                         (e.g. `printf %s \"$KEY\" | sha256sum`)"
+                            .into(),
+                    );
+                    (None, String::new())
+                }
+            },
+            _ => {
+                check.error(
+                    span.clone(),
+                    &table,
+                    "key_env",
+                    "set exactly one of `key_env` (a variable holding the secret) or `sha256` \
+                     (its digest)"
+                        .into(),
+                );
+                (None, String::new())
+            }
+        };
+        if let Some(digest) = digest {
+            if !digests.insert(digest) {
+                check.error(
+                    span,
+                    &table,
+                    "key_env",
+                    "this secret is the same as another key's; every key needs its own".into(),
+                );
+            }
+        }
+        keys.push(ClientKey {
+            name: Arc::from(name.as_str()),
+            digest,
+            source,
+        });
+    }
+    keys
+}
+
+fn parse_digest(text: &str) -> Option<[u8; 32]> {
+    let mut digest = [0u8; 32];
+    hex::decode_to_slice(text, &mut digest).ok()?;
+    Some(digest)
+}
+
+fn provider(
+    check: &mut Checker<'_>,
+    name: &str,
+    raw: &Spanned<RawProvider>,
+    env: EnvLookup<'_>,
+) -> Option<Provider> {
+    let table = format!("providers.{name}");
+    let span = Some(raw.span());
+    let raw = raw.get_ref();
+    let errors_before = check.errors.len();
+    if name.is_empty() || name.contains('/') {
+        check.error(
+            span.clone(),
+            &table,
+            "",
+            "provider names must be non-empty and contain no `/`".into(),
+        );
+    }
+    let mock = mock_settings(check, &table, raw);
+    let is_mock = raw.kind == ProviderKind::Mock;
+    let base_url = match (&raw.base_url, is_mock) {
+        (Some(url), false) => base_url(check, &table, url),
+        (None, false) => {
+            check.error(
+                span.clone(),
+                &table,
+                "base_url",
+                "is required for this kind".into(),
+            );
+            String::new()
+        }
+        (Some(url), true) => {
+            check.error(
+                Some(url.span()),
+                &table,
+                "base_url",
+                "a mock provider answers by itself; remove base_url".into(),
+            );
+            String::new()
+        }
+        (None, true) => String::new(),
+    };
+    let (secret, disabled) = match &raw.api_key_env {
+        Some(var) if is_mock => {
+            check.error(
+                Some(var.span()),
+                &table,
+                "api_key_env",
+                "a mock provider needs no key; remove api_key_env".into(),
+            );
+            (None, None)
+        }
+        Some(var) => match env(var.get_ref()).filter(|s| !s.is_empty()) {
+            Some(secret) => (Some(Secret(secret)), None),
+            None => (None, Some(format!("${} is not set", var.get_ref()))),
+        },
+        None => (None, None),
+    };
+    let forward_headers = raw
+        .forward_headers
+        .iter()
+        .filter_map(|prefix| header_prefix(check, &table, prefix))
+        .collect();
+    if check.errors.len() > errors_before {
+        return None;
+    }
+    Some(Provider {
+        name: Arc::from(name),
+        kind: raw.kind,
+        base_url,
+        secret,
+        disabled,
+        forward_headers,
+        mock: if is_mock { Some(mock) } else { None },
+    })
+}
+
+fn base_url(check: &mut Checker<'_>, table: &str, url: &Spanned<String>) -> String {
+    let text = url.get_ref().trim_end_matches('/');
+    let valid = text.parse::<Uri>().ok().is_some_and(|uri| {
+        matches!(uri.scheme_str(), Some("http" | "https"))
+            && uri.authority().is_some()
+            && uri.query().is_none()
+    });
+    if !valid {
+        check.error(
+            Some(url.span()),
+            table,
+            "base_url",
+            format!(
+                "`{}` is not an http(s) URL without a query, e.g. \"https://api.mistral.ai/v1\"",
+                url.get_ref()
+            ),
+        );
+    }
+    text.to_owned()
+}
+
+fn header_prefix(check: &mut Checker<'_>, table: &str, prefix: &Spanned<String>) -> Option<String> {
+    let lower = prefix.get_ref().to_ascii_lowercase();
+    let valid = !lower.is_empty()
+        && lower
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if valid {
+        return Some(lower);
+    }
+    check.error(
+        Some(prefix.span()),
+        table,
+        "forward_headers",
+        format!(
+            "`{}` is not a header-name prefix (letters, digits, `-`, `_`)",
+            prefix.get_ref()
+        ),
+    );
+    None
+}
+
+fn mock_settings(check: &mut Checker<'_>, table: &str, raw: &RawProvider) -> MockSettings {
+    let is_mock = raw.kind == ProviderKind::Mock;
+    let mock_only: [(&str, Option<Range<usize>>); 5] = [
+        ("reply", raw.reply.as_ref().map(Spanned::span)),
+        ("latency", raw.latency.as_ref().map(Spanned::span)),
+        ("chunk_delay", raw.chunk_delay.as_ref().map(Spanned::span)),
+        ("error_rate", raw.error_rate.as_ref().map(Spanned::span)),
+        ("error_status", raw.error_status.as_ref().map(Spanned::span)),
+    ];
+    for (field, span) in mock_only {
+        if let (Some(span), false) = (span, is_mock) {
+            check.error(
+                Some(span),
+                table,
+                field,
+                "only applies to kind = \"mock\"".into(),
+            );
+        }
+    }
+    let error_rate = raw.error_rate.as_ref().map_or(0.0, |rate| {
+        let value = *rate.get_ref();
+        if !(0.0..=1.0).contains(&value) {
+            check.error(
+                Some(rate.span()),
+                table,
+                "error_rate",
+                format!("must be between 0 and 1, got {value}"),
+            );
+        }
+        value
+    });
+    let error_status =
+        raw.error_status
+            .as_ref()
+            .map_or(
+                StatusCode::SERVICE_UNAVAILABLE,
+                |status| match StatusCode::from_u16(*status.get_ref()) {
+                    Ok(code) if code.is_client_error() || code.is_server_error() => code,
+                    _ => {
+                        check.error(
+                            Some(status.span()),
+                            table,
+                            "error_status",
+                            format!(
+                                "must be an HTTP error status (400-599), got {status}",
+                                status = status.get_ref()
+                            ),
+                        );
+                        StatusCode::SERVICE_UNAVAILABLE
+                    }
+                },
+            );
+    MockSettings {
+        reply: raw.reply.as_ref().map(|r| r.get_ref().clone()),
+        latency: check.duration(raw.latency.as_ref(), table, "latency", Duration::ZERO),
+        chunk_delay: check.duration(
+            raw.chunk_delay.as_ref(),
+            table,
+            "chunk_delay",
+            Duration::ZERO,
+        ),
+        error_rate,
+        error_status,
+    }
+}
+
+fn routes(
+    check: &mut Checker<'_>,
+    raw: &RawConfig,
+    providers: &BTreeMap<String, Arc<Provider>>,
+) -> HashMap<String, Route> {
+    let mut routes = HashMap::new();
+    // Declared models are addressable directly as `provider/model`.
+    for (name, provider) in &raw.providers {
+        let Some(checked) = providers.get(name) else {
+            continue;
+        };
+        for model in provider.get_ref().models.keys() {
+            insert_direct(&mut routes, checked, model);
+        }
+    }
+    for (name, route) in &raw.routes {
+        if let Some(checked) = self::route(check, name, route, providers) {
+            for target in &checked.targets {
+                insert_direct(&mut routes, &target.provider, &target.model);
+            }
+            routes.insert(name.clone(), checked);
+        }
+    }
+    routes
+}
+
+fn insert_direct(routes: &mut HashMap<String, Route>, provider: &Arc<Provider>, model: &str) {
+    let target = make_target(provider, model);
+    routes
+        .entry(target.label.to_string())
+        .or_insert_with(|| Route {
+            name: target.label.clone(),
+            targets: vec![target],
+            direct: true,
+        });
+}
+
+fn make_target(provider: &Arc<Provider>, model: &str) -> Target {
+    Target {
+        provider: provider.clone(),
+        model: Arc::from(model),
+        label: Arc::from(format!("{}/{model}", provider.name)),
+    }
+}
+
+fn route(
+    check: &mut Checker<'_>,
+    name: &str,
+    raw: &Spanned<RawRoute>,
+    providers: &BTreeMap<String, Arc<Provider>>,
+) -> Option<Route> {
+    let table = format!("routes.{name}");
+    let errors_before = check.errors.len();
+    if name.is_empty() || name.contains('/') {
+        check.error(
+            Some(raw.span()),
+            &table,
+            "",
+            "route names must be non-empty and contain no `/` (that form addresses a provider \
+             directly)"
+                .into(),
+        );
+    }
+    let targets_raw = &raw.get_ref().targets;
+    if targets_raw.get_ref().is_empty() {
+        check.error(
+            Some(targets_raw.span()),
+            &table,
+            "targets",
+            "must list at least one \"provider/model\"".into(),
+        );
+    }
+    let mut targets = Vec::new();
+    for spec in targets_raw.get_ref() {
+        let Some((provider, model)) = spec.get_ref().split_once('/') else {
+            check.error(
+                Some(spec.span()),
+                &table,
+                "targets",
+                format!("`{}` must be written \"provider/model\"", spec.get_ref()),
+            );
+            continue;
+        };
+        match providers.get(provider) {
+            Some(found) if !model.is_empty() => targets.push(make_target(found, model)),
+            Some(_) => check.error(
+                Some(spec.span()),
+                &table,
+                "targets",
+                format!("`{}` names no model after the `/`", spec.get_ref()),
+            ),
+            None => check.error(
+                Some(spec.span()),
+                &table,
+                "targets",
+                format!(
+                    "`{}` names provider `{provider}`, which is not defined (known: {})",
+                    spec.get_ref(),
+                    providers.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ),
+        }
+    }
+    (check.errors.len() == errors_before).then(|| Route {
+        name: Arc::from(name),
+        targets,
+        direct: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "QWEN_KEY" => Some("sk-qwen".into()),
+            "CLIENT_KEY" => Some("client-secret".into()),
+            _ => None,
+        }
+    }
+
+    fn parse(text: &str) -> Result<Snapshot, ConfigErrors> {
+        validate(text, "test.toml", &env)
+    }
+
+    fn first_error(text: &str) -> ConfigError {
+        parse(text).unwrap_err().0.remove(0)
+    }
+
+    const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:9999"
+max_body = "1MiB"
+
+[[keys]]
+name = "web"
+key_env = "CLIENT_KEY"
+
+[providers.qwen]
+kind = "qwen"
+base_url = "https://dashscope-intl.aliyuncs.com/compatible-mode/v1/"
+api_key_env = "QWEN_KEY"
+forward_headers = ["X-Alipay-"]
+
+[providers.qwen.models."qwen-max"]
+
+[providers.mistral]
+kind = "mistral"
+base_url = "https://api.mistral.ai/v1"
+api_key_env = "MISTRAL_KEY"
+
+[providers.local]
+kind = "mock"
+latency = "10ms"
+
+[routes.demo]
+targets = ["local/echo"]
+
+[routes.chat]
+targets = ["mistral/mistral-small-latest", "qwen/qwen-plus"]
+"#;
+
+    #[test]
+    fn a_good_file_becomes_checked_types() {
+        let snapshot = parse(GOOD).unwrap();
+        assert_eq!(snapshot.server.listen.port(), 9999);
+        assert_eq!(snapshot.server.max_body, 1 << 20);
+        let qwen = &snapshot.providers["qwen"];
+        assert_eq!(
+            qwen.base_url,
+            "https://dashscope-intl.aliyuncs.com/compatible-mode/v1"
+        );
+        assert_eq!(qwen.secret.as_ref().unwrap().expose(), "sk-qwen");
+        assert_eq!(qwen.forward_headers, vec!["x-alipay-"]);
+        assert_eq!(
+            snapshot.providers["mistral"].disabled.as_deref(),
+            Some("$MISTRAL_KEY is not set")
+        );
+        let mock = snapshot.providers["local"].mock.as_ref().unwrap();
+        assert_eq!(mock.latency, Duration::from_millis(10));
+        let chat = snapshot.route("chat").unwrap();
+        assert_eq!(&*chat.targets[1].label, "qwen/qwen-plus");
+        // Route targets and declared models are addressable directly.
+        for direct in ["qwen/qwen-max", "qwen/qwen-plus", "local/echo"] {
+            assert!(snapshot.route(direct).unwrap().direct, "{direct}");
+        }
+        assert!(snapshot.route("qwen/unknown").is_none());
+        assert_eq!(
+            snapshot.keys[0].digest.unwrap(),
+            <[u8; 32]>::from(Sha256::digest(b"client-secret"))
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_appear_in_debug_output() {
+        let snapshot = parse(GOOD).unwrap();
+        assert!(!format!("{snapshot:?}").contains("sk-qwen"));
+    }
+
+    #[test]
+    fn unknown_fields_are_errors_with_table_and_line() {
+        let error =
+            first_error("[providers.x]\nkind = \"openai\"\nbase_url = \"http://a\"\nrpn = 5\n");
+        assert_eq!(error.line, Some(4));
+        assert_eq!(error.table, "providers.x");
+        assert!(error.reason.contains("rpn"), "{error}");
+    }
+
+    #[test]
+    fn unknown_kind_is_an_error() {
+        let error = first_error("[providers.x]\nkind = \"telepathy\"\n");
+        assert!(error.reason.contains("telepathy"), "{error}");
+        assert_eq!(error.table, "providers.x");
+    }
+
+    #[test]
+    fn routes_must_name_existing_providers() {
+        let error = first_error("[routes.r]\ntargets = [\"ghost/m\"]\n");
+        assert_eq!(error.table, "routes.r");
+        assert_eq!(error.field, "targets");
+        assert_eq!(error.line, Some(2));
+        assert!(error.reason.contains("ghost"));
+    }
+
+    #[test]
+    fn bad_values_name_table_and_field() {
+        let cases = [
+            (
+                "[routing]\nattempt_timeout = \"soon\"\n",
+                "routing",
+                "attempt_timeout",
+            ),
+            ("[server]\nmax_body = \"4 parsecs\"\n", "server", "max_body"),
+            ("[server]\nlisten = \"localhost\"\n", "server", "listen"),
+            (
+                "[providers.m]\nkind = \"mock\"\nerror_rate = 1.5\n",
+                "providers.m",
+                "error_rate",
+            ),
+            (
+                "[providers.o]\nkind = \"openai\"\nbase_url = \"ftp://x\"\n",
+                "providers.o",
+                "base_url",
+            ),
+            (
+                "[providers.o]\nkind = \"openai\"\n",
+                "providers.o",
+                "base_url",
+            ),
+            (
+                "[providers.o]\nkind = \"openai\"\nbase_url = \"http://x\"\nreply = \"hi\"\n",
+                "providers.o",
+                "reply",
+            ),
+            ("[[keys]]\nname = \"a\"\n", "keys[0]", "key_env"),
+            (
+                "[[keys]]\nname = \"a\"\nsha256 = \"abc\"\n",
+                "keys[0]",
+                "sha256",
+            ),
+            (
+                "[providers.m]\nkind = \"mock\"\n[routes.r]\ntargets = []\n",
+                "routes.r",
+                "targets",
+            ),
+            (
+                "[providers.m]\nkind = \"mock\"\n[routes.\"a/b\"]\ntargets = [\"m/x\"]\n",
+                "routes.a/b",
+                "",
+            ),
+        ];
+        for (text, table, field) in cases {
+            let error = first_error(text);
+            assert_eq!(
+                (error.table.as_str(), error.field.as_str()),
+                (table, field),
+                "{text}"
+            );
+            assert!(error.to_string().starts_with("test.toml"), "{error}");
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_rejected() {
+        let text = "[[keys]]\nname = \"a\"\nkey_env = \"CLIENT_KEY\"\n[[keys]]\nname = \"a\"\nkey_env = \"CLIENT_KEY\"\n";
+        let errors = parse(text).unwrap_err().0;
+        assert!(errors.iter().any(|e| e.reason.contains("unique")));
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.reason.contains("same as another key"))
+        );
+    }
+
+    #[test]
+    fn all_errors_are_reported_at_once() {
+        let text = "[routing]\nattempt_timeout = \"x\"\nrequest_timeout = \"y\"\n";
+        assert_eq!(parse(text).unwrap_err().0.len(), 2);
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("4MiB"), Some(4 << 20));
+        assert_eq!(parse_size("512 KiB"), Some(512 << 10));
+        assert_eq!(parse_size("1000"), Some(1000));
+        assert_eq!(parse_size("1MB"), Some(1_000_000));
+        assert_eq!(parse_size("MiB"), None);
+        assert_eq!(parse_size("4 lightyears"), None);
+    }
+}

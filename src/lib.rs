@@ -1,0 +1,25 @@
+//! switchboard: an LLM router that speaks the OpenAI Chat Completions API to its clients and
+//! routes each request to Qwen (Alibaba Model Studio, Alipay endpoints included), Mistral,
+//! any OpenAI-compatible upstream, or its own built-in mock.
+//!
+//! The request path, in module order: [`server`] accepts connections, [`app`] gives each
+//! request an id and hands it to [`api`], which authenticates ([`auth`]), validates the
+//! body ([`openai`]) and asks the [`router`] for an answer. The router resolves the model
+//! against the [`config`] snapshot, has a provider adapter ([`providers`]) build the request,
+//! sends it through [`upstream`], and the answer comes back whole or as a [`stream`] of
+//! [`sse`] events. [`error`] is the only place an error becomes an HTTP response.
+
+pub mod access_log;
+mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod openai;
+pub mod providers;
+pub mod retry_after;
+pub mod router;
+pub mod server;
+pub mod sse;
+pub mod stream;
+pub mod upstream;

@@ -1,0 +1,577 @@
+//! The OpenAI Chat Completions wire, as the router reads it.
+//!
+//! [`ChatRequest::parse`] is the front door's validation: it type-checks the fields the router
+//! and its adapters rely on, borrowing from the client's bytes instead of copying them, and
+//! turns every problem into a 400 that names the offending `param`. Fields it does not know
+//! are left in the raw body for OpenAI-wire upstreams, which receive the client's bytes with
+//! only `model` replaced.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::error::ApiError;
+
+/// A validated chat completion request: the typed view plus the client's raw bytes.
+#[derive(Debug)]
+pub struct ChatRequest<'a> {
+    raw: &'a [u8],
+    /// The typed view of the fields the router checks.
+    pub body: ChatBody<'a>,
+    /// The requested model (a route name or `provider/model`), unescaped.
+    pub model: Cow<'a, str>,
+    model_span: Range<usize>,
+}
+
+/// The fields of a chat request the router type-checks. Typing a field here *is* its
+/// validation: a wrong type becomes a 400 naming it.
+#[derive(Debug, Deserialize)]
+pub struct ChatBody<'a> {
+    #[serde(borrow, default)]
+    model: Option<&'a RawValue>,
+    /// The conversation.
+    #[serde(borrow, default)]
+    pub messages: Option<Vec<Message<'a>>>,
+    /// Whether the client wants server-sent events.
+    #[serde(default)]
+    pub stream: Option<bool>,
+    /// Stream options; only meaningful with `stream: true`.
+    #[serde(default)]
+    pub stream_options: Option<StreamOptions>,
+    /// Sampling temperature, 0 to 2.
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling, 0 to 1.
+    #[serde(default)]
+    pub top_p: Option<f64>,
+    /// Number of choices, at least 1.
+    #[serde(default)]
+    pub n: Option<u32>,
+    /// Legacy output cap.
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    /// Output cap including reasoning tokens; preferred over `max_tokens`.
+    #[serde(default)]
+    pub max_completion_tokens: Option<u32>,
+    /// Best-effort determinism.
+    #[serde(default)]
+    pub seed: Option<i64>,
+    /// Penalty for tokens already present, -2 to 2.
+    #[serde(default)]
+    pub presence_penalty: Option<f64>,
+    /// Penalty by token frequency, -2 to 2.
+    #[serde(default)]
+    pub frequency_penalty: Option<f64>,
+    /// Stop sequences: a string or an array of strings.
+    #[serde(borrow, default)]
+    pub stop: Option<Stop<'a>>,
+    /// Function tools the model may call.
+    #[serde(borrow, default)]
+    pub tools: Option<Vec<Tool<'a>>>,
+    /// `"none"`, `"auto"`, `"required"` or a named function.
+    #[serde(borrow, default)]
+    pub tool_choice: Option<&'a RawValue>,
+    /// Whether several tool calls may come in one turn.
+    #[serde(default)]
+    pub parallel_tool_calls: Option<bool>,
+    /// `text`, `json_object` or `json_schema`.
+    #[serde(borrow, default)]
+    pub response_format: Option<&'a RawValue>,
+    /// An end-user identifier.
+    #[serde(borrow, default)]
+    pub user: Option<Cow<'a, str>>,
+}
+
+/// `stream_options` of a streaming request.
+#[derive(Debug, Default, Deserialize)]
+pub struct StreamOptions {
+    /// Whether a final chunk with `usage` (and empty `choices`) is wanted.
+    #[serde(default)]
+    pub include_usage: Option<bool>,
+}
+
+/// `stop`: one sequence or several.
+#[derive(Debug)]
+pub enum Stop<'a> {
+    /// A single stop sequence.
+    One(Cow<'a, str>),
+    /// Several stop sequences.
+    Many(Vec<Cow<'a, str>>),
+}
+
+/// A message's author.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions from the application.
+    System,
+    /// Instructions from the developer (newer name for `system`).
+    Developer,
+    /// The end user.
+    User,
+    /// The model.
+    Assistant,
+    /// The result of a tool call.
+    Tool,
+}
+
+/// One message of the conversation.
+#[derive(Debug, Deserialize)]
+pub struct Message<'a> {
+    /// Who wrote it.
+    pub role: Role,
+    /// Text or content parts; may be null on an assistant turn that calls tools.
+    #[serde(borrow, default)]
+    pub content: Option<Content<'a>>,
+    /// An optional participant name.
+    #[serde(borrow, default)]
+    pub name: Option<Cow<'a, str>>,
+    /// Tool calls made by an assistant turn.
+    #[serde(borrow, default)]
+    pub tool_calls: Option<Vec<ToolCall<'a>>>,
+    /// The call a `tool` message answers.
+    #[serde(borrow, default)]
+    pub tool_call_id: Option<Cow<'a, str>>,
+}
+
+/// Message content: a string or an array of typed parts.
+#[derive(Debug)]
+pub enum Content<'a> {
+    /// Plain text.
+    Text(Cow<'a, str>),
+    /// Typed parts (text, images, ...).
+    Parts(Vec<Part<'a>>),
+}
+
+/// One content part. Only `text` parts are read by the router; the others travel as sent.
+#[derive(Debug, Deserialize)]
+pub struct Part<'a> {
+    /// `text`, `image_url`, `input_audio`, `file`, ...
+    #[serde(rename = "type", borrow)]
+    pub kind: Cow<'a, str>,
+    /// The text of a `text` part.
+    #[serde(borrow, default)]
+    pub text: Option<Cow<'a, str>>,
+}
+
+/// A tool call in an assistant message.
+#[derive(Debug, Deserialize)]
+pub struct ToolCall<'a> {
+    /// The call id that a later `tool` message answers.
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    /// The function called.
+    #[serde(borrow)]
+    pub function: FunctionCall<'a>,
+}
+
+/// The function part of a tool call.
+#[derive(Debug, Deserialize)]
+pub struct FunctionCall<'a> {
+    /// Function name.
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
+    /// Arguments as a JSON string.
+    #[serde(borrow, default)]
+    pub arguments: Cow<'a, str>,
+}
+
+/// A tool the model may call.
+#[derive(Debug, Deserialize)]
+pub struct Tool<'a> {
+    /// Always `function` for chat completions.
+    #[serde(rename = "type", borrow)]
+    pub kind: Cow<'a, str>,
+    /// The function definition.
+    #[serde(borrow)]
+    pub function: FunctionDef<'a>,
+}
+
+/// A function tool's definition.
+#[derive(Debug, Deserialize)]
+pub struct FunctionDef<'a> {
+    /// Function name.
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
+    /// What the function does.
+    #[serde(borrow, default)]
+    pub description: Option<Cow<'a, str>>,
+    /// JSON Schema of the arguments.
+    #[serde(borrow, default)]
+    pub parameters: Option<&'a RawValue>,
+}
+
+impl<'a> ChatRequest<'a> {
+    /// Parses and validates a client's request body.
+    pub fn parse(raw: &'a [u8]) -> Result<Self, ApiError> {
+        let deserializer = &mut serde_json::Deserializer::from_slice(raw);
+        let body: ChatBody<'a> =
+            serde_path_to_error::deserialize(deserializer).map_err(invalid_body)?;
+        let Some(model_raw) = body.model else {
+            return Err(ApiError::bad_request(
+                "You must provide a model parameter.",
+                Some("model".into()),
+            ));
+        };
+        let model: Cow<'a, str> = serde_json::from_str(model_raw.get()).map_err(|_| {
+            ApiError::bad_request(
+                "Invalid type for 'model': expected a string.",
+                Some("model".into()),
+            )
+        })?;
+        let model_span = span_of(raw, model_raw.get());
+        let request = Self {
+            raw,
+            body,
+            model,
+            model_span,
+        };
+        request.validate()?;
+        Ok(request)
+    }
+
+    /// The client's bytes as received.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// Whether the client asked for a stream.
+    pub fn is_stream(&self) -> bool {
+        self.body.stream.unwrap_or(false)
+    }
+
+    /// Whether the client asked for the usage chunk at the end of its stream.
+    pub fn include_usage(&self) -> bool {
+        self.is_stream()
+            && self
+                .body
+                .stream_options
+                .as_ref()
+                .and_then(|o| o.include_usage)
+                .unwrap_or(false)
+    }
+
+    /// The conversation (validated to be present and non-empty).
+    pub fn messages(&self) -> &[Message<'a>] {
+        self.body.messages.as_deref().unwrap_or_default()
+    }
+
+    /// The client's body with `model` replaced, every other byte as the client sent it.
+    pub fn body_with_model(&self, model: &str) -> Bytes {
+        let mut out = BytesMut::with_capacity(self.raw.len() + model.len());
+        out.put_slice(&self.raw[..self.model_span.start]);
+        write_json_string(&mut out, model);
+        out.put_slice(&self.raw[self.model_span.end..]);
+        out.freeze()
+    }
+
+    fn validate(&self) -> Result<(), ApiError> {
+        if self.model.is_empty() {
+            return Err(ApiError::bad_request(
+                "'model' must not be empty.",
+                Some("model".into()),
+            ));
+        }
+        let Some(messages) = &self.body.messages else {
+            return Err(ApiError::bad_request(
+                "Missing required parameter: 'messages'.",
+                Some("messages".into()),
+            ));
+        };
+        if messages.is_empty() {
+            return Err(ApiError::bad_request(
+                "'messages' must contain at least one message.",
+                Some("messages".into()),
+            ));
+        }
+        for (index, message) in messages.iter().enumerate() {
+            message.validate(index)?;
+        }
+        let b = &self.body;
+        check_range("temperature", b.temperature, 0.0, 2.0)?;
+        check_range("top_p", b.top_p, 0.0, 1.0)?;
+        check_range("presence_penalty", b.presence_penalty, -2.0, 2.0)?;
+        check_range("frequency_penalty", b.frequency_penalty, -2.0, 2.0)?;
+        if b.n == Some(0) {
+            return Err(ApiError::bad_request(
+                "'n' must be at least 1.",
+                Some("n".into()),
+            ));
+        }
+        if b.stream_options.is_some() && !self.is_stream() {
+            return Err(ApiError::bad_request(
+                "'stream_options' is only allowed when 'stream' is true.",
+                Some("stream_options".into()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Message<'_> {
+    fn validate(&self, index: usize) -> Result<(), ApiError> {
+        let param = |field: &str| Some(format!("messages[{index}].{field}"));
+        match self.role {
+            Role::System | Role::Developer | Role::User if self.content.is_none() => {
+                Err(ApiError::bad_request(
+                    format!("Missing required parameter: 'messages[{index}].content'."),
+                    param("content"),
+                ))
+            }
+            Role::Tool if self.tool_call_id.is_none() => Err(ApiError::bad_request(
+                format!("Missing required parameter: 'messages[{index}].tool_call_id'."),
+                param("tool_call_id"),
+            )),
+            Role::Assistant if self.content.is_none() && self.tool_calls.is_none() => {
+                Err(ApiError::bad_request(
+                    format!(
+                        "'messages[{index}]': an assistant message needs 'content' or 'tool_calls'."
+                    ),
+                    param("content"),
+                ))
+            }
+            Role::System | Role::Developer | Role::User | Role::Tool | Role::Assistant => Ok(()),
+        }
+    }
+
+    /// The message's text: the string content, or its text parts joined.
+    pub fn text(&self) -> Cow<'_, str> {
+        match &self.content {
+            None => Cow::Borrowed(""),
+            Some(Content::Text(text)) => Cow::Borrowed(text),
+            Some(Content::Parts(parts)) => {
+                let texts: Vec<&str> = parts.iter().filter_map(|p| p.text.as_deref()).collect();
+                Cow::Owned(texts.join("\n"))
+            }
+        }
+    }
+}
+
+fn check_range(name: &str, value: Option<f64>, min: f64, max: f64) -> Result<(), ApiError> {
+    match value {
+        Some(v) if !(min..=max).contains(&v) => Err(ApiError::bad_request(
+            format!("'{name}' must be between {min} and {max}, got {v}."),
+            Some(name.into()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn invalid_body(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = error.path().to_string();
+    let inner = error.inner();
+    if inner.is_syntax() || inner.is_eof() {
+        return ApiError::bad_request(
+            format!(
+                "We could not parse the JSON body of your request ({inner}). The body must be a \
+                 JSON object."
+            ),
+            None,
+        );
+    }
+    if path == "." {
+        return ApiError::bad_request(format!("Invalid request body: {inner}."), None);
+    }
+    ApiError::bad_request(format!("Invalid value for '{path}': {inner}."), Some(path))
+}
+
+/// The byte range of `part` inside `whole`; `part` must be a sub-slice of it.
+fn span_of(whole: &[u8], part: &str) -> Range<usize> {
+    let start = (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
+    start..start + part.len()
+}
+
+/// Appends `value` as a JSON string literal.
+pub fn write_json_string(out: &mut BytesMut, value: &str) {
+    // Serialising a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(out.writer(), value);
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ContentVisitor;
+        impl<'de> Visitor<'de> for ContentVisitor {
+            type Value = Content<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of content parts")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Content::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Content::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Content::Text(Cow::Owned(v)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut parts = Vec::with_capacity(seq.size_hint().unwrap_or(1));
+                while let Some(part) = seq.next_element()? {
+                    parts.push(part);
+                }
+                Ok(Content::Parts(parts))
+            }
+        }
+        deserializer.deserialize_any(ContentVisitor)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Stop<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StopVisitor;
+        impl<'de> Visitor<'de> for StopVisitor {
+            type Value = Stop<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Stop::One(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Stop::One(Cow::Owned(v.to_owned())))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut all = Vec::new();
+                while let Some(StopItem(item)) = seq.next_element()? {
+                    all.push(item);
+                }
+                Ok(Stop::Many(all))
+            }
+        }
+        deserializer.deserialize_any(StopVisitor)
+    }
+}
+
+/// A borrowed-when-possible string inside a `stop` array.
+struct StopItem<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for StopItem<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Self(Cow::deserialize(deserializer)?))
+    }
+}
+
+/// Token counts in OpenAI's meaning, whatever the provider reported.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Usage {
+    /// The whole input, cached tokens included.
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    /// The whole output, reasoning tokens included.
+    #[serde(default)]
+    pub completion_tokens: u64,
+    /// The sum of the two.
+    #[serde(default)]
+    pub total_tokens: u64,
+}
+
+/// Just the `usage` of an OpenAI-wire response or chunk; everything else is skipped unparsed.
+#[derive(Deserialize)]
+pub struct UsageOnly {
+    /// The usage, when present and not null.
+    #[serde(default)]
+    pub usage: Option<Usage>,
+}
+
+/// The `data:` payload that ends an OpenAI stream.
+pub const DONE: &[u8] = b"[DONE]";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_err(body: &str) -> serde_json::Value {
+        let error = ChatRequest::parse(body.as_bytes()).unwrap_err();
+        serde_json::from_slice::<serde_json::Value>(&error.body()).unwrap()["error"].clone()
+    }
+
+    #[test]
+    fn parses_a_minimal_request_without_copying_strings() {
+        let raw = br#"{"model":"demo","messages":[{"role":"user","content":"hi"}]}"#;
+        let request = ChatRequest::parse(raw).unwrap();
+        assert_eq!(request.model, "demo");
+        assert!(matches!(request.model, Cow::Borrowed(_)));
+        assert!(!request.is_stream());
+        assert_eq!(request.messages()[0].text(), "hi");
+    }
+
+    #[test]
+    fn replaces_model_and_keeps_every_other_byte() {
+        let raw = br#"{ "messages":[{"role":"user","content":"caf\u00e9 1000.00"}], "model" : "demo", "x":1.0}"#;
+        let request = ChatRequest::parse(raw).unwrap();
+        let body = request.body_with_model("qwen-\"max\"");
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            r#"{ "messages":[{"role":"user","content":"caf\u00e9 1000.00"}], "model" : "qwen-\"max\"", "x":1.0}"#
+        );
+    }
+
+    #[test]
+    fn malformed_json_is_a_400_without_param() {
+        let error = parse_err(r#"{"model":"demo","messages":["#);
+        assert_eq!(error["type"], "invalid_request_error");
+        assert!(error["param"].is_null());
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("parse the JSON")
+        );
+    }
+
+    #[test]
+    fn missing_fields_name_their_param() {
+        assert_eq!(parse_err(r#"{"messages":[]}"#)["param"], "model");
+        assert_eq!(parse_err(r#"{"model":"demo"}"#)["param"], "messages");
+        assert_eq!(
+            parse_err(r#"{"model":"demo","messages":[]}"#)["param"],
+            "messages"
+        );
+        assert_eq!(parse_err(r#"{"model":7,"messages":[]}"#)["param"], "model");
+    }
+
+    #[test]
+    fn wrong_types_name_the_nested_param() {
+        let error = parse_err(r#"{"model":"demo","messages":[{"role":"user","content":5}]}"#);
+        assert_eq!(error["param"], "messages[0].content");
+        let error = parse_err(r#"{"model":"demo","messages":[{"role":"robot","content":"x"}]}"#);
+        assert_eq!(error["param"], "messages[0].role");
+        let error = parse_err(
+            r#"{"model":"demo","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#,
+        );
+        assert_eq!(error["param"], "temperature");
+        let error = parse_err(r#"{"model":"demo","messages":[{"role":"tool","content":"x"}]}"#);
+        assert_eq!(error["param"], "messages[0].tool_call_id");
+    }
+
+    #[test]
+    fn out_of_range_values_are_rejected() {
+        let error = parse_err(
+            r#"{"model":"demo","messages":[{"role":"user","content":"x"}],"temperature":3}"#,
+        );
+        assert_eq!(error["param"], "temperature");
+        let error = parse_err(
+            r#"{"model":"demo","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}"#,
+        );
+        assert_eq!(error["param"], "stream_options");
+    }
+
+    #[test]
+    fn non_object_bodies_are_rejected() {
+        assert!(parse_err("[1,2]")["message"].as_str().is_some());
+        assert!(parse_err("\"x\"")["message"].as_str().is_some());
+        assert!(parse_err("")["message"].as_str().is_some());
+    }
+
+    #[test]
+    fn text_parts_are_joined() {
+        let raw = br#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"x"}},{"type":"text","text":"b"}]}]}"#;
+        let request = ChatRequest::parse(raw).unwrap();
+        assert_eq!(request.messages()[0].text(), "a\nb");
+    }
+}

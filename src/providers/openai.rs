@@ -1,0 +1,414 @@
+//! `kind = "openai"`: any OpenAI-compatible upstream, and the wire the built-in mock speaks.
+//!
+//! Byte fidelity: the request is the client's body with only `model` replaced, and responses
+//! and stream events are forwarded as the upstream sent them. The router reads `usage` (and
+//! in-band errors) out of them but never re-serialises them.
+
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{Adapter, StreamTranslator, Translated, UpstreamRequest};
+use crate::config::Target;
+use crate::error::{ApiError, FailureKind, UpstreamFailure};
+use crate::openai::{ChatRequest, DONE, Usage, UsageOnly};
+use crate::retry_after;
+use crate::sse::{SseEvent, data_frame};
+
+/// The OpenAI-wire pass-through adapter.
+pub(super) struct OpenAi;
+
+impl Adapter for OpenAi {
+    fn request(
+        &self,
+        chat: &ChatRequest<'_>,
+        target: &Target,
+    ) -> Result<UpstreamRequest, ApiError> {
+        Ok(UpstreamRequest {
+            method: Method::POST,
+            path: "/chat/completions".to_owned(),
+            headers: bearer_headers(target, chat.is_stream())?,
+            body: chat.body_with_model(&target.model),
+        })
+    }
+
+    fn response(
+        &self,
+        _chat: &ChatRequest<'_>,
+        _target: &Target,
+        body: Bytes,
+    ) -> Result<Translated, UpstreamFailure> {
+        let usage = read_usage(&body)?;
+        Ok(Translated { body, usage })
+    }
+
+    fn stream(&self, _chat: &ChatRequest<'_>, _target: &Target) -> Box<dyn StreamTranslator> {
+        Box::new(PassThrough::default())
+    }
+}
+
+/// JSON headers plus `Authorization: Bearer` when the provider has a key.
+pub(super) fn bearer_headers(target: &Target, stream: bool) -> Result<HeaderMap, ApiError> {
+    let mut headers = HeaderMap::with_capacity(3);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let accept = if stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    headers.insert(ACCEPT, HeaderValue::from_static(accept));
+    if let Some(secret) = &target.provider.secret {
+        let mut value =
+            HeaderValue::try_from(format!("Bearer {}", secret.expose())).map_err(|_| {
+                ApiError::Internal(format!(
+                    "the API key of provider {} is not a valid header value",
+                    target.provider.name
+                ))
+            })?;
+        value.set_sensitive(true);
+        headers.insert(AUTHORIZATION, value);
+    }
+    Ok(headers)
+}
+
+/// The `usage` of a complete OpenAI-wire body; an unreadable body is the upstream's fault.
+pub(super) fn read_usage(body: &[u8]) -> Result<Option<Usage>, UpstreamFailure> {
+    serde_json::from_slice::<UsageOnly>(body)
+        .map(|parsed| parsed.usage)
+        .map_err(|e| {
+            UpstreamFailure::new(
+                FailureKind::Unavailable,
+                format!("the provider sent a malformed response body ({e})"),
+            )
+        })
+}
+
+/// Forwards OpenAI-wire events unchanged, noting usage, `[DONE]` and in-band errors.
+#[derive(Default)]
+pub(super) struct PassThrough {
+    done: bool,
+    usage: Option<Usage>,
+}
+
+impl PassThrough {
+    /// Inspects one event without changing it. Returns whether it should be forwarded.
+    pub(super) fn inspect(&mut self, data: &[u8]) -> Result<bool, UpstreamFailure> {
+        if self.done {
+            return Ok(false);
+        }
+        if data == DONE {
+            self.done = true;
+            return Ok(true);
+        }
+        let probe = probe(data)?;
+        if let Some(error) = probe.error {
+            return Err(in_band_failure(error.get().as_bytes()));
+        }
+        if probe.usage.is_some() {
+            self.usage = probe.usage;
+        }
+        Ok(true)
+    }
+}
+
+impl StreamTranslator for PassThrough {
+    fn event(&mut self, event: &SseEvent, out: &mut Vec<Bytes>) -> Result<(), UpstreamFailure> {
+        if self.inspect(&event.data)? {
+            out.push(data_frame(&event.data));
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _out: &mut Vec<Bytes>) -> Result<(), UpstreamFailure> {
+        if self.done {
+            return Ok(());
+        }
+        Err(cut_short())
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+}
+
+/// The failure for an upstream stream that ended without its end marker.
+pub(super) fn cut_short() -> UpstreamFailure {
+    UpstreamFailure::new(
+        FailureKind::Stream,
+        "the provider closed the stream before it finished",
+    )
+}
+
+/// The fields of a chunk the router looks at.
+#[derive(Default, Deserialize)]
+pub(super) struct Probe<'a> {
+    #[serde(default)]
+    pub(super) usage: Option<Usage>,
+    #[serde(borrow, default)]
+    pub(super) error: Option<&'a RawValue>,
+}
+
+/// Reads `usage` and `error` from a chunk, parsing only chunks that can carry them.
+pub(super) fn probe(data: &[u8]) -> Result<Probe<'_>, UpstreamFailure> {
+    if !contains(data, b"\"usage\"") && !contains(data, b"\"error\"") {
+        return Ok(Probe::default());
+    }
+    serde_json::from_slice(data).map_err(|e| {
+        UpstreamFailure::new(
+            FailureKind::Stream,
+            format!("the provider sent a malformed stream event ({e})"),
+        )
+    })
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The error object of an OpenAI-style body, in any of the shapes providers use.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct ErrorFields {
+    pub(super) message: Option<String>,
+    pub(super) error_type: Option<String>,
+    pub(super) code: Option<String>,
+    pub(super) param: Option<String>,
+}
+
+impl ErrorFields {
+    /// Reads `{"error":{...}}`, a bare `{"message","type","code"}` (Mistral) or
+    /// `{"detail":[...]}` (validation errors). Anything else yields empty fields.
+    pub(super) fn parse(body: &[u8]) -> Self {
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return Self::default();
+        };
+        let object = value
+            .get("error")
+            .filter(|e| e.is_object())
+            .unwrap_or(&value);
+        let text = |key: &str| -> Option<String> {
+            match object.get(key)? {
+                serde_json::Value::Null => None,
+                serde_json::Value::String(s) => Some(s.clone()),
+                other => Some(other.to_string()),
+            }
+        };
+        Self {
+            message: text("message").or_else(|| text("detail")),
+            error_type: text("type"),
+            code: text("code"),
+            param: text("param"),
+        }
+    }
+
+    /// Whether the type or code is `needle`, in any letter case.
+    pub(super) fn is(&self, needle: &str) -> bool {
+        [&self.code, &self.error_type]
+            .into_iter()
+            .flatten()
+            .any(|v| v.eq_ignore_ascii_case(needle))
+    }
+}
+
+/// Classifies a non-2xx answer from an OpenAI-style provider (DESIGN "errors", reference 7.4).
+pub(super) fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> UpstreamFailure {
+    classify_fields(status, headers, ErrorFields::parse(body))
+}
+
+/// Classifies by status and by what the error body says.
+pub(super) fn classify_fields(
+    status: StatusCode,
+    headers: &HeaderMap,
+    fields: ErrorFields,
+) -> UpstreamFailure {
+    let kind = match status.as_u16() {
+        429 if fields.is("insufficient_quota") => FailureKind::Account,
+        429 => FailureKind::RateLimited,
+        401 | 402 | 403 => FailureKind::Account,
+        404 => FailureKind::Unavailable,
+        408 => FailureKind::Timeout,
+        400..=499 => FailureKind::Rejected,
+        _ => FailureKind::Unavailable,
+    };
+    failure_from(kind, status, headers, fields)
+}
+
+/// Builds the client-safe failure. Only the client's own mistakes carry the upstream's words;
+/// credential and billing failures never do (their messages can quote the router's key).
+pub(super) fn failure_from(
+    kind: FailureKind,
+    status: StatusCode,
+    headers: &HeaderMap,
+    fields: ErrorFields,
+) -> UpstreamFailure {
+    let upstream_said = fields
+        .message
+        .as_deref()
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default();
+    let message = match kind {
+        FailureKind::Account => format!(
+            "the provider refused switchboard's own credentials or billing (HTTP {})",
+            status.as_u16()
+        ),
+        FailureKind::Rejected => fields.message.clone().unwrap_or_else(|| {
+            format!(
+                "the provider rejected the request (HTTP {})",
+                status.as_u16()
+            )
+        }),
+        FailureKind::RateLimited
+        | FailureKind::Unavailable
+        | FailureKind::Timeout
+        | FailureKind::Connect
+        | FailureKind::Stream => format!("HTTP {}{upstream_said}", status.as_u16()),
+    };
+    let mut failure = UpstreamFailure::new(kind, message).with_status(status);
+    failure.retry_after = retry_after::from_headers(headers);
+    if kind == FailureKind::Rejected {
+        failure.error_type = fields.error_type;
+        failure.code = fields.code;
+        failure.param = fields.param;
+    }
+    failure
+}
+
+/// An `{"error":...}` event inside a 200 stream.
+pub(super) fn in_band_failure(error_object: &[u8]) -> UpstreamFailure {
+    let fields = ErrorFields::parse(error_object);
+    let mut failure = UpstreamFailure::new(
+        FailureKind::Stream,
+        format!(
+            "the provider reported an error mid-stream: {}",
+            fields.message.as_deref().unwrap_or("no message")
+        ),
+    );
+    failure.code = fields.code;
+    failure
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classify_json(status: u16, body: &str) -> UpstreamFailure {
+        classify(
+            StatusCode::from_u16(status).unwrap(),
+            &HeaderMap::new(),
+            body.as_bytes(),
+        )
+    }
+
+    #[test]
+    fn statuses_map_to_failure_kinds() {
+        let cases = [
+            (
+                429,
+                r#"{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}"#,
+                FailureKind::RateLimited,
+            ),
+            (
+                429,
+                r#"{"error":{"message":"quota","type":"insufficient_quota","code":"insufficient_quota"}}"#,
+                FailureKind::Account,
+            ),
+            (
+                401,
+                r#"{"error":{"message":"Incorrect API key provided: sk-abc***"}}"#,
+                FailureKind::Account,
+            ),
+            (402, "{}", FailureKind::Account),
+            (403, "{}", FailureKind::Account),
+            (404, "{}", FailureKind::Unavailable),
+            (408, "{}", FailureKind::Timeout),
+            (
+                400,
+                r#"{"error":{"message":"bad","code":"context_length_exceeded","param":"messages"}}"#,
+                FailureKind::Rejected,
+            ),
+            (413, "not json", FailureKind::Rejected),
+            (422, "{}", FailureKind::Rejected),
+            (500, "{}", FailureKind::Unavailable),
+            (502, "", FailureKind::Unavailable),
+            (503, "{}", FailureKind::Unavailable),
+            (504, "{}", FailureKind::Unavailable),
+            (529, "{}", FailureKind::Unavailable),
+        ];
+        for (status, body, kind) in cases {
+            assert_eq!(classify_json(status, body).kind, kind, "{status} {body}");
+        }
+    }
+
+    #[test]
+    fn credential_failures_never_echo_the_upstream_message() {
+        let failure = classify_json(
+            401,
+            r#"{"error":{"message":"Incorrect API key provided: sk-abc123"}}"#,
+        );
+        assert!(!failure.message.contains("sk-abc123"));
+    }
+
+    #[test]
+    fn rejected_requests_keep_type_code_and_param() {
+        let failure = classify_json(
+            400,
+            r#"{"error":{"message":"too long","type":"invalid_request_error","code":"context_length_exceeded","param":"messages"}}"#,
+        );
+        assert_eq!(failure.message, "too long");
+        assert_eq!(failure.code.as_deref(), Some("context_length_exceeded"));
+        assert_eq!(failure.param.as_deref(), Some("messages"));
+    }
+
+    #[test]
+    fn retry_after_is_read() {
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", HeaderValue::from_static("7"));
+        let failure = classify(StatusCode::TOO_MANY_REQUESTS, &headers, b"{}");
+        assert_eq!(failure.retry_after, Some(std::time::Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn pass_through_forwards_bytes_and_reads_usage() {
+        let mut stream = PassThrough::default();
+        let mut out = Vec::new();
+        let chunk = br#"{"choices":[{"delta":{"content":"caf\u00e9 1000.00"}}]}"#;
+        let usage =
+            br#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#;
+        for data in [&chunk[..], &usage[..], DONE] {
+            let event = SseEvent {
+                name: None,
+                data: Bytes::copy_from_slice(data),
+            };
+            stream.event(&event, &mut out).unwrap();
+        }
+        stream.finish(&mut out).unwrap();
+        assert_eq!(out[0], data_frame(chunk));
+        assert_eq!(out[2], data_frame(DONE));
+        assert_eq!(stream.usage().unwrap().total_tokens, 7);
+    }
+
+    #[test]
+    fn pass_through_reports_in_band_errors_and_truncation() {
+        let mut stream = PassThrough::default();
+        let event = SseEvent {
+            name: None,
+            data: Bytes::from_static(br#"{"error":{"message":"Output data may contain inappropriate content.","code":"data_inspection_failed"}}"#),
+        };
+        let failure = stream.event(&event, &mut Vec::new()).unwrap_err();
+        assert_eq!(failure.kind, FailureKind::Stream);
+        assert_eq!(failure.code.as_deref(), Some("data_inspection_failed"));
+        assert!(PassThrough::default().finish(&mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn error_fields_read_every_provider_shape() {
+        let mistral = ErrorFields::parse(br#"{"object":"error","message":"Rate limit exceeded","type":"rate_limited","param":null,"code":"1300"}"#);
+        assert_eq!(mistral.code.as_deref(), Some("1300"));
+        assert!(mistral.is("rate_limited"));
+        let detail =
+            ErrorFields::parse(br#"{"detail":[{"type":"extra_forbidden","loc":["body","x"]}]}"#);
+        assert!(detail.message.unwrap().contains("extra_forbidden"));
+        assert_eq!(ErrorFields::parse(b"<html>"), ErrorFields::default());
+    }
+}

@@ -1,0 +1,106 @@
+//! `kind = "qwen"`: Alibaba Model Studio (DashScope) compatible mode, Alipay endpoints included.
+//!
+//! The wire is OpenAI's, so requests and responses pass through byte for byte (Qwen-only
+//! fields such as `enable_thinking` reach the upstream, `reasoning_content` reaches the
+//! client). What differs is how DashScope reports trouble: an unpaid account is a 400
+//! `Arrearage`, and content moderation is a 400 `data_inspection_failed`
+//! (reference/provider-apis.md section 5.1).
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+
+use super::openai::{self, ErrorFields, OpenAi};
+use super::{Adapter, StreamTranslator, Translated, UpstreamRequest};
+use crate::config::Target;
+use crate::error::{ApiError, FailureKind, UpstreamFailure};
+use crate::openai::ChatRequest;
+
+/// The DashScope compatible-mode adapter.
+pub(super) struct Qwen;
+
+impl Adapter for Qwen {
+    fn request(
+        &self,
+        chat: &ChatRequest<'_>,
+        target: &Target,
+    ) -> Result<UpstreamRequest, ApiError> {
+        OpenAi.request(chat, target)
+    }
+
+    fn response(
+        &self,
+        chat: &ChatRequest<'_>,
+        target: &Target,
+        body: Bytes,
+    ) -> Result<Translated, UpstreamFailure> {
+        OpenAi.response(chat, target, body)
+    }
+
+    fn stream(&self, chat: &ChatRequest<'_>, target: &Target) -> Box<dyn StreamTranslator> {
+        OpenAi.stream(chat, target)
+    }
+
+    fn failure(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> UpstreamFailure {
+        let fields = ErrorFields::parse(body);
+        if fields.is("Arrearage") {
+            return openai::failure_from(FailureKind::Account, status, headers, fields);
+        }
+        if fields.is("data_inspection_failed") {
+            let mut failure = openai::failure_from(FailureKind::Rejected, status, headers, fields);
+            failure.code = Some("content_filter".to_owned());
+            return failure;
+        }
+        openai::classify_fields(status, headers, fields)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classify(status: u16, body: &str) -> UpstreamFailure {
+        Qwen.failure(
+            StatusCode::from_u16(status).unwrap(),
+            &HeaderMap::new(),
+            body.as_bytes(),
+        )
+    }
+
+    #[test]
+    fn arrearage_is_an_account_problem_despite_the_400() {
+        let failure = classify(
+            400,
+            r#"{"error":{"message":"Access denied, please make sure your account is in good standing.","type":"Arrearage","param":null,"code":"Arrearage"},"id":"chatcmpl-1","request_id":"r1"}"#,
+        );
+        assert_eq!(failure.kind, FailureKind::Account);
+    }
+
+    #[test]
+    fn moderation_is_the_clients_content_filter() {
+        let failure = classify(
+            400,
+            r#"{"error":{"message":"<400> InternalError.Algo.DataInspectionFailed: Input data may contain inappropriate content.","type":"data_inspection_failed","param":null,"code":"data_inspection_failed"}}"#,
+        );
+        assert_eq!(failure.kind, FailureKind::Rejected);
+        assert_eq!(failure.code.as_deref(), Some("content_filter"));
+    }
+
+    #[test]
+    fn throttling_and_quota_follow_the_openai_rules() {
+        let limit = classify(
+            429,
+            r#"{"error":{"message":"Requests rate limit exceeded","type":"limit_requests","code":"limit_requests"}}"#,
+        );
+        assert_eq!(limit.kind, FailureKind::RateLimited);
+        let quota = classify(
+            429,
+            r#"{"error":{"message":"quota","type":"insufficient_quota","code":"insufficient_quota"}}"#,
+        );
+        assert_eq!(quota.kind, FailureKind::Account);
+        let key = classify(
+            401,
+            r#"{"error":{"message":"Incorrect API key provided.","type":"invalid_request_error","code":"invalid_api_key"}}"#,
+        );
+        assert_eq!(key.kind, FailureKind::Account);
+    }
+}

@@ -1,0 +1,94 @@
+//! The listener: HTTP/1.1 and HTTP/2 (prior knowledge) on one port, one task per connection,
+//! and a graceful shutdown that lets in-flight requests, streams included, finish within the
+//! configured grace period.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::app::AppState;
+use crate::config::Snapshot;
+use crate::upstream::Upstream;
+
+/// A bound, not yet running, router.
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<AppState>,
+}
+
+impl Server {
+    /// Binds `listen` and prepares the shared state for `snapshot`.
+    pub async fn bind(snapshot: Snapshot, listen: SocketAddr) -> io::Result<Self> {
+        let upstream = Upstream::new(&snapshot.upstream).map_err(io::Error::other)?;
+        let listener = TcpListener::bind(listen).await?;
+        let state = Arc::new(AppState::new(snapshot, upstream));
+        Ok(Self { listener, state })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The shared state, e.g. to swap in a new configuration.
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` completes, then drains for up to `server.shutdown_grace`.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder.http1().timer(TokioTimer::new());
+        builder.http2().timer(TokioTimer::new());
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: keep serving the others.
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(%peer, error = %e, "could not set TCP_NODELAY");
+            }
+            let state = self.state.clone();
+            let service = service_fn(move |request| state.clone().handle(request));
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+        self.state.begin_shutdown();
+        drop(self.listener);
+        let grace = self.state.config.load().server.shutdown_grace;
+        tracing::info!(
+            connections = graceful.count(),
+            ?grace,
+            "shutting down: letting in-flight requests finish"
+        );
+        tokio::select! {
+            () = graceful.shutdown() => tracing::info!("all connections closed"),
+            () = tokio::time::sleep(grace) => {
+                tracing::warn!("shutdown grace period over; cutting the remaining connections");
+            }
+        }
+    }
+}
