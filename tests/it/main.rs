@@ -1,0 +1,14 @@
+//! Integration tests: one binary (one link step), one module per area.
+
+mod auth;
+mod chat;
+mod errors;
+mod fidelity;
+mod mistral;
+mod qwen;
+mod sdk_async_openai;
+mod sdk_python;
+mod shipped_config;
+mod shutdown;
+mod streaming;
+mod support;
