@@ -218,7 +218,7 @@ impl<'a> ChatRequest<'a> {
                 Some("model".into()),
             ));
         };
-        let model: Cow<'a, str> = serde_json::from_str(model_raw.get()).map_err(|_| {
+        let model = unescape_string(model_raw).ok_or_else(|| {
             ApiError::bad_request(
                 "Invalid type for 'model': expected a string.",
                 Some("model".into()),
@@ -378,6 +378,14 @@ fn invalid_body(error: serde_path_to_error::Error<serde_json::Error>) -> ApiErro
         return ApiError::bad_request(format!("Invalid request body: {inner}."), None);
     }
     ApiError::bad_request(format!("Invalid value for '{path}': {inner}."), Some(path))
+}
+
+/// A JSON string value, borrowed when it has no escapes; `None` when it is not a string.
+fn unescape_string(raw: &RawValue) -> Option<Cow<'_, str>> {
+    if let Ok(plain) = serde_json::from_str::<&str>(raw.get()) {
+        return Some(Cow::Borrowed(plain));
+    }
+    serde_json::from_str::<String>(raw.get()).ok().map(Cow::Owned)
 }
 
 /// The byte range of `part` inside `whole`; `part` must be a sub-slice of it.

@@ -106,10 +106,10 @@ impl ChatStream {
     }
 
     fn note_sent(&mut self) {
-        if let Some(record) = &mut self.record {
-            if record.time_to_first_token.is_none() {
-                record.time_to_first_token = Some(record.started.elapsed());
-            }
+        if let Some(record) = &mut self.record
+            && record.time_to_first_token.is_none()
+        {
+            record.time_to_first_token = Some(record.started.elapsed());
         }
     }
 
@@ -192,10 +192,10 @@ impl Body for ChatStream {
 impl Drop for ChatStream {
     fn drop(&mut self) {
         // The client went away mid-stream: still account for what was received.
-        if let Some(record) = &mut self.record {
-            if !self.finished {
-                record.error_code = Some("client_disconnected".to_owned());
-            }
+        if let Some(record) = &mut self.record
+            && !self.finished
+        {
+            record.error_code = Some("client_disconnected".to_owned());
         }
         self.close_record();
     }

@@ -297,15 +297,15 @@ fn keys(check: &mut Checker<'_>, raw: &[Spanned<RawKey>], env: EnvLookup<'_>) ->
                 (None, String::new())
             }
         };
-        if let Some(digest) = digest {
-            if !digests.insert(digest) {
-                check.error(
-                    span,
-                    &table,
-                    "key_env",
-                    "this secret is the same as another key's; every key needs its own".into(),
-                );
-            }
+        if let Some(digest) = digest
+            && !digests.insert(digest)
+        {
+            check.error(
+                span,
+                &table,
+                "key_env",
+                "this secret is the same as another key's; every key needs its own".into(),
+            );
         }
         keys.push(ClientKey {
             name: Arc::from(name.as_str()),
