@@ -20,7 +20,7 @@ pub(crate) async fn dispatch(
     let method = request.method();
     let allowed = match path {
         "/v1/chat/completions" => "POST",
-        "/v1/models" | "/healthz" | "/readyz" => "GET",
+        "/v1/models" | "/healthz" | "/readyz" | "/metrics" => "GET",
         p if p.starts_with("/v1/models/") => "GET",
         _ => {
             return error(ApiError::UnknownPath {
@@ -44,6 +44,7 @@ pub(crate) async fn dispatch(
     match path {
         "/v1/chat/completions" => chat::handle(state, request, request_id).await,
         "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#),
+        "/metrics" => metrics(state),
         "/readyz" if state.is_shutting_down() => json(
             StatusCode::SERVICE_UNAVAILABLE,
             r#"{"status":"shutting_down"}"#,
@@ -51,6 +52,17 @@ pub(crate) async fn dispatch(
         "/readyz" => json(StatusCode::OK, r#"{"status":"ready"}"#),
         _ => models::handle(state, &request).unwrap_or_else(error),
     }
+}
+
+/// The Prometheus text exposition.
+fn metrics(state: &AppState) -> Response<ResponseBody> {
+    let body = state.metrics.render(&state.config.load(), &state.health);
+    let mut response = Response::new(Either::Left(Full::from(body)));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 /// An error as a response.

@@ -12,6 +12,10 @@ use hyper::body::Incoming;
 
 use crate::api;
 use crate::config::Snapshot;
+use crate::limits::Limits;
+use crate::metrics::Metrics;
+use crate::router::Balancer;
+use crate::router::health::Health;
 use crate::stream::ChatStream;
 use crate::upstream::Upstream;
 
@@ -27,6 +31,14 @@ pub struct AppState {
     pub config: ArcSwap<Snapshot>,
     /// The shared upstream client.
     pub upstream: Upstream,
+    /// Provider circuit breakers (kept across reloads).
+    pub health: Health,
+    /// Provider and key rate limiters (kept across reloads).
+    pub limits: Limits,
+    /// Weighted routes' round-robin state.
+    pub balancer: Balancer,
+    /// Prometheus collectors.
+    pub metrics: Metrics,
     shutting_down: AtomicBool,
     id_prefix: u32,
     next_id: AtomicU64,
@@ -34,14 +46,18 @@ pub struct AppState {
 
 impl AppState {
     /// State for a loaded configuration.
-    pub fn new(snapshot: Snapshot, upstream: Upstream) -> Self {
-        Self {
+    pub fn new(snapshot: Snapshot, upstream: Upstream) -> Result<Self, prometheus::Error> {
+        Ok(Self {
             config: ArcSwap::from_pointee(snapshot),
             upstream,
+            health: Health::default(),
+            limits: Limits::default(),
+            balancer: Balancer::default(),
+            metrics: Metrics::new()?,
             shutting_down: AtomicBool::new(false),
             id_prefix: fastrand::u32(..),
             next_id: AtomicU64::new(0),
-        }
+        })
     }
 
     /// Marks the router as draining: `/readyz` fails so load balancers stop sending.

@@ -59,6 +59,7 @@ mod tests {
             name: Arc::from(name),
             digest: Some(Sha256::digest(secret.as_bytes()).into()),
             source: String::new(),
+            limits: Default::default(),
         }
     }
 
@@ -88,6 +89,7 @@ mod tests {
             name: Arc::from("off"),
             digest: None,
             source: String::new(),
+            limits: Default::default(),
         };
         let keys = [key("web", "s1"), inactive];
         for headers in [bearer("s3"), HeaderMap::new(), bearer("")] {

@@ -11,6 +11,7 @@ mod validate;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -57,9 +58,18 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
 }
 
-/// `[routing]`: how long attempts and requests may take.
+/// `[routing]`: attempts, timeouts and cooldowns.
 #[derive(Debug)]
 pub struct RoutingSettings {
+    /// Upstream attempts per request, all targets together (at least 1).
+    pub max_attempts: u32,
+    /// Cooldown after a failure that carries no `Retry-After`; doubles on each consecutive
+    /// failure up to `max_cooldown`.
+    pub default_cooldown: Duration,
+    /// The longest cooldown a provider gets, whatever it asks for.
+    pub max_cooldown: Duration,
+    /// Cooldown after a billing or credential failure on the router's own provider key.
+    pub account_cooldown: Duration,
     /// One upstream attempt, until response headers.
     pub attempt_timeout: Duration,
     /// The whole request, a stream included.
@@ -84,6 +94,8 @@ pub struct ClientKey {
     pub name: Arc<str>,
     /// SHA-256 of the secret; `None` when its `key_env` variable is not set (the key is off).
     pub digest: Option<[u8; 32]>,
+    /// Requests and tokens per minute this key may use.
+    pub limits: LimitSettings,
     /// Where the secret comes from, for the start-up summary.
     pub source: String,
 }
@@ -146,8 +158,37 @@ pub struct Provider {
     pub disabled: Option<String>,
     /// Lower-case prefixes of upstream response headers passed to the client.
     pub forward_headers: Vec<String>,
+    /// Requests and tokens per minute the router sends this provider.
+    pub limits: LimitSettings,
     /// The built-in responder's settings, for `kind = "mock"`.
     pub mock: Option<MockSettings>,
+}
+
+/// Per-minute budgets; `None` means unlimited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LimitSettings {
+    /// Requests per minute.
+    pub rpm: Option<NonZeroU32>,
+    /// Tokens per minute (prompt plus completion).
+    pub tpm: Option<NonZeroU32>,
+}
+
+impl LimitSettings {
+    /// Whether any budget is set.
+    pub fn is_limited(&self) -> bool {
+        self.rpm.is_some() || self.tpm.is_some()
+    }
+}
+
+/// How a route spreads requests over its targets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Targets in order; the next one only when the previous cannot answer.
+    #[default]
+    Priority,
+    /// Requests spread by weight (smooth weighted round-robin), failing over to the others.
+    Weighted,
 }
 
 /// How a `mock` provider answers.
@@ -174,6 +215,8 @@ pub struct Target {
     pub model: Arc<str>,
     /// `provider/model`, for logs and reports.
     pub label: Arc<str>,
+    /// Share of traffic under the weighted strategy (1 under priority).
+    pub weight: u32,
 }
 
 /// What a client's `model` resolves to: a named route or one direct target.
@@ -183,6 +226,11 @@ pub struct Route {
     pub name: Arc<str>,
     /// Targets in priority order.
     pub targets: Vec<Target>,
+    /// Priority or weighted.
+    pub strategy: Strategy,
+    /// Whether a timeout after the request was sent may be retried on another target. Off
+    /// for calls that must not run twice, such as a payment commit.
+    pub failover_on_timeout: bool,
     /// True for `provider/model` addressing.
     pub direct: bool,
 }

@@ -145,6 +145,16 @@ pub enum ApiError {
         /// The configured limit in bytes.
         limit: usize,
     },
+    /// The client key used up its own `rpm` or `tpm`.
+    #[error("Rate limit reached for this key: {limit} {budget} per minute. Try again in {}s.", .retry_after.as_secs().max(1))]
+    KeyRateLimited {
+        /// `requests` or `tokens`.
+        budget: &'static str,
+        /// The per-minute limit.
+        limit: u32,
+        /// When there will be room again.
+        retry_after: Duration,
+    },
     /// The upstream refused the request as the client's mistake; its status is kept.
     #[error("{}", .0.message)]
     Rejected(UpstreamFailure),
@@ -231,7 +241,8 @@ impl ApiError {
                 .status
                 .filter(|s| s.is_client_error())
                 .unwrap_or(StatusCode::BAD_REQUEST),
-            Self::AllTargetsFailed {
+            Self::KeyRateLimited { .. }
+            | Self::AllTargetsFailed {
                 all_rate_limited: true,
                 ..
             } => StatusCode::TOO_MANY_REQUESTS,
@@ -253,6 +264,7 @@ impl ApiError {
             | Self::MethodNotAllowed { .. }
             | Self::PayloadTooLarge { .. } => "invalid_request_error",
             Self::Unauthorized => "invalid_request_error",
+            Self::KeyRateLimited { budget, .. } => budget,
             Self::Rejected(failure) => failure
                 .error_type
                 .as_deref()
@@ -276,6 +288,7 @@ impl ApiError {
             Self::ModelNotFound(_) => "model_not_found",
             Self::UnknownPath { .. } => "unknown_url",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::KeyRateLimited { .. } => "rate_limit_exceeded",
             Self::PayloadTooLarge { .. } => "request_too_large",
             Self::Rejected(failure) => failure.code.as_deref().unwrap_or("upstream_rejected"),
             Self::AllTargetsFailed {
@@ -297,6 +310,7 @@ impl ApiError {
             Self::Rejected(failure) => failure.param.as_deref(),
             Self::ModelNotFound(_) => Some("model"),
             Self::Unauthorized
+            | Self::KeyRateLimited { .. }
             | Self::UnknownPath { .. }
             | Self::MethodNotAllowed { .. }
             | Self::PayloadTooLarge { .. }
@@ -311,6 +325,7 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::AllTargetsFailed { retry_after, .. } => *retry_after,
+            Self::KeyRateLimited { retry_after, .. } => Some(*retry_after),
             Self::BadRequest { .. }
             | Self::Unauthorized
             | Self::ModelNotFound(_)
@@ -351,6 +366,27 @@ impl ApiError {
         }
         if let Self::MethodNotAllowed { allowed, .. } = self {
             headers.insert(ALLOW, HeaderValue::from_static(allowed));
+        }
+        if let Self::KeyRateLimited {
+            budget,
+            limit,
+            retry_after,
+        } = &self
+        {
+            // The headers the OpenAI SDKs and their users already read.
+            let reset = format!("{:.3}s", retry_after.as_secs_f64());
+            for (name, value) in [
+                (format!("x-ratelimit-limit-{budget}"), limit.to_string()),
+                (format!("x-ratelimit-remaining-{budget}"), "0".to_owned()),
+                (format!("x-ratelimit-reset-{budget}"), reset),
+            ] {
+                if let (Ok(name), Ok(value)) = (
+                    http::HeaderName::try_from(name),
+                    HeaderValue::try_from(value),
+                ) {
+                    headers.insert(name, value);
+                }
+            }
         }
         if let Self::AllTargetsFailed { .. } | Self::ShuttingDown = self {
             // The router already failed over; an SDK retry on top would only add latency to a

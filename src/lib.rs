@@ -15,6 +15,8 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod limits;
+pub mod metrics;
 pub mod openai;
 pub mod providers;
 pub mod retry_after;

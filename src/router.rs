@@ -1,27 +1,49 @@
-//! From a client's `model` to an upstream answer: resolve the route, pick a usable target,
-//! make the attempt under its deadlines, and sort the outcome.
+//! From a client's `model` to an upstream answer: resolve the route, try its targets in order
+//! under the request's budgets, fail over when a provider cannot answer, and say precisely why
+//! when none can.
 //!
-//! A route is an ordered list of targets; a target whose provider is disabled (its key is not
-//! set) is kept in the route but skipped here. When nothing can answer, the error lists per
-//! target what happened, so an operator can read the reason straight from the client's log.
+//! Each target is skipped without a network call when its provider is disabled, cooling down
+//! ([`health`]) or out of rate-limit room ([`crate::limits`]). At most `max_attempts` upstream
+//! attempts are made, each bounded by `attempt_timeout` (for streams: until the first content),
+//! the whole request by `request_timeout`. A wrong request (the provider's 400/413/422) is
+//! returned at once; everything else fails over.
+
+mod balance;
+pub mod health;
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 use http_body_util::{BodyExt, Limited};
 use tokio::time::Instant;
 
-use crate::config::{Route, Snapshot, Target};
+pub use self::balance::Balancer;
+use crate::app::AppState;
+use crate::config::{Snapshot, Target};
 use crate::error::{ApiError, AttemptReport, FailureKind, UpstreamFailure};
+use crate::limits::{Limiter, estimate_tokens};
+use crate::metrics::Scope;
 use crate::openai::ChatRequest;
-use crate::providers::{StreamTranslator, Translated, adapter_for};
-use crate::upstream::{Upstream, UpstreamBody};
+use crate::providers::{Translated, UpstreamRequest, adapter_for};
+use crate::stream::{ChatStream, StreamLimits};
+use crate::upstream::UpstreamBody;
 
 /// The largest non-stream answer the router will read from a provider.
 const MAX_RESPONSE_BYTES: usize = 64 << 20;
 /// The largest error body the router will read to classify a failure.
 const MAX_ERROR_BYTES: usize = 1 << 20;
+/// The longest `Retry-After` passed on: the OpenAI SDK ignores longer ones anyway.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+
+/// What the client's request brings to routing besides its body.
+#[derive(Debug)]
+pub struct Call {
+    /// When the whole request must be over.
+    pub deadline: Instant,
+    /// The client's `Idempotency-Key`, passed to every attempt.
+    pub idempotency_key: Option<HeaderValue>,
+}
 
 /// A successful attempt.
 pub struct Served {
@@ -33,74 +55,237 @@ pub struct Served {
     pub headers: HeaderMap,
     /// The answer itself.
     pub answer: Answer,
+    /// The provider's rate limiter, to correct its token estimate once usage is known.
+    pub limiter: Option<std::sync::Arc<Limiter>>,
+    /// The token estimate taken from the limiters.
+    pub estimated_tokens: u32,
 }
 
 /// What a successful attempt produced.
 pub enum Answer {
     /// A complete, translated response.
     Complete(Translated),
-    /// A stream whose headers arrived; its events are translated as they come.
-    Stream(UpstreamBody, Box<dyn StreamTranslator>),
+    /// A stream past its commit point; the rest is translated as it comes.
+    Stream(ChatStream),
+}
+
+/// The running account of a request's targets: what was tried, skipped, and why.
+#[derive(Default)]
+struct Tally {
+    attempts: u32,
+    reports: Vec<AttemptReport>,
+    all_rate_limited: bool,
+    all_account: bool,
+    retry_at: Option<Instant>,
+    noted: usize,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            all_rate_limited: true,
+            all_account: true,
+            ..Self::default()
+        }
+    }
+
+    /// Records a target that did not answer, and when it may again.
+    fn note(
+        &mut self,
+        target: &Target,
+        kind: Option<FailureKind>,
+        usable_at: Option<Instant>,
+        what: String,
+    ) {
+        self.noted += 1;
+        self.all_rate_limited &= kind == Some(FailureKind::RateLimited);
+        self.all_account &= kind == Some(FailureKind::Account);
+        if let Some(at) = usable_at {
+            self.retry_at = Some(self.retry_at.map_or(at, |earliest| earliest.min(at)));
+        }
+        self.reports.push(AttemptReport {
+            target: target.label.to_string(),
+            outcome: what,
+        });
+    }
+
+    /// Records a target left untried; it says nothing about why the others failed.
+    fn untried(&mut self, target: &Target, what: &str) {
+        self.reports.push(AttemptReport {
+            target: target.label.to_string(),
+            outcome: what.to_owned(),
+        });
+    }
+
+    fn give_up(self) -> ApiError {
+        let retry_after = self.retry_at.map(|at| {
+            at.saturating_duration_since(Instant::now())
+                .min(MAX_RETRY_AFTER)
+        });
+        let tried = self.noted > 0;
+        ApiError::AllTargetsFailed {
+            all_rate_limited: tried && self.all_rate_limited,
+            all_account: tried && self.all_account,
+            retry_after,
+            attempts: self.reports,
+        }
+    }
 }
 
 /// Routes one chat request and returns the first good answer, or why there is none.
 pub async fn route(
-    upstream: &Upstream,
+    state: &AppState,
     snapshot: &Snapshot,
     chat: &ChatRequest<'_>,
-    deadline: Instant,
+    call: &Call,
 ) -> Result<Served, ApiError> {
     let route = snapshot
         .route(&chat.model)
         .ok_or_else(|| ApiError::ModelNotFound(chat.model.to_string()))?;
-    let mut reports = Vec::new();
-    let Some(target) = first_usable(route, &mut reports) else {
-        return Err(ApiError::AllTargetsFailed {
-            all_rate_limited: false,
-            all_account: false,
-            retry_after: None,
-            attempts: reports,
-        });
-    };
-    let adapter = adapter_for(target.provider.kind);
-    let request = adapter.request(chat, target)?;
-    let attempt_deadline = deadline.min(Instant::now() + snapshot.routing.attempt_timeout);
-    match attempt(upstream, chat, target, request, attempt_deadline, deadline).await {
-        Ok((headers, answer)) => Ok(Served {
-            target: target.clone(),
-            attempts: 1,
-            headers,
-            answer,
-        }),
-        Err(failure) => Err(give_up(target, failure, reports)),
-    }
-}
-
-/// The first target whose provider is enabled; the others are reported as skipped.
-fn first_usable<'r>(route: &'r Route, reports: &mut Vec<AttemptReport>) -> Option<&'r Target> {
-    for target in &route.targets {
-        match &target.provider.disabled {
-            None => return Some(target),
-            Some(reason) => reports.push(AttemptReport {
-                target: target.label.to_string(),
-                outcome: format!("skipped, provider disabled ({reason})"),
-            }),
+    let estimated_tokens = estimate_tokens(chat);
+    let mut tally = Tally::new();
+    for index in state.balancer.order(route) {
+        let target = &route.targets[index];
+        if tally.attempts >= snapshot.routing.max_attempts {
+            tally.untried(target, "not tried, max_attempts reached");
+            continue;
+        }
+        if Instant::now() >= call.deadline {
+            tally.note(
+                target,
+                Some(FailureKind::Timeout),
+                None,
+                "not tried, request_timeout reached".into(),
+            );
+            continue;
+        }
+        if let Some(reason) = &target.provider.disabled {
+            tally.note(
+                target,
+                None,
+                None,
+                format!("skipped, provider disabled ({reason})"),
+            );
+            continue;
+        }
+        let ticket = match state.health.admit(&target.provider.name) {
+            Ok(ticket) => ticket,
+            Err(cooling) => {
+                let left = cooling.until.saturating_duration_since(Instant::now());
+                let what = format!(
+                    "skipped, cooling down for {}s after {}",
+                    left.as_secs().max(1),
+                    cooling.reason.as_str()
+                );
+                tally.note(target, Some(cooling.reason), Some(cooling.until), what);
+                continue;
+            }
+        };
+        let limiter = state
+            .limits
+            .provider(&target.provider.name, target.provider.limits);
+        if let Some(limiter) = &limiter
+            && let Err(exhausted) = limiter.try_acquire(estimated_tokens)
+        {
+            state
+                .metrics
+                .rate_limited(Scope::Provider, &target.provider.name);
+            let what = format!(
+                "skipped, switchboard's {} per minute limit for this provider ({}) is used up",
+                exhausted.budget, exhausted.limit
+            );
+            tally.note(
+                target,
+                Some(FailureKind::RateLimited),
+                Some(Instant::now() + exhausted.retry_after),
+                what,
+            );
+            continue;
+        }
+        let adapter = adapter_for(target.provider.kind);
+        let mut request = adapter.request(chat, target)?;
+        if let Some(key) = &call.idempotency_key {
+            request.headers.insert("idempotency-key", key.clone());
+        }
+        tally.attempts += 1;
+        let started = Instant::now();
+        let attempt_deadline = call
+            .deadline
+            .min(started + snapshot.routing.attempt_timeout);
+        match attempt(
+            state,
+            snapshot,
+            chat,
+            target,
+            request,
+            attempt_deadline,
+            call.deadline,
+        )
+        .await
+        {
+            Ok((headers, answer)) => {
+                ticket.succeeded();
+                state.metrics.attempt(&target.provider.name, None);
+                return Ok(Served {
+                    target: target.clone(),
+                    attempts: tally.attempts,
+                    headers,
+                    answer,
+                    limiter,
+                    estimated_tokens,
+                });
+            }
+            Err(failure) => {
+                state
+                    .metrics
+                    .attempt(&target.provider.name, Some(failure.kind));
+                let cooldown = ticket.failed(&failure, &snapshot.routing);
+                log_failure(target, &failure);
+                if failure.kind == FailureKind::Rejected {
+                    return Err(ApiError::Rejected(failure));
+                }
+                if failure.kind == FailureKind::Timeout && !route.failover_on_timeout {
+                    tally.note(target, Some(failure.kind), None, describe(&failure));
+                    return Err(no_retry_after_timeout(tally));
+                }
+                state
+                    .metrics
+                    .failover(&route.name, &target.provider.name, failure.kind);
+                let usable_at = Some(Instant::now() + cooldown);
+                tally.note(target, Some(failure.kind), usable_at, describe(&failure));
+            }
         }
     }
-    None
+    Err(tally.give_up())
 }
 
-/// One attempt: send, wait for headers until `attempt_deadline`, then read or open the answer.
+/// A route that must not send a request twice got a timeout after sending it.
+fn no_retry_after_timeout(mut tally: Tally) -> ApiError {
+    tally.retry_at = None;
+    if let Some(last) = tally.reports.last_mut() {
+        last.outcome
+            .push_str("; not retried elsewhere because the route has failover_on_timeout = false");
+    }
+    tally.give_up()
+}
+
+fn describe(failure: &UpstreamFailure) -> String {
+    format!("{} ({})", failure.kind.as_str(), failure.message)
+}
+
+/// One attempt: send, wait for headers until `attempt_deadline`, then read the answer or, for
+/// a stream, read ahead to its commit point.
 async fn attempt(
-    upstream: &Upstream,
+    state: &AppState,
+    snapshot: &Snapshot,
     chat: &ChatRequest<'_>,
     target: &Target,
-    request: crate::providers::UpstreamRequest,
+    request: UpstreamRequest,
     attempt_deadline: Instant,
     deadline: Instant,
 ) -> Result<(HeaderMap, Answer), UpstreamFailure> {
     let adapter = adapter_for(target.provider.kind);
-    let response = tokio::time::timeout_at(attempt_deadline, upstream.send(target, request))
+    let response = tokio::time::timeout_at(attempt_deadline, state.upstream.send(target, request))
         .await
         .map_err(|_| {
             UpstreamFailure::new(
@@ -116,8 +301,13 @@ async fn attempt(
         return Err(adapter.failure(parts.status, &parts.headers, &error_body));
     }
     if chat.is_stream() {
-        let translator = adapter.stream(chat, target);
-        return Ok((parts.headers, Answer::Stream(body, translator)));
+        let limits = StreamLimits {
+            deadline,
+            idle_timeout: snapshot.routing.stream_idle_timeout,
+        };
+        let mut stream = ChatStream::new(body, adapter.stream(chat, target), limits);
+        stream.prime(attempt_deadline).await?;
+        return Ok((parts.headers, Answer::Stream(stream)));
     }
     let bytes = read_body(body, MAX_RESPONSE_BYTES, deadline).await?;
     let translated = adapter.response(chat, target, bytes)?;
@@ -143,32 +333,6 @@ async fn read_body(
         )),
     }
 }
-
-/// Turns the last failure into the client's error, with the per-target report.
-fn give_up(target: &Target, failure: UpstreamFailure, mut reports: Vec<AttemptReport>) -> ApiError {
-    log_failure(target, &failure);
-    reports.push(AttemptReport {
-        target: target.label.to_string(),
-        outcome: format!("{} ({})", failure.kind.as_str(), failure.message),
-    });
-    match ApiError::from(failure) {
-        ApiError::AllTargetsFailed {
-            all_rate_limited,
-            all_account,
-            retry_after,
-            attempts: _,
-        } => ApiError::AllTargetsFailed {
-            all_rate_limited,
-            all_account,
-            retry_after: retry_after.map(|d| d.min(MAX_RETRY_AFTER)),
-            attempts: reports,
-        },
-        other => other,
-    }
-}
-
-/// The longest `Retry-After` passed on: the OpenAI SDK ignores longer ones anyway.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
 
 fn log_failure(target: &Target, failure: &UpstreamFailure) {
     let status = failure.status.map(|s| s.as_u16());

@@ -28,7 +28,7 @@ impl Server {
     pub async fn bind(snapshot: Snapshot, listen: SocketAddr) -> io::Result<Self> {
         let upstream = Upstream::new(&snapshot.upstream).map_err(io::Error::other)?;
         let listener = TcpListener::bind(listen).await?;
-        let state = Arc::new(AppState::new(snapshot, upstream));
+        let state = Arc::new(AppState::new(snapshot, upstream).map_err(io::Error::other)?);
         Ok(Self { listener, state })
     }
 

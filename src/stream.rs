@@ -1,10 +1,13 @@
 //! The body of a streamed answer: upstream bytes → SSE events → translator → client frames.
 //!
-//! Frames leave as soon as they are translated, with no buffering beyond one event. The body
-//! enforces the stream's deadlines (the request's overall timeout and the longest silence
-//! between events) and ends a broken stream with an OpenAI error event and no `[DONE]`, so a
-//! client can never mistake a provider's failure for a normal finish. The request's log
-//! record is written when the stream ends, or when the client goes away.
+//! A stream has a commit point: its first content or tool-call delta. Until then the router
+//! holds the preamble (the role-only chunk) back and [`ChatStream::prime`] reports any failure
+//! as a failed attempt, so the router can fail over without the client seeing anything. After
+//! it, frames leave as soon as they are translated; the body enforces the stream's deadlines
+//! (the request's overall timeout and the longest silence between events) and ends a broken
+//! stream with an OpenAI error event and no `[DONE]`, so a client can never mistake a
+//! provider's failure for a normal finish. The request's log record is written, and its
+//! token estimate settled, when the stream ends or when the client goes away.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -18,6 +21,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::access_log::RequestRecord;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
+use crate::limits::TokenSettlement;
 use crate::providers::StreamTranslator;
 use crate::sse::{SseDecoder, data_frame};
 use crate::upstream::UpstreamBody;
@@ -46,6 +50,7 @@ pub struct ChatStream {
     idle: Pin<Box<Sleep>>,
     finished: bool,
     record: Option<RequestRecord>,
+    settlement: Option<TokenSettlement>,
 }
 
 impl ChatStream {
@@ -54,7 +59,6 @@ impl ChatStream {
         upstream: UpstreamBody,
         translator: Box<dyn StreamTranslator>,
         limits: StreamLimits,
-        record: RequestRecord,
     ) -> Self {
         Self {
             upstream,
@@ -66,8 +70,46 @@ impl ChatStream {
             deadline: Box::pin(tokio::time::sleep_until(limits.deadline)),
             idle: Box::pin(tokio::time::sleep(limits.idle_timeout)),
             finished: false,
-            record: Some(record),
+            record: None,
+            settlement: None,
         }
+    }
+
+    /// Reads ahead to the commit point: the first frame that is more than a preamble, or the
+    /// stream's clean end. Any failure before it is returned (nothing has reached the
+    /// client), including no content by `first_content_by`.
+    pub async fn prime(&mut self, first_content_by: Instant) -> Result<(), UpstreamFailure> {
+        let mut checked = 0;
+        loop {
+            if self
+                .ready
+                .iter()
+                .skip(checked)
+                .any(|frame| !is_preamble(frame))
+                || self.finished
+            {
+                return Ok(());
+            }
+            checked = self.ready.len();
+            let pulled =
+                tokio::time::timeout_at(first_content_by, std::future::poll_fn(|cx| self.pull(cx)))
+                    .await;
+            match pulled {
+                Ok(result) => result?,
+                Err(_) => {
+                    return Err(UpstreamFailure::new(
+                        FailureKind::Timeout,
+                        "no content within routing.attempt_timeout",
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Attaches what must be written and settled when the stream is over.
+    pub fn attach(&mut self, record: RequestRecord, settlement: TokenSettlement) {
+        self.record = Some(record);
+        self.settlement = Some(settlement);
     }
 
     /// Ends the stream with an error event; nothing after it, no `[DONE]`.
@@ -114,28 +156,30 @@ impl ChatStream {
     }
 
     fn close_record(&mut self) {
+        let usage = self.translator.usage();
+        if let Some(settlement) = self.settlement.take() {
+            settlement.settle(usage);
+        }
         if let Some(mut record) = self.record.take() {
-            record.usage = self.translator.usage();
+            record.usage = usage;
             record.emit();
         }
     }
 
-    /// Polls the upstream once; `Pending` means nothing new arrived.
-    fn poll_upstream(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Reads and translates one upstream frame; `Pending` means nothing new arrived.
+    fn pull(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), UpstreamFailure>> {
         if self.deadline.as_mut().poll(cx).is_ready() {
-            self.fail(UpstreamFailure::new(
+            return Poll::Ready(Err(UpstreamFailure::new(
                 FailureKind::Timeout,
                 "the request took longer than routing.request_timeout",
-            ));
-            return Poll::Ready(());
+            )));
         }
         if self.idle.as_mut().poll(cx).is_ready() {
             let message = format!(
                 "the provider sent nothing for {:?} (routing.stream_idle_timeout)",
                 self.limits.idle_timeout
             );
-            self.fail(UpstreamFailure::new(FailureKind::Stream, message));
-            return Poll::Ready(());
+            return Poll::Ready(Err(UpstreamFailure::new(FailureKind::Stream, message)));
         }
         let result = match ready!(Pin::new(&mut self.upstream).poll_frame(cx)) {
             Some(Ok(frame)) => {
@@ -155,11 +199,42 @@ impl ChatStream {
                 self.end()
             }
         };
-        if let Err(failure) = result {
-            self.fail(failure);
-        }
-        Poll::Ready(())
+        Poll::Ready(result)
     }
+}
+
+/// Whether a frame is only preamble: a chunk whose deltas carry nothing but the role (and
+/// empty content), with no finish reason, usage or error. Only frames before the commit point
+/// are parsed here.
+fn is_preamble(frame: &[u8]) -> bool {
+    let Some(payload) = frame.strip_prefix(b"data: ") else {
+        return false;
+    };
+    let Ok(chunk) = serde_json::from_slice::<serde_json::Value>(payload) else {
+        return false;
+    };
+    let empty = |v: Option<&serde_json::Value>| {
+        v.is_none_or(|v| {
+            v.is_null() || v.as_str() == Some("") || v.as_array().is_some_and(Vec::is_empty)
+        })
+    };
+    if !empty(chunk.get("usage")) || chunk.get("error").is_some() {
+        return false;
+    }
+    let Some(choices) = chunk.get("choices").and_then(|c| c.as_array()) else {
+        return false;
+    };
+    choices.iter().all(|choice| {
+        empty(choice.get("finish_reason"))
+            && choice
+                .get("delta")
+                .and_then(|d| d.as_object())
+                .is_some_and(|delta| {
+                    delta
+                        .iter()
+                        .all(|(key, value)| key == "role" || empty(Some(value)))
+                })
+    })
 }
 
 impl Body for ChatStream {
@@ -180,7 +255,9 @@ impl Body for ChatStream {
                 this.close_record();
                 return Poll::Ready(None);
             }
-            ready!(this.poll_upstream(cx));
+            if let Err(failure) = ready!(this.pull(cx)) {
+                this.fail(failure);
+            }
         }
     }
 

@@ -1,5 +1,5 @@
-//! `POST /v1/chat/completions`: authenticate, read the body within its limit, validate, route,
-//! and shape the answer with the router's headers.
+//! `POST /v1/chat/completions`: authenticate, apply the key's limits, read the body within its
+//! limit, validate, route, and shape the answer with the router's headers.
 
 use std::sync::Arc;
 
@@ -15,9 +15,11 @@ use crate::app::{AppState, ResponseBody};
 use crate::auth;
 use crate::config::{Snapshot, Target};
 use crate::error::ApiError;
+use crate::limits::{Limiter, TokenSettlement, estimate_tokens};
+use crate::metrics::Scope;
 use crate::openai::ChatRequest;
-use crate::router::{self, Answer, Served};
-use crate::stream::{ChatStream, StreamLimits};
+use crate::router::{self, Answer, Call, Served};
+use crate::stream::ChatStream;
 
 /// Serves one chat request and writes its log record.
 pub(super) async fn handle(
@@ -28,17 +30,17 @@ pub(super) async fn handle(
     let started = Instant::now();
     let snapshot = state.config.load_full();
     let mut record = RequestRecord::new(request_id.to_owned(), started.into_std());
-    let result = serve(state, &snapshot, request, started, &mut record).await;
-    match result {
-        Ok(Reply::Complete(response)) => {
+    match serve(state, &snapshot, request, started, &mut record).await {
+        Ok(Reply::Complete(response, settlement)) => {
             record.status = response.status().as_u16();
+            settlement.settle(record.usage);
             record.emit();
             response.map(Either::Left)
         }
-        Ok(Reply::Stream(parts, stream)) => {
+        Ok(Reply::Stream(parts, mut stream, settlement)) => {
             record.status = parts.status.as_u16();
-            let body = ChatStream::new(stream.body, stream.translator, stream.limits, record);
-            Response::from_parts(parts, Either::Right(body))
+            stream.attach(record, settlement);
+            Response::from_parts(parts, Either::Right(stream))
         }
         Err(error) => {
             record.status = error.status().as_u16();
@@ -49,17 +51,10 @@ pub(super) async fn handle(
     }
 }
 
-/// A successful answer before the body type is settled.
+/// A successful answer before the body type is settled, with the token estimate to correct.
 enum Reply {
-    Complete(Response<Full<Bytes>>),
-    Stream(http::response::Parts, StreamParts),
-}
-
-/// What a stream body is built from.
-struct StreamParts {
-    body: crate::upstream::UpstreamBody,
-    translator: Box<dyn crate::providers::StreamTranslator>,
-    limits: StreamLimits,
+    Complete(Response<Full<Bytes>>, TokenSettlement),
+    Stream(http::response::Parts, ChatStream, TokenSettlement),
 }
 
 async fn serve(
@@ -70,11 +65,26 @@ async fn serve(
     record: &mut RequestRecord,
 ) -> Result<Reply, ApiError> {
     record.key = auth::authenticate(&snapshot.keys, request.headers())?;
+    let key_limiter = key_limiter(state, snapshot, &record.key);
+    let idempotency_key = request.headers().get("idempotency-key").cloned();
     let body = read_body(request, snapshot.server.max_body).await?;
     let chat = ChatRequest::parse(&body)?;
     record.model = chat.model.to_string();
-    let deadline = started + snapshot.routing.request_timeout;
-    let served = router::route(&state.upstream, snapshot, &chat, deadline).await?;
+    if let Some(limiter) = &key_limiter
+        && let Err(exhausted) = limiter.try_acquire(estimate_tokens(&chat))
+    {
+        state.metrics.rate_limited(Scope::Key, &record.key);
+        return Err(ApiError::KeyRateLimited {
+            budget: exhausted.budget,
+            limit: exhausted.limit,
+            retry_after: exhausted.retry_after,
+        });
+    }
+    let call = Call {
+        deadline: started + snapshot.routing.request_timeout,
+        idempotency_key,
+    };
+    let served = router::route(state, snapshot, &chat, &call).await?;
     record.target = Some(served.target.label.clone());
     record.attempts = served.attempts;
     let Served {
@@ -82,7 +92,13 @@ async fn serve(
         attempts,
         headers: upstream_headers,
         answer,
+        limiter,
+        estimated_tokens,
     } = served;
+    let settlement = TokenSettlement::new(
+        limiter.into_iter().chain(key_limiter).collect(),
+        estimated_tokens,
+    );
     let mut response = Response::new(());
     let headers = response.headers_mut();
     router_headers(headers, &target, attempts);
@@ -91,28 +107,22 @@ async fn serve(
         Answer::Complete(translated) => {
             record.usage = translated.usage;
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            Ok(Reply::Complete(
-                response.map(|()| Full::new(translated.body)),
-            ))
+            let response = response.map(|()| Full::new(translated.body));
+            Ok(Reply::Complete(response, settlement))
         }
-        Answer::Stream(body, translator) => {
+        Answer::Stream(stream) => {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            let limits = StreamLimits {
-                deadline,
-                idle_timeout: snapshot.routing.stream_idle_timeout,
-            };
             let (parts, ()) = response.into_parts();
-            Ok(Reply::Stream(
-                parts,
-                StreamParts {
-                    body,
-                    translator,
-                    limits,
-                },
-            ))
+            Ok(Reply::Stream(parts, stream, settlement))
         }
     }
+}
+
+/// The limiter of the calling key, when it has limits.
+fn key_limiter(state: &AppState, snapshot: &Snapshot, name: &str) -> Option<Arc<Limiter>> {
+    let key = snapshot.keys.iter().find(|k| &*k.name == name)?;
+    state.limits.key(name, key.limits)
 }
 
 /// Reads the request body, refusing anything over `limit` with a 413.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::ProviderKind;
+use super::{ProviderKind, Strategy};
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -41,6 +41,10 @@ pub(super) struct RawServer {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRouting {
+    pub(super) max_attempts: Option<Spanned<u32>>,
+    pub(super) default_cooldown: Option<Spanned<String>>,
+    pub(super) max_cooldown: Option<Spanned<String>>,
+    pub(super) account_cooldown: Option<Spanned<String>>,
     pub(super) attempt_timeout: Option<Spanned<String>>,
     pub(super) request_timeout: Option<Spanned<String>>,
     pub(super) stream_idle_timeout: Option<Spanned<String>>,
@@ -61,6 +65,8 @@ pub(super) struct RawKey {
     pub(super) name: Spanned<String>,
     pub(super) key_env: Option<Spanned<String>>,
     pub(super) sha256: Option<Spanned<String>>,
+    pub(super) rpm: Option<Spanned<u32>>,
+    pub(super) tpm: Option<Spanned<u32>>,
 }
 
 /// One `[providers.NAME]` table.
@@ -70,6 +76,8 @@ pub(super) struct RawProvider {
     pub(super) kind: ProviderKind,
     pub(super) base_url: Option<Spanned<String>>,
     pub(super) api_key_env: Option<Spanned<String>>,
+    pub(super) rpm: Option<Spanned<u32>>,
+    pub(super) tpm: Option<Spanned<u32>>,
     #[serde(default)]
     pub(super) forward_headers: Vec<Spanned<String>>,
     #[serde(default)]
@@ -91,5 +99,24 @@ pub(super) struct RawModel {}
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRoute {
-    pub(super) targets: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub(super) strategy: Strategy,
+    pub(super) targets: Spanned<Vec<RawTarget>>,
+    pub(super) failover_on_timeout: Option<bool>,
+}
+
+/// A route target: `"provider/model"`, or `{ target = "provider/model", weight = N }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawTarget {
+    Plain(String),
+    Weighted(RawWeighted),
+}
+
+/// The table form of a route target.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWeighted {
+    pub(super) target: String,
+    pub(super) weight: u32,
 }

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -10,10 +11,11 @@ use http::{StatusCode, Uri};
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use super::raw::{RawConfig, RawKey, RawProvider, RawRoute};
+use super::raw::{RawConfig, RawKey, RawProvider, RawRoute, RawTarget};
 use super::{
-    ClientKey, ConfigError, ConfigErrors, EnvLookup, MockSettings, Provider, ProviderKind, Route,
-    RoutingSettings, Secret, ServerSettings, Snapshot, Target, UpstreamSettings,
+    ClientKey, ConfigError, ConfigErrors, EnvLookup, LimitSettings, MockSettings, Provider,
+    ProviderKind, Route, RoutingSettings, Secret, ServerSettings, Snapshot, Strategy, Target,
+    UpstreamSettings,
 };
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -117,6 +119,25 @@ pub(super) fn validate(
     };
     let server = server(&mut check, &raw);
     let routing = RoutingSettings {
+        max_attempts: max_attempts(&mut check, &raw),
+        default_cooldown: check.duration(
+            raw.routing.default_cooldown.as_ref(),
+            "routing",
+            "default_cooldown",
+            Duration::from_secs(30),
+        ),
+        max_cooldown: check.duration(
+            raw.routing.max_cooldown.as_ref(),
+            "routing",
+            "max_cooldown",
+            Duration::from_secs(300),
+        ),
+        account_cooldown: check.duration(
+            raw.routing.account_cooldown.as_ref(),
+            "routing",
+            "account_cooldown",
+            Duration::from_secs(600),
+        ),
         attempt_timeout: check.duration(
             raw.routing.attempt_timeout.as_ref(),
             "routing",
@@ -173,6 +194,48 @@ pub(super) fn validate(
         routes,
         loaded_at: SystemTime::now(),
     })
+}
+
+fn max_attempts(check: &mut Checker<'_>, raw: &RawConfig) -> u32 {
+    match &raw.routing.max_attempts {
+        None => 3,
+        Some(value) if *value.get_ref() >= 1 => *value.get_ref(),
+        Some(value) => {
+            check.error(
+                Some(value.span()),
+                "routing",
+                "max_attempts",
+                "must be at least 1".into(),
+            );
+            1
+        }
+    }
+}
+
+/// `rpm` and `tpm` of a provider or key: positive when set.
+fn limits(
+    check: &mut Checker<'_>,
+    table: &str,
+    rpm: Option<&Spanned<u32>>,
+    tpm: Option<&Spanned<u32>>,
+) -> LimitSettings {
+    let mut positive = |field: &str, value: Option<&Spanned<u32>>| {
+        let value = value?;
+        let checked = NonZeroU32::new(*value.get_ref());
+        if checked.is_none() {
+            check.error(
+                Some(value.span()),
+                table,
+                field,
+                "must be at least 1 (leave it out for no limit)".into(),
+            );
+        }
+        checked
+    };
+    LimitSettings {
+        rpm: positive("rpm", rpm),
+        tpm: positive("tpm", tpm),
+    }
 }
 
 fn server(check: &mut Checker<'_>, raw: &RawConfig) -> ServerSettings {
@@ -310,6 +373,7 @@ fn keys(check: &mut Checker<'_>, raw: &[Spanned<RawKey>], env: EnvLookup<'_>) ->
         keys.push(ClientKey {
             name: Arc::from(name.as_str()),
             digest,
+            limits: limits(check, &table, key.rpm.as_ref(), key.tpm.as_ref()),
             source,
         });
     }
@@ -395,6 +459,7 @@ fn provider(
         secret,
         disabled,
         forward_headers,
+        limits: limits(check, &table, raw.rpm.as_ref(), raw.tpm.as_ref()),
         mock: if is_mock { Some(mock) } else { None },
     })
 }
@@ -534,21 +599,24 @@ fn routes(
 }
 
 fn insert_direct(routes: &mut HashMap<String, Route>, provider: &Arc<Provider>, model: &str) {
-    let target = make_target(provider, model);
+    let target = make_target(provider, model, 1);
     routes
         .entry(target.label.to_string())
         .or_insert_with(|| Route {
             name: target.label.clone(),
             targets: vec![target],
+            strategy: Strategy::Priority,
+            failover_on_timeout: true,
             direct: true,
         });
 }
 
-fn make_target(provider: &Arc<Provider>, model: &str) -> Target {
+fn make_target(provider: &Arc<Provider>, model: &str, weight: u32) -> Target {
     Target {
         provider: provider.clone(),
         model: Arc::from(model),
         label: Arc::from(format!("{}/{model}", provider.name)),
+        weight,
     }
 }
 
@@ -570,7 +638,8 @@ fn route(
                 .into(),
         );
     }
-    let targets_raw = &raw.get_ref().targets;
+    let raw = raw.get_ref();
+    let targets_raw = &raw.targets;
     if targets_raw.get_ref().is_empty() {
         check.error(
             Some(targets_raw.span()),
@@ -579,42 +648,91 @@ fn route(
             "must list at least one \"provider/model\"".into(),
         );
     }
+    let span = targets_raw.span();
     let mut targets = Vec::new();
     for spec in targets_raw.get_ref() {
-        let Some((provider, model)) = spec.get_ref().split_once('/') else {
-            check.error(
-                Some(spec.span()),
-                &table,
-                "targets",
-                format!("`{}` must be written \"provider/model\"", spec.get_ref()),
-            );
-            continue;
+        let (text, weight) = match spec {
+            RawTarget::Plain(text) => (text, 1),
+            RawTarget::Weighted(weighted) => (&weighted.target, weighted.weight),
         };
-        match providers.get(provider) {
-            Some(found) if !model.is_empty() => targets.push(make_target(found, model)),
-            Some(_) => check.error(
-                Some(spec.span()),
-                &table,
-                "targets",
-                format!("`{}` names no model after the `/`", spec.get_ref()),
-            ),
-            None => check.error(
-                Some(spec.span()),
-                &table,
-                "targets",
-                format!(
-                    "`{}` names provider `{provider}`, which is not defined (known: {})",
-                    spec.get_ref(),
-                    providers.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            ),
+        if let Some(target) = target(check, &table, span.clone(), text, weight, providers) {
+            targets.push(target);
         }
+    }
+    let weighted = matches!(raw.strategy, Strategy::Weighted);
+    let has_weights = raw
+        .targets
+        .get_ref()
+        .iter()
+        .any(|t| matches!(t, RawTarget::Weighted(_)));
+    if has_weights && !weighted {
+        check.error(
+            Some(span),
+            &table,
+            "targets",
+            "weights only apply with strategy = \"weighted\"".into(),
+        );
     }
     (check.errors.len() == errors_before).then(|| Route {
         name: Arc::from(name),
         targets,
+        strategy: raw.strategy,
+        failover_on_timeout: raw.failover_on_timeout.unwrap_or(true),
         direct: false,
     })
+}
+
+/// One `"provider/model"` of a route, checked against the providers.
+fn target(
+    check: &mut Checker<'_>,
+    table: &str,
+    span: Range<usize>,
+    text: &str,
+    weight: u32,
+    providers: &BTreeMap<String, Arc<Provider>>,
+) -> Option<Target> {
+    if weight == 0 {
+        check.error(
+            Some(span),
+            table,
+            "targets",
+            format!("`{text}` has weight 0; remove it or give it a positive weight"),
+        );
+        return None;
+    }
+    let Some((provider, model)) = text.split_once('/') else {
+        check.error(
+            Some(span),
+            table,
+            "targets",
+            format!("`{text}` must be written \"provider/model\""),
+        );
+        return None;
+    };
+    match providers.get(provider) {
+        Some(found) if !model.is_empty() => Some(make_target(found, model, weight)),
+        Some(_) => {
+            check.error(
+                Some(span),
+                table,
+                "targets",
+                format!("`{text}` names no model after the `/`"),
+            );
+            None
+        }
+        None => {
+            check.error(
+                Some(span),
+                table,
+                "targets",
+                format!(
+                    "`{text}` names provider `{provider}`, which is not defined (known: {})",
+                    providers.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            );
+            None
+        }
+    }
 }
 
 #[cfg(test)]

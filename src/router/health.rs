@@ -1,0 +1,248 @@
+//! Per-provider circuit breakers: cooldowns after failures, and one probe when they end.
+//!
+//! A failed attempt opens the provider's breaker for the time the provider asked for
+//! (`Retry-After` and friends), else `default_cooldown` doubled on each consecutive failure up
+//! to `max_cooldown`; billing and credential failures take `account_cooldown`. While open, the
+//! provider is skipped without a network call. When the cooldown ends, exactly one request
+//! goes through (half-open): success closes the breaker, failure opens it again for longer.
+//!
+//! State is keyed by provider name and lives outside the config snapshot, so it survives
+//! reloads. Locks are held only for a few field updates, never across an await.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::RoutingSettings;
+use crate::error::{FailureKind, UpstreamFailure};
+
+/// Why a provider is not being asked right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cooling {
+    /// When it may be asked again.
+    pub until: Instant,
+    /// The failure that opened the breaker.
+    pub reason: FailureKind,
+}
+
+#[derive(Debug, Default)]
+struct Breaker {
+    open_until: Option<Instant>,
+    reason: Option<FailureKind>,
+    consecutive_failures: u32,
+    probe_in_flight: bool,
+}
+
+/// All providers' breakers.
+#[derive(Debug, Default)]
+pub struct Health {
+    breakers: Mutex<HashMap<String, Breaker>>,
+}
+
+/// Permission to send one attempt. A probe that is dropped unsettled (the client went away)
+/// lets the next request probe instead.
+#[derive(Debug)]
+pub struct Ticket<'h> {
+    health: &'h Health,
+    provider: &'h str,
+    probe: bool,
+}
+
+/// How long a half-open provider is reported busy while its probe is in flight.
+const PROBE_BUSY: Duration = Duration::from_secs(1);
+
+impl Health {
+    /// Asks whether `provider` may be tried now.
+    pub fn admit<'h>(&'h self, provider: &'h str) -> Result<Ticket<'h>, Cooling> {
+        let now = Instant::now();
+        let mut breakers = self.lock();
+        let probe = match breakers.get_mut(provider) {
+            None => false,
+            Some(breaker) => match (breaker.open_until, breaker.reason) {
+                (Some(until), Some(reason)) if until > now => {
+                    return Err(Cooling { until, reason });
+                }
+                (Some(_), Some(reason)) if breaker.probe_in_flight => {
+                    return Err(Cooling {
+                        until: now + PROBE_BUSY,
+                        reason,
+                    });
+                }
+                (Some(_), _) => {
+                    breaker.probe_in_flight = true;
+                    true
+                }
+                (None, _) => false,
+            },
+        };
+        Ok(Ticket {
+            health: self,
+            provider,
+            probe,
+        })
+    }
+
+    /// Seconds until `provider` is usable again (0 when it is).
+    pub fn cooldown_left(&self, provider: &str) -> Duration {
+        let now = Instant::now();
+        self.lock()
+            .get(provider)
+            .and_then(|b| b.open_until)
+            .map_or(Duration::ZERO, |until| until.saturating_duration_since(now))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Breaker>> {
+        self.breakers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Ticket<'_> {
+    /// The provider answered: close its breaker.
+    pub fn succeeded(mut self) {
+        self.health.lock().remove(self.provider);
+        self.probe = false;
+    }
+
+    /// The attempt failed. Client mistakes say nothing about the provider's health; anything
+    /// else opens the breaker. Returns the cooldown given.
+    pub fn failed(mut self, failure: &UpstreamFailure, settings: &RoutingSettings) -> Duration {
+        self.probe = false;
+        if failure.kind == FailureKind::Rejected {
+            self.health.lock().remove(self.provider);
+            return Duration::ZERO;
+        }
+        let mut breakers = self.health.lock();
+        let breaker = breakers.entry(self.provider.to_owned()).or_default();
+        breaker.consecutive_failures = breaker.consecutive_failures.saturating_add(1);
+        let cooldown = cooldown_for(failure, breaker.consecutive_failures, settings);
+        breaker.open_until = Some(Instant::now() + cooldown);
+        breaker.reason = Some(failure.kind);
+        breaker.probe_in_flight = false;
+        cooldown
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if self.probe
+            && let Some(breaker) = self.health.lock().get_mut(self.provider)
+        {
+            breaker.probe_in_flight = false;
+        }
+    }
+}
+
+/// The cooldown for the n-th consecutive failure.
+fn cooldown_for(
+    failure: &UpstreamFailure,
+    consecutive: u32,
+    settings: &RoutingSettings,
+) -> Duration {
+    if failure.kind == FailureKind::Account {
+        return settings.account_cooldown;
+    }
+    if let Some(asked) = failure.retry_after {
+        return asked.min(settings.max_cooldown);
+    }
+    let doublings = consecutive.saturating_sub(1).min(16);
+    settings
+        .default_cooldown
+        .saturating_mul(1 << doublings)
+        .min(settings.max_cooldown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> RoutingSettings {
+        RoutingSettings {
+            max_attempts: 3,
+            default_cooldown: Duration::from_secs(10),
+            max_cooldown: Duration::from_secs(60),
+            account_cooldown: Duration::from_secs(600),
+            attempt_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(600),
+            stream_idle_timeout: Duration::from_secs(60),
+        }
+    }
+
+    fn failure(kind: FailureKind, retry_after: Option<u64>) -> UpstreamFailure {
+        let mut failure = UpstreamFailure::new(kind, "x");
+        failure.retry_after = retry_after.map(Duration::from_secs);
+        failure
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_sets_the_cooldown_and_expiry_admits_one_probe() {
+        let health = Health::default();
+        let given = health
+            .admit("p")
+            .unwrap()
+            .failed(&failure(FailureKind::RateLimited, Some(5)), &settings());
+        assert_eq!(given, Duration::from_secs(5));
+        let cooling = health.admit("p").unwrap_err();
+        assert_eq!(cooling.reason, FailureKind::RateLimited);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let probe = health.admit("p").unwrap();
+        assert!(health.admit("p").is_err(), "only one probe at a time");
+        probe.succeeded();
+        assert!(health.admit("p").is_ok());
+        assert!(health.admit("p").is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn consecutive_failures_back_off_exponentially_up_to_the_cap() {
+        let health = Health::default();
+        let mut given = Vec::new();
+        for _ in 0..5 {
+            let ticket = health.admit("p").unwrap();
+            given.push(ticket.failed(&failure(FailureKind::Unavailable, None), &settings()));
+            tokio::time::advance(Duration::from_secs(120)).await;
+        }
+        let secs: Vec<u64> = given.iter().map(Duration::as_secs).collect();
+        assert_eq!(secs, vec![10, 20, 40, 60, 60]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_probe_reopens_and_a_dropped_probe_frees_the_slot() {
+        let health = Health::default();
+        health
+            .admit("p")
+            .unwrap()
+            .failed(&failure(FailureKind::Timeout, None), &settings());
+        tokio::time::advance(Duration::from_secs(10)).await;
+        drop(health.admit("p").unwrap());
+        let probe = health.admit("p").unwrap();
+        probe.failed(&failure(FailureKind::Timeout, None), &settings());
+        assert_eq!(health.cooldown_left("p"), Duration::from_secs(20));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn account_failures_take_the_long_cooldown_and_client_errors_none() {
+        let health = Health::default();
+        let given = health
+            .admit("p")
+            .unwrap()
+            .failed(&failure(FailureKind::Account, Some(1)), &settings());
+        assert_eq!(given, Duration::from_secs(600));
+        let other = health
+            .admit("q")
+            .unwrap()
+            .failed(&failure(FailureKind::Rejected, None), &settings());
+        assert_eq!(other, Duration::ZERO);
+        assert!(health.admit("q").is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_is_capped() {
+        let health = Health::default();
+        let given = health
+            .admit("p")
+            .unwrap()
+            .failed(&failure(FailureKind::RateLimited, Some(3600)), &settings());
+        assert_eq!(given, Duration::from_secs(60));
+    }
+}
