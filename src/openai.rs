@@ -385,7 +385,9 @@ fn unescape_string(raw: &RawValue) -> Option<Cow<'_, str>> {
     if let Ok(plain) = serde_json::from_str::<&str>(raw.get()) {
         return Some(Cow::Borrowed(plain));
     }
-    serde_json::from_str::<String>(raw.get()).ok().map(Cow::Owned)
+    serde_json::from_str::<String>(raw.get())
+        .ok()
+        .map(Cow::Owned)
 }
 
 /// The byte range of `part` inside `whole`; `part` must be a sub-slice of it.
