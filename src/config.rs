@@ -343,3 +343,22 @@ impl Snapshot {
         out
     }
 }
+
+/// A target of a `kind` provider named `provider` with key `sk-test`, built through the real
+/// validation so tests keep up with new fields.
+#[cfg(test)]
+pub(crate) fn test_target(kind: &str, provider: &str, model: &str) -> Target {
+    let base_url = if kind == "mock" {
+        String::new()
+    } else {
+        "base_url = \"https://upstream.example/v1\"\napi_key_env = \"TEST_KEY\"".to_owned()
+    };
+    let text = format!(
+        "[providers.{provider}]\nkind = \"{kind}\"\n{base_url}\n[routes.t]\ntargets = [\"{provider}/{model}\"]\n"
+    );
+    let env = |name: &str| (name == "TEST_KEY").then(|| "sk-test".to_owned());
+    match parse(&text, "test.toml", &env) {
+        Ok(snapshot) => snapshot.routes["t"].targets[0].clone(),
+        Err(e) => panic!("test target: {e}"),
+    }
+}

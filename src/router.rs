@@ -66,7 +66,7 @@ pub enum Answer {
     /// A complete, translated response.
     Complete(Translated),
     /// A stream past its commit point; the rest is translated as it comes.
-    Stream(ChatStream),
+    Stream(Box<ChatStream>),
 }
 
 /// The running account of a request's targets: what was tried, skipped, and why.
@@ -307,7 +307,7 @@ async fn attempt(
         };
         let mut stream = ChatStream::new(body, adapter.stream(chat, target), limits);
         stream.prime(attempt_deadline).await?;
-        return Ok((parts.headers, Answer::Stream(stream)));
+        return Ok((parts.headers, Answer::Stream(Box::new(stream))));
     }
     let bytes = read_body(body, MAX_RESPONSE_BYTES, deadline).await?;
     let translated = adapter.response(chat, target, bytes)?;

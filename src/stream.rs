@@ -287,3 +287,32 @@ impl Drop for ChatStream {
         self.close_record();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_role_chunks_are_preamble() {
+        let preamble = [
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":null,"refusal":null}}],"usage":null}"#,
+            r#"{"choices":[{"index":0,"delta":{}}]}"#,
+        ];
+        for chunk in preamble {
+            assert!(is_preamble(&data_frame(chunk.as_bytes())), "{chunk}");
+        }
+        let committing = [
+            r#"{"choices":[{"index":0,"delta":{"content":"Hi"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"reasoning_content":"hmm"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1"}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":1}}"#,
+            "[DONE]",
+            "not json",
+        ];
+        for chunk in committing {
+            assert!(!is_preamble(&data_frame(chunk.as_bytes())), "{chunk}");
+        }
+    }
+}

@@ -40,7 +40,7 @@ pub(super) async fn handle(
         Ok(Reply::Stream(parts, mut stream, settlement)) => {
             record.status = parts.status.as_u16();
             stream.attach(record, settlement);
-            Response::from_parts(parts, Either::Right(stream))
+            Response::from_parts(parts, Either::Right(*stream))
         }
         Err(error) => {
             record.status = error.status().as_u16();
@@ -54,7 +54,7 @@ pub(super) async fn handle(
 /// A successful answer before the body type is settled, with the token estimate to correct.
 enum Reply {
     Complete(Response<Full<Bytes>>, TokenSettlement),
-    Stream(http::response::Parts, ChatStream, TokenSettlement),
+    Stream(http::response::Parts, Box<ChatStream>, TokenSettlement),
 }
 
 async fn serve(

@@ -731,27 +731,12 @@ fn mentions_tool_call_id(fields: &ErrorFields) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use serde_json::json;
 
     use super::*;
-    use crate::config::{Provider, ProviderKind};
 
     fn target() -> Target {
-        Target {
-            provider: Arc::new(Provider {
-                name: "eu".into(),
-                kind: ProviderKind::Mistral,
-                base_url: "https://api.mistral.ai/v1".into(),
-                secret: None,
-                disabled: None,
-                forward_headers: Vec::new(),
-                mock: None,
-            }),
-            model: "mistral-small-latest".into(),
-            label: "eu/mistral-small-latest".into(),
-        }
+        crate::config::test_target("mistral", "eu", "mistral-small-latest")
     }
 
     fn chat(raw: &str) -> ChatRequest<'_> {

@@ -53,27 +53,15 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::config::{Provider, ProviderKind, Target};
+    use crate::config::{Target, test_target};
 
     fn route(strategy: Strategy, weights: &[u32]) -> Route {
-        let provider = Arc::new(Provider {
-            name: Arc::from("p"),
-            kind: ProviderKind::Mock,
-            base_url: String::new(),
-            secret: None,
-            disabled: None,
-            forward_headers: Vec::new(),
-            limits: Default::default(),
-            mock: None,
-        });
         let targets = weights
             .iter()
             .enumerate()
             .map(|(i, &weight)| Target {
-                provider: provider.clone(),
-                model: Arc::from(format!("m{i}")),
-                label: Arc::from(format!("p/m{i}")),
                 weight,
+                ..test_target("mock", "p", &format!("m{i}"))
             })
             .collect();
         Route {
