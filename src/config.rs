@@ -324,8 +324,19 @@ impl Snapshot {
         let mut routes: Vec<&Route> = self.routes.values().filter(|r| !r.direct).collect();
         routes.sort_by(|a, b| a.name.cmp(&b.name));
         for route in routes {
-            let targets: Vec<&str> = route.targets.iter().map(|t| &*t.label).collect();
-            out += &format!("  {} -> {}\n", route.name, targets.join(", "));
+            let targets: Vec<String> = route
+                .targets
+                .iter()
+                .map(|t| match route.strategy {
+                    Strategy::Priority => t.label.to_string(),
+                    Strategy::Weighted => format!("{} (weight {})", t.label, t.weight),
+                })
+                .collect();
+            let strategy = match route.strategy {
+                Strategy::Priority => "priority",
+                Strategy::Weighted => "weighted",
+            };
+            out += &format!("  {} [{strategy}] -> {}\n", route.name, targets.join(", "));
         }
         if self.keys.is_empty() {
             out += "keys: none configured; the router is OPEN to any client\n";
