@@ -6,11 +6,13 @@
 //! ([`health`]) or out of rate-limit room ([`crate::limits`]). At most `max_attempts` upstream
 //! attempts are made, each bounded by `attempt_timeout` (for streams: until the first content),
 //! the whole request by `request_timeout`. A wrong request (the provider's 400/413/422) is
-//! returned at once; everything else fails over.
+//! returned at once; everything else fails over. A target whose adapter cannot honour a field
+//! of the request is passed over for one that can; when none can, the client gets that 400.
 
 mod balance;
 pub mod health;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,6 +21,7 @@ use http_body_util::{BodyExt, Limited};
 use tokio::time::Instant;
 
 pub use self::balance::Balancer;
+use self::health::Ticket;
 use crate::app::AppState;
 use crate::config::{Snapshot, Target};
 use crate::error::{ApiError, AttemptReport, FailureKind, UpstreamFailure};
@@ -56,7 +59,7 @@ pub struct Served {
     /// The answer itself.
     pub answer: Answer,
     /// The provider's rate limiter, to correct its token estimate once usage is known.
-    pub limiter: Option<std::sync::Arc<Limiter>>,
+    pub limiter: Option<Arc<Limiter>>,
     /// The token estimate taken from the limiters.
     pub estimated_tokens: u32,
 }
@@ -132,6 +135,13 @@ impl Tally {
     }
 }
 
+/// Why a target was passed over without an attempt.
+struct Skip {
+    kind: Option<FailureKind>,
+    usable_at: Option<Instant>,
+    what: String,
+}
+
 /// Routes one chat request and returns the first good answer, or why there is none.
 pub async fn route(
     state: &AppState,
@@ -144,75 +154,42 @@ pub async fn route(
         .ok_or_else(|| ApiError::ModelNotFound(chat.model.to_string()))?;
     let estimated_tokens = estimate_tokens(chat);
     let mut tally = Tally::new();
+    let mut refusal_if_none: Option<ApiError> = None;
     for index in state.balancer.order(route) {
         let target = &route.targets[index];
         if tally.attempts >= snapshot.routing.max_attempts {
             tally.untried(target, "not tried, max_attempts reached");
             continue;
         }
-        if Instant::now() >= call.deadline {
-            tally.note(
-                target,
-                Some(FailureKind::Timeout),
-                None,
-                "not tried, request_timeout reached".into(),
-            );
+        if let Some(skip) = unusable(target, call) {
+            tally.note(target, skip.kind, skip.usable_at, skip.what);
             continue;
         }
-        if let Some(reason) = &target.provider.disabled {
-            tally.note(
-                target,
-                None,
-                None,
-                format!("skipped, provider disabled ({reason})"),
-            );
-            continue;
-        }
-        let ticket = match state.health.admit(&target.provider.name) {
-            Ok(ticket) => ticket,
-            Err(cooling) => {
-                let left = cooling.until.saturating_duration_since(Instant::now());
-                let what = format!(
-                    "skipped, cooling down for {}s after {}",
-                    left.as_secs().max(1),
-                    cooling.reason.as_str()
-                );
-                tally.note(target, Some(cooling.reason), Some(cooling.until), what);
+        let mut request = match adapter_for(target.provider.kind).request(chat, target) {
+            Ok(request) => request,
+            Err(refusal) => {
+                // This provider cannot honour the request (a field it lacks); another target
+                // of the route may. The first refusal is the answer if none can.
+                tally.untried(target, &format!("skipped, {refusal}"));
+                refusal_if_none.get_or_insert(refusal);
                 continue;
             }
         };
-        let limiter = state
-            .limits
-            .provider(&target.provider.name, target.provider.limits);
-        if let Some(limiter) = &limiter
-            && let Err(exhausted) = limiter.try_acquire(estimated_tokens)
-        {
-            state
-                .metrics
-                .rate_limited(Scope::Provider, &target.provider.name);
-            let what = format!(
-                "skipped, switchboard's {} per minute limit for this provider ({}) is used up",
-                exhausted.budget, exhausted.limit
-            );
-            tally.note(
-                target,
-                Some(FailureKind::RateLimited),
-                Some(Instant::now() + exhausted.retry_after),
-                what,
-            );
-            continue;
-        }
-        let adapter = adapter_for(target.provider.kind);
-        let mut request = adapter.request(chat, target)?;
+        let (ticket, limiter) = match reserve(state, target, estimated_tokens) {
+            Ok(reserved) => reserved,
+            Err(skip) => {
+                tally.note(target, skip.kind, skip.usable_at, skip.what);
+                continue;
+            }
+        };
         if let Some(key) = &call.idempotency_key {
             request.headers.insert("idempotency-key", key.clone());
         }
         tally.attempts += 1;
-        let started = Instant::now();
         let attempt_deadline = call
             .deadline
-            .min(started + snapshot.routing.attempt_timeout);
-        match attempt(
+            .min(Instant::now() + snapshot.routing.attempt_timeout);
+        let outcome = attempt(
             state,
             snapshot,
             chat,
@@ -221,8 +198,8 @@ pub async fn route(
             attempt_deadline,
             call.deadline,
         )
-        .await
-        {
+        .await;
+        let failure = match outcome {
             Ok((headers, answer)) => {
                 ticket.succeeded();
                 state.metrics.attempt(&target.provider.name, None);
@@ -235,28 +212,82 @@ pub async fn route(
                     estimated_tokens,
                 });
             }
-            Err(failure) => {
-                state
-                    .metrics
-                    .attempt(&target.provider.name, Some(failure.kind));
-                let cooldown = ticket.failed(&failure, &snapshot.routing);
-                log_failure(target, &failure);
-                if failure.kind == FailureKind::Rejected {
-                    return Err(ApiError::Rejected(failure));
-                }
-                if failure.kind == FailureKind::Timeout && !route.failover_on_timeout {
-                    tally.note(target, Some(failure.kind), None, describe(&failure));
-                    return Err(no_retry_after_timeout(tally));
-                }
-                state
-                    .metrics
-                    .failover(&route.name, &target.provider.name, failure.kind);
-                let usable_at = Some(Instant::now() + cooldown);
-                tally.note(target, Some(failure.kind), usable_at, describe(&failure));
-            }
+            Err(failure) => failure,
+        };
+        state
+            .metrics
+            .attempt(&target.provider.name, Some(failure.kind));
+        let cooldown = ticket.failed(&failure, &snapshot.routing);
+        log_failure(target, &failure);
+        if failure.kind == FailureKind::Rejected {
+            return Err(ApiError::Rejected(failure));
         }
+        if failure.kind == FailureKind::Timeout && !route.failover_on_timeout {
+            tally.note(target, Some(failure.kind), None, describe(&failure));
+            return Err(no_retry_after_timeout(tally));
+        }
+        state
+            .metrics
+            .failover(&route.name, &target.provider.name, failure.kind);
+        let usable_at = Some(Instant::now() + cooldown);
+        tally.note(target, Some(failure.kind), usable_at, describe(&failure));
     }
-    Err(tally.give_up())
+    match refusal_if_none {
+        Some(refusal) if tally.attempts == 0 => Err(refusal),
+        _ => Err(tally.give_up()),
+    }
+}
+
+/// A target that cannot be tried at all: its provider is disabled or the request's time is up.
+fn unusable(target: &Target, call: &Call) -> Option<Skip> {
+    if let Some(reason) = &target.provider.disabled {
+        return Some(Skip {
+            kind: None,
+            usable_at: None,
+            what: format!("skipped, provider disabled ({reason})"),
+        });
+    }
+    (Instant::now() >= call.deadline).then(|| Skip {
+        kind: Some(FailureKind::Timeout),
+        usable_at: None,
+        what: "not tried, request_timeout reached".to_owned(),
+    })
+}
+
+/// Admission by the provider's breaker, then room in its rate limiter.
+fn reserve<'s>(
+    state: &'s AppState,
+    target: &'s Target,
+    estimated_tokens: u32,
+) -> Result<(Ticket<'s>, Option<Arc<Limiter>>), Skip> {
+    let provider = &target.provider;
+    let ticket = state.health.admit(&provider.name).map_err(|cooling| {
+        let left = cooling.until.saturating_duration_since(Instant::now());
+        Skip {
+            kind: Some(cooling.reason),
+            usable_at: Some(cooling.until),
+            what: format!(
+                "skipped, cooling down for {}s after {}",
+                left.as_secs().max(1),
+                cooling.reason.as_str()
+            ),
+        }
+    })?;
+    let limiter = state.limits.provider(&provider.name, provider.limits);
+    if let Some(limiter) = &limiter
+        && let Err(exhausted) = limiter.try_acquire(estimated_tokens)
+    {
+        state.metrics.rate_limited(Scope::Provider, &provider.name);
+        return Err(Skip {
+            kind: Some(FailureKind::RateLimited),
+            usable_at: Some(Instant::now() + exhausted.retry_after),
+            what: format!(
+                "skipped, switchboard's {} per minute limit for this provider ({}) is used up",
+                exhausted.budget, exhausted.limit
+            ),
+        });
+    }
+    Ok((ticket, limiter))
 }
 
 /// A route that must not send a request twice got a timeout after sending it.
