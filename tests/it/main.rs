@@ -3,7 +3,10 @@
 mod auth;
 mod chat;
 mod errors;
+mod failover;
 mod fidelity;
+mod limits;
+mod metrics;
 mod mistral;
 mod qwen;
 mod sdk_async_openai;

@@ -1,0 +1,218 @@
+//! The router's own rate limits. A provider's `rpm`/`tpm` is respected without waiting for
+//! its 429: a provider with no room is skipped without a call. A client key's `rpm`/`tpm` ends
+//! the request with 429 `rate_limit_exceeded`, `Retry-After` and OpenAI's `x-ratelimit-*`
+//! headers, touching no provider and no other key. (Refill over time is unit-tested with a
+//! paused clock in `src/limits.rs`.)
+#![cfg(test)]
+
+use crate::metrics::{RATE_LIMITED, scrape};
+use crate::support::{Answer, MockUpstream, Reply, chat, chat_with, openai_error, spawn_router};
+
+const CHAT: &str = r#"{"model":"r","messages":[{"role":"user","content":"hi"}]}"#;
+
+fn completion(who: &str) -> String {
+    format!(
+        r#"{{"id":"chatcmpl-{who}","object":"chat.completion","created":1700000000,"model":"m-{who}","choices":[{{"index":0,"message":{{"role":"assistant","content":"answer from {who}"}},"logprobs":null,"finish_reason":"stop"}}],"usage":{{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}}}"#
+    )
+}
+
+fn ok(who: &str) -> Reply {
+    Reply::json(200, &completion(who))
+}
+
+/// `openai` providers (`name`, base URL, extra lines) and route `r` over them in order, after
+/// `head` (keys and the like).
+fn config(head: &str, providers: &[(&str, String, &str)]) -> String {
+    let mut text = format!("{head}\n");
+    for (name, base, extra) in providers {
+        text += &format!(
+            "[providers.{name}]\nkind = \"openai\"\nbase_url = \"{base}\"\napi_key_env = \"UP_KEY\"\n{extra}\n\n"
+        );
+    }
+    let targets: Vec<String> = providers
+        .iter()
+        .map(|(name, _, _)| format!("\"{name}/m-{name}\""))
+        .collect();
+    text += &format!("[routes.r]\ntargets = [{}]\n", targets.join(", "));
+    text
+}
+
+const ENV: &[(&str, &str)] = &[
+    ("UP_KEY", "sk-upstream-secret"),
+    ("KEY_WEB", "sk-sb-web"),
+    ("KEY_BATCH", "sk-sb-batch"),
+];
+const WEB: &[(&str, &str)] = &[("authorization", "Bearer sk-sb-web")];
+const BATCH: &[(&str, &str)] = &[("authorization", "Bearer sk-sb-batch")];
+
+fn provider_of(answer: &Answer) -> &str {
+    answer.headers["x-switchboard-provider"].to_str().unwrap()
+}
+
+#[tokio::test]
+async fn a_provider_out_of_requests_is_skipped_without_a_call() {
+    let a = MockUpstream::start(vec![ok("a")]).await;
+    let b = MockUpstream::start(vec![ok("b")]).await;
+    let router = spawn_router(
+        &config(
+            "",
+            &[("a", a.url("/v1"), "rpm = 2"), ("b", b.url("/v1"), "")],
+        ),
+        ENV,
+    )
+    .await;
+
+    let first = chat(&router, CHAT).await;
+    let second = chat(&router, CHAT).await;
+    let third = chat(&router, CHAT).await;
+
+    assert_eq!(provider_of(&first), "a");
+    assert_eq!(provider_of(&second), "a");
+    assert_eq!(third.status, 200, "{}", third.text());
+    assert_eq!(provider_of(&third), "b");
+    assert_eq!(
+        third.headers["x-switchboard-attempts"], "1",
+        "a skip is not an attempt"
+    );
+    assert_eq!((a.calls(), b.calls()), (2, 1));
+    let metrics = scrape(&router).await;
+    assert_eq!(
+        metrics.value(RATE_LIMITED, &[("name", "a"), ("scope", "provider")]),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_lone_provider_out_of_requests_is_429_all_targets_rate_limited() {
+    let a = MockUpstream::start(vec![ok("a")]).await;
+    let router = spawn_router(&config("", &[("a", a.url("/v1"), "rpm = 2")]), ENV).await;
+
+    assert_eq!(chat(&router, CHAT).await.status, 200);
+    assert_eq!(chat(&router, CHAT).await.status, 200);
+    let third = chat(&router, CHAT).await;
+
+    let error = openai_error(&third, 429, "all_targets_rate_limited");
+    assert_eq!(third.headers["x-should-retry"], "false");
+    // Two requests a minute: the next one fits in 30 s.
+    let retry: u64 = third.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((29..=30).contains(&retry), "{retry}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("a/m-a"), "{message}");
+    assert!(message.contains("limit"), "{message}");
+    assert_eq!(a.calls(), 2, "the third request never reached a");
+}
+
+#[tokio::test]
+async fn a_provider_out_of_tokens_is_skipped_without_a_call() {
+    let a = MockUpstream::start(vec![ok("a")]).await;
+    let b = MockUpstream::start(vec![ok("b")]).await;
+    let router = spawn_router(
+        &config(
+            "",
+            &[("a", a.url("/v1"), "tpm = 100"), ("b", b.url("/v1"), "")],
+        ),
+        ENV,
+    )
+    .await;
+    // About 80 tokens estimated (prompt bytes / 4 + max_tokens): one fits, two do not.
+    let body = r#"{"model":"r","max_tokens":60,"messages":[{"role":"user","content":"hi"}]}"#;
+
+    let first = chat(&router, body).await;
+    let second = chat(&router, body).await;
+
+    assert_eq!(provider_of(&first), "a");
+    assert_eq!(provider_of(&second), "b");
+    assert_eq!(a.calls(), 1);
+}
+
+fn keyed(web: &str) -> String {
+    format!(
+        "[[keys]]\nname = \"web\"\nkey_env = \"KEY_WEB\"\n{web}\n\n\
+         [[keys]]\nname = \"batch\"\nkey_env = \"KEY_BATCH\"\nrpm = 5\n"
+    )
+}
+
+#[tokio::test]
+async fn a_key_over_its_rpm_gets_429_with_ratelimit_headers() {
+    let a = MockUpstream::start(vec![ok("a")]).await;
+    let router = spawn_router(&config(&keyed("rpm = 1"), &[("a", a.url("/v1"), "")]), ENV).await;
+
+    let first = chat_with(&router, WEB, CHAT).await;
+    let second = chat_with(&router, WEB, CHAT).await;
+
+    assert_eq!(first.status, 200);
+    let error = openai_error(&second, 429, "rate_limit_exceeded");
+    assert_eq!(error["type"], "requests");
+    assert!(
+        error["message"].as_str().unwrap().contains("1 requests"),
+        "{error}"
+    );
+    let headers = &second.headers;
+    assert_eq!(headers["retry-after"], "60");
+    assert_eq!(headers["x-ratelimit-limit-requests"], "1");
+    assert_eq!(headers["x-ratelimit-remaining-requests"], "0");
+    let reset = headers["x-ratelimit-reset-requests"].to_str().unwrap();
+    let secs: f64 = reset
+        .strip_suffix('s')
+        .unwrap_or_else(|| panic!("{reset}"))
+        .parse()
+        .unwrap();
+    assert!(secs > 59.0 && secs <= 60.0, "{reset}");
+    assert!(
+        !headers.contains_key("x-ratelimit-limit-tokens"),
+        "only the exhausted budget"
+    );
+    assert_eq!(a.calls(), 1, "a key-limited request reaches no provider");
+
+    // Another key has its own budget.
+    let other = chat_with(&router, BATCH, CHAT).await;
+    assert_eq!(other.status, 200, "{}", other.text());
+    assert_eq!(a.calls(), 2);
+    assert_eq!(
+        scrape(&router)
+            .await
+            .value(RATE_LIMITED, &[("name", "web"), ("scope", "key")]),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_key_over_its_tpm_gets_429_with_token_headers() {
+    let a = MockUpstream::start(vec![ok("a")]).await;
+    let router = spawn_router(&config(&keyed("tpm = 50"), &[("a", a.url("/v1"), "")]), ENV).await;
+    let prompt = "lorem ipsum ".repeat(40);
+    let body = format!(r#"{{"model":"r","messages":[{{"role":"user","content":"{prompt}"}}]}}"#);
+
+    // A request bigger than the whole budget passes on a full bucket, then the key is dry.
+    let first = chat_with(&router, WEB, &body).await;
+    let second = chat_with(&router, WEB, &body).await;
+
+    assert_eq!(first.status, 200, "{}", first.text());
+    let error = openai_error(&second, 429, "rate_limit_exceeded");
+    assert_eq!(error["type"], "tokens");
+    let headers = &second.headers;
+    assert_eq!(headers["x-ratelimit-limit-tokens"], "50");
+    assert_eq!(headers["x-ratelimit-remaining-tokens"], "0");
+    assert!(headers.contains_key("x-ratelimit-reset-tokens"));
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(a.calls(), 1);
+
+    // A small request from another key is unaffected.
+    assert_eq!(chat_with(&router, BATCH, CHAT).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_rejected_body_does_not_use_the_keys_budget() {
+    let a = MockUpstream::start(vec![ok("a")]).await;
+    let router = spawn_router(&config(&keyed("rpm = 1"), &[("a", a.url("/v1"), "")]), ENV).await;
+
+    let bad = chat_with(&router, WEB, r#"{"model":"r","messages":[]}"#).await;
+    assert_eq!(bad.status, 400);
+    let good = chat_with(&router, WEB, CHAT).await;
+
+    assert_eq!(good.status, 200, "{}", good.text());
+}

@@ -1,0 +1,517 @@
+//! `GET /metrics`: the Prometheus text exposition, parsed here sample by sample, and the
+//! counters of the resilient router (upstream attempts by outcome, failovers by reason, the
+//! router's own rate-limit refusals, cooldown gauges) moving by exactly what a scripted
+//! request did.
+#![cfg(test)]
+
+use std::collections::BTreeMap;
+
+use crate::support::{
+    MockUpstream, Reply, RouterHandle, chat, chat_with, closed_port, send, spawn_router,
+};
+
+/// One sample line: `name{label="value",...} value`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Sample {
+    pub(crate) name: String,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) value: f64,
+}
+
+/// A parsed exposition.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Exposition {
+    pub(crate) samples: Vec<Sample>,
+    /// `# TYPE` lines: metric name -> type.
+    pub(crate) types: BTreeMap<String, String>,
+}
+
+impl Exposition {
+    /// Parses the text format; panics on a line it cannot read.
+    pub(crate) fn parse(text: &str) -> Self {
+        let mut out = Self::default();
+        for line in text.lines() {
+            let line = line.trim_end();
+            if line.is_empty() {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let mut parts = rest.split_whitespace();
+                let name = parts.next().expect("TYPE name").to_owned();
+                let kind = parts.next().expect("TYPE kind").to_owned();
+                out.types.insert(name, kind);
+                continue;
+            }
+            if line.starts_with('#') {
+                continue;
+            }
+            out.samples.push(parse_sample(line));
+        }
+        out
+    }
+
+    /// The value of the sample with exactly these labels, if present.
+    pub(crate) fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let wanted: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.samples
+            .iter()
+            .find(|s| s.name == name && s.labels == wanted)
+            .map(|s| s.value)
+    }
+
+    /// Like [`Self::get`], with an absent series read as 0 (a counter not yet touched).
+    pub(crate) fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.get(name, labels).unwrap_or(0.0)
+    }
+
+    /// Every sample of `name`.
+    pub(crate) fn series(&self, name: &str) -> Vec<&Sample> {
+        self.samples.iter().filter(|s| s.name == name).collect()
+    }
+}
+
+fn parse_sample(line: &str) -> Sample {
+    let (series, value) = line
+        .rsplit_once(' ')
+        .unwrap_or_else(|| panic!("no value in sample line {line:?}"));
+    let value: f64 = match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v
+            .parse()
+            .unwrap_or_else(|e| panic!("bad value in {line:?}: {e}")),
+    };
+    let Some((name, rest)) = series.split_once('{') else {
+        return Sample {
+            name: series.to_owned(),
+            labels: BTreeMap::new(),
+            value,
+        };
+    };
+    let body = rest
+        .strip_suffix('}')
+        .unwrap_or_else(|| panic!("unclosed labels in {line:?}"));
+    let mut labels = BTreeMap::new();
+    let mut chars = body.chars().peekable();
+    loop {
+        let key: String = chars.by_ref().take_while(|&c| c != '=').collect();
+        if key.is_empty() {
+            break;
+        }
+        assert_eq!(
+            chars.next(),
+            Some('"'),
+            "label value must be quoted: {line:?}"
+        );
+        let mut value = String::new();
+        loop {
+            match chars.next() {
+                Some('\\') => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some(c) => value.push(c),
+                    None => panic!("dangling escape in {line:?}"),
+                },
+                Some('"') => break,
+                Some(c) => value.push(c),
+                None => panic!("unterminated label value in {line:?}"),
+            }
+        }
+        labels.insert(key.trim().to_owned(), value);
+        match chars.next() {
+            Some(',') | None => {}
+            Some(c) => panic!("unexpected {c:?} after a label in {line:?}"),
+        }
+    }
+    Sample {
+        name: name.to_owned(),
+        labels,
+        value,
+    }
+}
+
+/// `GET /metrics`, checked to be Prometheus text, parsed.
+pub(crate) async fn scrape(router: &RouterHandle) -> Exposition {
+    let answer = send("GET", &router.url("/metrics"), &[], "").await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let content_type = answer.headers["content-type"].to_str().unwrap();
+    assert!(
+        content_type.starts_with("text/plain") && content_type.contains("version=0.0.4"),
+        "{content_type}"
+    );
+    Exposition::parse(&answer.text())
+}
+
+pub(crate) const ATTEMPTS: &str = "switchboard_upstream_attempts_total";
+pub(crate) const FAILOVERS: &str = "switchboard_failovers_total";
+pub(crate) const RATE_LIMITED: &str = "switchboard_rate_limited_total";
+pub(crate) const COOLDOWN: &str = "switchboard_provider_cooldown_seconds";
+
+/// `upstream_attempts_total{provider, outcome}`.
+pub(crate) fn attempts(m: &Exposition, provider: &str, outcome: &str) -> f64 {
+    m.value(ATTEMPTS, &[("outcome", outcome), ("provider", provider)])
+}
+
+/// `failovers_total{route, from_provider, reason}`.
+pub(crate) fn failovers(m: &Exposition, route: &str, from: &str, reason: &str) -> f64 {
+    m.value(
+        FAILOVERS,
+        &[
+            ("from_provider", from),
+            ("reason", reason),
+            ("route", route),
+        ],
+    )
+}
+
+/// `provider_cooldown_seconds{provider}`; panics when the gauge is missing.
+pub(crate) fn cooldown(m: &Exposition, provider: &str) -> f64 {
+    m.get(COOLDOWN, &[("provider", provider)])
+        .unwrap_or_else(|| panic!("no {COOLDOWN} for {provider}"))
+}
+
+/// Asserts that, between two scrapes, the `name` series moved by exactly `expected` (series
+/// by label set; absent ones count as 0) and no other series of `name` moved.
+pub(crate) fn assert_moved(
+    before: &Exposition,
+    after: &Exposition,
+    name: &str,
+    expected: &[(&[(&str, &str)], f64)],
+) {
+    let mut all: Vec<BTreeMap<String, String>> = before
+        .series(name)
+        .into_iter()
+        .chain(after.series(name))
+        .map(|s| s.labels.clone())
+        .collect();
+    all.sort();
+    all.dedup();
+    for labels in &all {
+        let pairs: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let moved = after.value(name, &pairs) - before.value(name, &pairs);
+        let want = expected
+            .iter()
+            .find(|(l, _)| {
+                let mut l: Vec<(&str, &str)> = l.to_vec();
+                l.sort_unstable();
+                l == pairs
+            })
+            .map_or(0.0, |(_, v)| *v);
+        assert_eq!(
+            moved, want,
+            "{name}{labels:?} moved by {moved}, want {want}"
+        );
+    }
+    for (labels, want) in expected {
+        if *want != 0.0 {
+            assert!(
+                after.get(name, labels).is_some(),
+                "{name}{labels:?} is missing from the exposition"
+            );
+        }
+    }
+}
+
+const CHAT: &str = r#"{"model":"r","messages":[{"role":"user","content":"hi"}]}"#;
+const STREAM_CHAT: &str =
+    r#"{"model":"r","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+
+fn completion(who: &str) -> String {
+    format!(
+        r#"{{"id":"chatcmpl-{who}","object":"chat.completion","created":1700000000,"model":"m-{who}","choices":[{{"index":0,"message":{{"role":"assistant","content":"answer from {who}"}},"logprobs":null,"finish_reason":"stop"}}],"usage":{{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}}}"#
+    )
+}
+
+fn stream_of(who: &str) -> Reply {
+    let role = format!(
+        r#"{{"id":"chatcmpl-{who}","object":"chat.completion.chunk","created":1700000000,"model":"m-{who}","choices":[{{"index":0,"delta":{{"role":"assistant","content":""}},"finish_reason":null}}]}}"#
+    );
+    let content = format!(
+        r#"{{"id":"chatcmpl-{who}","object":"chat.completion.chunk","created":1700000000,"model":"m-{who}","choices":[{{"index":0,"delta":{{"content":"answer from {who}"}},"finish_reason":null}}]}}"#
+    );
+    let finish = format!(
+        r#"{{"id":"chatcmpl-{who}","object":"chat.completion.chunk","created":1700000000,"model":"m-{who}","choices":[{{"index":0,"delta":{{}},"finish_reason":"stop"}}]}}"#
+    );
+    Reply::sse_data(&[&role, &content, &finish, "[DONE]"])
+}
+
+/// `[providers.NAME]` tables of kind openai, plus route `r` over `NAME/m-NAME` in order.
+fn config(routing: &str, extra: &str, providers: &[(&str, String)]) -> String {
+    let mut text = format!("[routing]\n{routing}\n\n{extra}\n");
+    for (name, base) in providers {
+        text += &format!(
+            "[providers.{name}]\nkind = \"openai\"\nbase_url = \"{base}\"\napi_key_env = \"UP_KEY\"\n\n"
+        );
+    }
+    let targets: Vec<String> = providers
+        .iter()
+        .map(|(name, _)| format!("\"{name}/m-{name}\""))
+        .collect();
+    text += &format!("[routes.r]\ntargets = [{}]\n", targets.join(", "));
+    text
+}
+
+const ENV: &[(&str, &str)] = &[("UP_KEY", "sk-upstream-secret")];
+
+#[tokio::test]
+async fn the_exposition_is_prometheus_text_with_the_router_families() {
+    let a = MockUpstream::start(vec![Reply::json(200, &completion("a"))]).await;
+    let router = spawn_router(&config("", "", &[("a", a.url("/v1"))]), ENV).await;
+    assert_eq!(chat(&router, CHAT).await.status, 200);
+
+    let m = scrape(&router).await;
+
+    assert_eq!(
+        m.types.get(ATTEMPTS).map(String::as_str),
+        Some("counter"),
+        "{:?}",
+        m.types
+    );
+    assert_eq!(m.types.get(COOLDOWN).map(String::as_str), Some("gauge"));
+    assert_eq!(attempts(&m, "a", "ok"), 1.0);
+    assert_eq!(cooldown(&m, "a"), 0.0, "a healthy provider is usable now");
+    // Every sample is named with the router's prefix.
+    for sample in &m.samples {
+        assert!(sample.name.starts_with("switchboard_"), "{sample:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_scripted_failover_moves_attempts_and_failovers_by_exactly_one() {
+    let a = MockUpstream::start(vec![
+        Reply::json(429, r#"{"error":{"message":"slow down","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#)
+            .header("retry-after", "30"),
+    ])
+    .await;
+    let b = MockUpstream::start(vec![Reply::json(200, &completion("b"))]).await;
+    let router = spawn_router(
+        &config("", "", &[("a", a.url("/v1")), ("b", b.url("/v1"))]),
+        ENV,
+    )
+    .await;
+    let before = scrape(&router).await;
+
+    let answer = chat(&router, CHAT).await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.headers["x-switchboard-attempts"], "2");
+    let after = scrape(&router).await;
+    assert_moved(
+        &before,
+        &after,
+        ATTEMPTS,
+        &[
+            (&[("outcome", "rate_limited"), ("provider", "a")], 1.0),
+            (&[("outcome", "ok"), ("provider", "b")], 1.0),
+        ],
+    );
+    assert_moved(
+        &before,
+        &after,
+        FAILOVERS,
+        &[(
+            &[
+                ("from_provider", "a"),
+                ("reason", "rate_limited"),
+                ("route", "r"),
+            ],
+            1.0,
+        )],
+    );
+    assert!(cooldown(&after, "a") > 25.0, "{}", cooldown(&after, "a"));
+    assert_eq!(cooldown(&after, "b"), 0.0);
+
+    // While a cools down the next request makes no attempt at a at all.
+    let answer = chat(&router, CHAT).await;
+    assert_eq!(answer.headers["x-switchboard-provider"], "b");
+    assert_eq!(answer.headers["x-switchboard-attempts"], "1");
+    let later = scrape(&router).await;
+    assert_moved(
+        &after,
+        &later,
+        ATTEMPTS,
+        &[(&[("outcome", "ok"), ("provider", "b")], 1.0)],
+    );
+    assert_eq!(a.calls(), 1);
+}
+
+#[tokio::test]
+async fn every_failure_class_has_its_outcome_and_failover_reason() {
+    let timeout = MockUpstream::start(vec![
+        Reply::json(200, &completion("t")).delay(std::time::Duration::from_secs(3)),
+    ])
+    .await;
+    let refused = format!("http://127.0.0.1:{}/v1", closed_port().await);
+    let unavailable = MockUpstream::start(vec![Reply::json(503, "{}")]).await;
+    let role = r#"{"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#;
+    let broken = MockUpstream::start(vec![Reply::sse_data(&[role]).abort()]).await;
+    let account = MockUpstream::start(vec![Reply::json(
+        401,
+        r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#,
+    )])
+    .await;
+    let good = MockUpstream::start(vec![stream_of("ok")]).await;
+    let router = spawn_router(
+        &config(
+            "max_attempts = 6\nattempt_timeout = \"200ms\"",
+            "",
+            &[
+                ("t", timeout.url("/v1")),
+                ("c", refused),
+                ("u", unavailable.url("/v1")),
+                ("s", broken.url("/v1")),
+                ("k", account.url("/v1")),
+                ("ok", good.url("/v1")),
+            ],
+        ),
+        ENV,
+    )
+    .await;
+    let before = scrape(&router).await;
+
+    let answer = chat(&router, STREAM_CHAT).await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.headers["x-switchboard-provider"], "ok");
+    assert_eq!(answer.headers["x-switchboard-attempts"], "6");
+    let after = scrape(&router).await;
+    let classes = [
+        ("t", "timeout"),
+        ("c", "connect_error"),
+        ("u", "unavailable"),
+        ("s", "stream_error"),
+        ("k", "account"),
+    ];
+    let mut expected_attempts: Vec<(Vec<(&str, &str)>, f64)> = classes
+        .iter()
+        .map(|&(p, o)| (vec![("outcome", o), ("provider", p)], 1.0))
+        .collect();
+    expected_attempts.push((vec![("outcome", "ok"), ("provider", "ok")], 1.0));
+    let refs: Vec<(&[(&str, &str)], f64)> = expected_attempts
+        .iter()
+        .map(|(l, v)| (l.as_slice(), *v))
+        .collect();
+    assert_moved(&before, &after, ATTEMPTS, &refs);
+    let expected_failovers: Vec<Vec<(&str, &str)>> = classes
+        .iter()
+        .map(|&(p, reason)| vec![("from_provider", p), ("reason", reason), ("route", "r")])
+        .collect();
+    let refs: Vec<(&[(&str, &str)], f64)> = expected_failovers
+        .iter()
+        .map(|l| (l.as_slice(), 1.0))
+        .collect();
+    assert_moved(&before, &after, FAILOVERS, &refs);
+    // Each failed provider is cooling; the account failure for the long account cooldown.
+    for (provider, _) in classes {
+        assert!(cooldown(&after, provider) > 0.0, "{provider}");
+    }
+    assert!(
+        cooldown(&after, "k") > 500.0,
+        "account_cooldown defaults to 10 min"
+    );
+    assert_eq!(cooldown(&after, "ok"), 0.0);
+}
+
+#[tokio::test]
+async fn a_client_error_counts_as_client_error_and_is_no_failover() {
+    let a = MockUpstream::start(vec![Reply::json(
+        400,
+        r#"{"error":{"message":"bad","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#,
+    )])
+    .await;
+    let b = MockUpstream::start(vec![Reply::json(200, &completion("b"))]).await;
+    let router = spawn_router(
+        &config("", "", &[("a", a.url("/v1")), ("b", b.url("/v1"))]),
+        ENV,
+    )
+    .await;
+    let before = scrape(&router).await;
+
+    assert_eq!(chat(&router, CHAT).await.status, 400);
+
+    let after = scrape(&router).await;
+    assert_moved(
+        &before,
+        &after,
+        ATTEMPTS,
+        &[(&[("outcome", "client_error"), ("provider", "a")], 1.0)],
+    );
+    assert_moved(&before, &after, FAILOVERS, &[]);
+    assert_eq!(
+        cooldown(&after, "a"),
+        0.0,
+        "a wrong request says nothing of a"
+    );
+}
+
+#[tokio::test]
+async fn key_and_provider_limit_refusals_count_in_rate_limited_total() {
+    let a = MockUpstream::start(vec![Reply::json(200, &completion("a"))]).await;
+    let b = MockUpstream::start(vec![Reply::json(200, &completion("b"))]).await;
+    let keys = "[[keys]]\nname = \"web\"\nkey_env = \"KEY_WEB\"\nrpm = 1\n\n[[keys]]\nname = \"batch\"\nkey_env = \"KEY_BATCH\"\n";
+    let text = config("", keys, &[("a", a.url("/v1")), ("b", b.url("/v1"))])
+        .replace("[providers.a]\n", "[providers.a]\nrpm = 1\n");
+    let env = [
+        ("UP_KEY", "sk-upstream-secret"),
+        ("KEY_WEB", "sk-web"),
+        ("KEY_BATCH", "sk-batch"),
+    ];
+    let router = spawn_router(&text, &env).await;
+    let web = [("authorization", "Bearer sk-web")];
+    let batch = [("authorization", "Bearer sk-batch")];
+    let before = scrape(&router).await;
+
+    // web: first request to a (its one request a minute), second refused by the key limit.
+    assert_eq!(chat_with(&router, &web, CHAT).await.status, 200);
+    let refused = chat_with(&router, &web, CHAT).await;
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    let middle = scrape(&router).await;
+    assert_moved(
+        &before,
+        &middle,
+        RATE_LIMITED,
+        &[(&[("name", "web"), ("scope", "key")], 1.0)],
+    );
+
+    // batch: a has no room left this minute, so it is skipped for b.
+    let answer = chat_with(&router, &batch, CHAT).await;
+    assert_eq!(answer.headers["x-switchboard-provider"], "b");
+    let after = scrape(&router).await;
+    assert_moved(
+        &middle,
+        &after,
+        RATE_LIMITED,
+        &[(&[("name", "a"), ("scope", "provider")], 1.0)],
+    );
+    // The router's own limit is not an upstream attempt.
+    assert_moved(
+        &middle,
+        &after,
+        ATTEMPTS,
+        &[(&[("outcome", "ok"), ("provider", "b")], 1.0)],
+    );
+    assert_eq!(a.calls(), 1);
+}
+
+#[test]
+fn the_parser_reads_labels_escapes_and_bare_samples() {
+    let text = "# HELP x_total help\n# TYPE x_total counter\nx_total{a=\"1\",b=\"q\\\"uote\\\\\"} 3\nup 1\nh_bucket{le=\"+Inf\"} 2\n";
+    let m = Exposition::parse(text);
+    assert_eq!(
+        m.get("x_total", &[("a", "1"), ("b", "q\"uote\\")]),
+        Some(3.0)
+    );
+    assert_eq!(m.get("up", &[]), Some(1.0));
+    assert_eq!(m.get("h_bucket", &[("le", "+Inf")]), Some(2.0));
+    assert_eq!(
+        m.get("x_total", &[("a", "1")]),
+        None,
+        "label sets match exactly"
+    );
+    assert_eq!(m.types["x_total"], "counter");
+}
