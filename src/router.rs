@@ -155,8 +155,10 @@ pub async fn route(
     let estimated_tokens = estimate_tokens(chat);
     let mut tally = Tally::new();
     let mut refusal_if_none: Option<ApiError> = None;
-    for index in state.balancer.order(route) {
+    let order = state.balancer.order(route);
+    for (position, &index) in order.iter().enumerate() {
         let target = &route.targets[index];
+        let others_left = position + 1 < order.len();
         if tally.attempts >= snapshot.routing.max_attempts {
             tally.untried(target, "not tried, max_attempts reached");
             continue;
@@ -224,11 +226,14 @@ pub async fn route(
         }
         if failure.kind == FailureKind::Timeout && !route.failover_on_timeout {
             tally.note(target, Some(failure.kind), None, describe(&failure));
-            return Err(no_retry_after_timeout(tally));
+            let untried = order[position + 1..].iter().map(|&i| &route.targets[i]);
+            return Err(no_retry_after_timeout(tally, untried));
         }
-        state
-            .metrics
-            .failover(&route.name, &target.provider.name, failure.kind);
+        if others_left && tally.attempts < snapshot.routing.max_attempts {
+            state
+                .metrics
+                .failover(&route.name, &target.provider.name, failure.kind);
+        }
         let usable_at = Some(Instant::now() + cooldown);
         tally.note(target, Some(failure.kind), usable_at, describe(&failure));
     }
@@ -290,12 +295,19 @@ fn reserve<'s>(
     Ok((ticket, limiter))
 }
 
-/// A route that must not send a request twice got a timeout after sending it.
-fn no_retry_after_timeout(mut tally: Tally) -> ApiError {
+/// A route that must not send a request twice got a timeout after sending it: the request may
+/// have been served, so no other target is asked.
+fn no_retry_after_timeout<'r>(
+    mut tally: Tally,
+    untried: impl Iterator<Item = &'r Target>,
+) -> ApiError {
     tally.retry_at = None;
-    if let Some(last) = tally.reports.last_mut() {
-        last.outcome
-            .push_str("; not retried elsewhere because the route has failover_on_timeout = false");
+    for target in untried {
+        tally.untried(
+            target,
+            "not tried: the route has failover_on_timeout = false and the request may already \
+             have been served",
+        );
     }
     tally.give_up()
 }
@@ -326,7 +338,9 @@ async fn attempt(
         })??;
     let (parts, body) = response.into_parts();
     if !parts.status.is_success() {
-        let error_body = read_body(body, MAX_ERROR_BYTES, deadline)
+        // The error body belongs to the failed attempt: a provider that stalls it must not hold
+        // up the failover.
+        let error_body = read_body(body, MAX_ERROR_BYTES, attempt_deadline)
             .await
             .unwrap_or_default();
         return Err(adapter.failure(parts.status, &parts.headers, &error_body));

@@ -226,8 +226,8 @@ pub(super) fn classify_fields(
         429 if fields.is("insufficient_quota") => FailureKind::Account,
         429 => FailureKind::RateLimited,
         401..=403 => FailureKind::Account,
-        404 => FailureKind::Unavailable,
-        408 => FailureKind::Timeout,
+        // 408: the provider gave up waiting for the request, so it never ran: safe to retry.
+        404 | 408 => FailureKind::Unavailable,
         400..=499 => FailureKind::Rejected,
         _ => FailureKind::Unavailable,
     };
@@ -321,7 +321,7 @@ mod tests {
             (402, "{}", FailureKind::Account),
             (403, "{}", FailureKind::Account),
             (404, "{}", FailureKind::Unavailable),
-            (408, "{}", FailureKind::Timeout),
+            (408, "{}", FailureKind::Unavailable),
             (
                 400,
                 r#"{"error":{"message":"bad","code":"context_length_exceeded","param":"messages"}}"#,

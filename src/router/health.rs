@@ -33,6 +33,9 @@ struct Breaker {
     reason: Option<FailureKind>,
     consecutive_failures: u32,
     probe_in_flight: bool,
+    /// Bumped each time the breaker opens, so answers to requests sent before that cannot
+    /// close or shorten it.
+    generation: u64,
 }
 
 /// All providers' breakers.
@@ -48,6 +51,8 @@ pub struct Ticket<'h> {
     health: &'h Health,
     provider: &'h str,
     probe: bool,
+    /// The breaker's generation when the attempt was admitted (`None`: it was closed).
+    generation: Option<u64>,
 }
 
 /// How long a half-open provider is reported busy while its probe is in flight.
@@ -58,30 +63,31 @@ impl Health {
     pub fn admit<'h>(&'h self, provider: &'h str) -> Result<Ticket<'h>, Cooling> {
         let now = Instant::now();
         let mut breakers = self.lock();
-        let probe = match breakers.get_mut(provider) {
-            None => false,
-            Some(breaker) => match (breaker.open_until, breaker.reason) {
-                (Some(until), Some(reason)) if until > now => {
-                    return Err(Cooling { until, reason });
-                }
-                (Some(_), Some(reason)) if breaker.probe_in_flight => {
-                    return Err(Cooling {
-                        until: now + PROBE_BUSY,
-                        reason,
-                    });
-                }
-                (Some(_), _) => {
-                    breaker.probe_in_flight = true;
-                    true
-                }
-                (None, _) => false,
-            },
-        };
-        Ok(Ticket {
+        let mut ticket = Ticket {
             health: self,
             provider,
-            probe,
-        })
+            probe: false,
+            generation: None,
+        };
+        let Some(breaker) = breakers.get_mut(provider) else {
+            return Ok(ticket);
+        };
+        let (Some(until), Some(reason)) = (breaker.open_until, breaker.reason) else {
+            return Ok(ticket);
+        };
+        if until > now {
+            return Err(Cooling { until, reason });
+        }
+        if breaker.probe_in_flight {
+            return Err(Cooling {
+                until: now + PROBE_BUSY,
+                reason,
+            });
+        }
+        breaker.probe_in_flight = true;
+        ticket.probe = true;
+        ticket.generation = Some(breaker.generation);
+        Ok(ticket)
     }
 
     /// Seconds until `provider` is usable again (0 when it is).
@@ -99,28 +105,47 @@ impl Health {
 }
 
 impl Ticket<'_> {
-    /// The provider answered: close its breaker.
+    /// The provider answered. A probe closes the breaker; so does any answer when the breaker
+    /// has not opened since this attempt was admitted. A late answer to a request sent before
+    /// a newer failure leaves that failure's cooldown alone.
     pub fn succeeded(mut self) {
-        self.health.lock().remove(self.provider);
-        self.probe = false;
+        self.settle_answered();
     }
 
-    /// The attempt failed. Client mistakes say nothing about the provider's health; anything
-    /// else opens the breaker. Returns the cooldown given.
+    /// The attempt failed. A client mistake says nothing bad about the provider (it answered);
+    /// anything else opens the breaker, never for less than it is already open. Returns the
+    /// time until the provider is usable again.
     pub fn failed(mut self, failure: &UpstreamFailure, settings: &RoutingSettings) -> Duration {
-        self.probe = false;
         if failure.kind == FailureKind::Rejected {
-            self.health.lock().remove(self.provider);
+            self.settle_answered();
             return Duration::ZERO;
         }
+        self.probe = false;
+        let now = Instant::now();
         let mut breakers = self.health.lock();
         let breaker = breakers.entry(self.provider.to_owned()).or_default();
         breaker.consecutive_failures = breaker.consecutive_failures.saturating_add(1);
-        let cooldown = cooldown_for(failure, breaker.consecutive_failures, settings);
-        breaker.open_until = Some(Instant::now() + cooldown);
-        breaker.reason = Some(failure.kind);
+        let until = now + cooldown_for(failure, breaker.consecutive_failures, settings);
+        if breaker.open_until.is_none_or(|open| open < until) {
+            breaker.open_until = Some(until);
+            breaker.reason = Some(failure.kind);
+            breaker.generation = breaker.generation.wrapping_add(1);
+        }
         breaker.probe_in_flight = false;
-        cooldown
+        breaker
+            .open_until
+            .map_or(Duration::ZERO, |open| open.saturating_duration_since(now))
+    }
+
+    fn settle_answered(&mut self) {
+        let mut breakers = self.health.lock();
+        let unchanged = breakers
+            .get(self.provider)
+            .is_some_and(|b| self.probe || Some(b.generation) == self.generation);
+        if unchanged {
+            breakers.remove(self.provider);
+        }
+        self.probe = false;
     }
 }
 
@@ -234,6 +259,22 @@ mod tests {
             .failed(&failure(FailureKind::Rejected, None), &settings());
         assert_eq!(other, Duration::ZERO);
         assert!(health.admit("q").is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn late_answers_neither_close_nor_shorten_a_newer_cooldown() {
+        let health = Health::default();
+        let early = health.admit("p").unwrap();
+        let late_failure = health.admit("p").unwrap();
+        let late_error = health.admit("p").unwrap();
+        health
+            .admit("p")
+            .unwrap()
+            .failed(&failure(FailureKind::RateLimited, Some(30)), &settings());
+        early.succeeded();
+        late_error.failed(&failure(FailureKind::Rejected, None), &settings());
+        late_failure.failed(&failure(FailureKind::Unavailable, None), &settings());
+        assert_eq!(health.cooldown_left("p"), Duration::from_secs(30));
     }
 
     #[tokio::test(start_paused = true)]

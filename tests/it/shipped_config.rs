@@ -132,7 +132,7 @@ fn check_prints_each_provider_enabled_or_disabled_and_why() {
         "alipay (kind qwen): disabled: $ALIPAY_AI_API_KEY is not set",
         "claude (kind openai): disabled: $ANTHROPIC_API_KEY is not set",
         "gemini (kind openai): disabled: $GEMINI_API_KEY is not set",
-        "demo -> local/echo",
+        "demo [priority] -> local/echo",
     ] {
         assert!(stdout.contains(line), "missing `{line}` in:\n{stdout}");
     }
