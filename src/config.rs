@@ -98,6 +98,10 @@ pub enum ProviderKind {
     Qwen,
     /// Mistral's chat completions.
     Mistral,
+    /// Anthropic's Messages API.
+    Anthropic,
+    /// Google's Gemini API (generateContent).
+    Gemini,
     /// Built in: the router answers by itself.
     Mock,
 }
@@ -109,6 +113,8 @@ impl ProviderKind {
             Self::OpenAi => "openai",
             Self::Qwen => "qwen",
             Self::Mistral => "mistral",
+            Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
             Self::Mock => "mock",
         }
     }
@@ -148,6 +154,15 @@ pub struct Provider {
     pub forward_headers: Vec<String>,
     /// The built-in responder's settings, for `kind = "mock"`.
     pub mock: Option<MockSettings>,
+    /// Per-model settings of the models declared under `[providers.NAME.models]`.
+    pub models: BTreeMap<String, ModelSettings>,
+}
+
+/// `[providers.NAME.models."MODEL"]`.
+#[derive(Clone, Debug, Default)]
+pub struct ModelSettings {
+    /// Output cap sent when the client gives none (Anthropic requires one).
+    pub max_tokens: Option<u32>,
 }
 
 /// How a `mock` provider answers.
@@ -174,6 +189,8 @@ pub struct Target {
     pub model: Arc<str>,
     /// `provider/model`, for logs and reports.
     pub label: Arc<str>,
+    /// The model's output cap default from `providers.toml`, if declared.
+    pub max_tokens: Option<u32>,
 }
 
 /// What a client's `model` resolves to: a named route or one direct target.

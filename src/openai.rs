@@ -157,6 +157,20 @@ pub struct Part<'a> {
     /// The text of a `text` part.
     #[serde(borrow, default)]
     pub text: Option<Cow<'a, str>>,
+    /// The image of an `image_url` part.
+    #[serde(borrow, default)]
+    pub image_url: Option<ImageUrl<'a>>,
+}
+
+/// The image of an `image_url` content part.
+#[derive(Debug, Deserialize)]
+pub struct ImageUrl<'a> {
+    /// An `https://` URL or a `data:<mime>;base64,<data>` URL.
+    #[serde(borrow)]
+    pub url: Cow<'a, str>,
+    /// `auto`, `low` or `high`.
+    #[serde(borrow, default)]
+    pub detail: Option<Cow<'a, str>>,
 }
 
 /// A tool call in an assistant message.
@@ -385,7 +399,9 @@ fn unescape_string(raw: &RawValue) -> Option<Cow<'_, str>> {
     if let Ok(plain) = serde_json::from_str::<&str>(raw.get()) {
         return Some(Cow::Borrowed(plain));
     }
-    serde_json::from_str::<String>(raw.get()).ok().map(Cow::Owned)
+    serde_json::from_str::<String>(raw.get())
+        .ok()
+        .map(Cow::Owned)
 }
 
 /// The byte range of `part` inside `whole`; `part` must be a sub-slice of it.

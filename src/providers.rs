@@ -5,6 +5,8 @@
 //! no sockets, clocks, environment or globals; `upstream` owns the I/O. Adding a provider is
 //! one file and one line in [`adapter_for`].
 
+mod anthropic;
+mod gemini;
 mod mistral;
 pub mod mock;
 mod openai;
@@ -83,5 +85,7 @@ pub fn adapter_for(kind: ProviderKind) -> &'static dyn Adapter {
         ProviderKind::OpenAi | ProviderKind::Mock => &openai::OpenAi,
         ProviderKind::Qwen => &qwen::Qwen,
         ProviderKind::Mistral => &mistral::Mistral,
+        ProviderKind::Anthropic => &anthropic::Anthropic,
+        ProviderKind::Gemini => &gemini::Gemini,
     }
 }

@@ -12,8 +12,9 @@ use toml::Spanned;
 
 use super::raw::{RawConfig, RawKey, RawProvider, RawRoute};
 use super::{
-    ClientKey, ConfigError, ConfigErrors, EnvLookup, MockSettings, Provider, ProviderKind, Route,
-    RoutingSettings, Secret, ServerSettings, Snapshot, Target, UpstreamSettings,
+    ClientKey, ConfigError, ConfigErrors, EnvLookup, MockSettings, ModelSettings, Provider,
+    ProviderKind, Route, RoutingSettings, Secret, ServerSettings, Snapshot, Target,
+    UpstreamSettings,
 };
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -396,7 +397,33 @@ fn provider(
         disabled,
         forward_headers,
         mock: if is_mock { Some(mock) } else { None },
+        models: models(check, &table, raw),
     })
+}
+
+fn models(
+    check: &mut Checker<'_>,
+    table: &str,
+    raw: &RawProvider,
+) -> BTreeMap<String, ModelSettings> {
+    raw.models
+        .iter()
+        .map(|(name, model)| {
+            let max_tokens = model.max_tokens.as_ref().and_then(|cap| {
+                if *cap.get_ref() == 0 {
+                    check.error(
+                        Some(cap.span()),
+                        &format!("{table}.models.{name}"),
+                        "max_tokens",
+                        "must be at least 1".into(),
+                    );
+                    return None;
+                }
+                Some(*cap.get_ref())
+            });
+            (name.clone(), ModelSettings { max_tokens })
+        })
+        .collect()
 }
 
 fn base_url(check: &mut Checker<'_>, table: &str, url: &Spanned<String>) -> String {
@@ -549,6 +576,7 @@ fn make_target(provider: &Arc<Provider>, model: &str) -> Target {
         provider: provider.clone(),
         model: Arc::from(model),
         label: Arc::from(format!("{}/{model}", provider.name)),
+        max_tokens: provider.models.get(model).and_then(|m| m.max_tokens),
     }
 }
 

@@ -1,9 +1,11 @@
 //! Integration tests: one binary (one link step), one module per area.
 
+mod anthropic;
 mod auth;
 mod chat;
 mod errors;
 mod fidelity;
+mod gemini;
 mod mistral;
 mod qwen;
 mod sdk_async_openai;

@@ -194,7 +194,10 @@ async fn answer(
             Ok::<_, std::io::Error>(Frame::data(chunk))
         })
         .chain(futures_util::stream::iter(abort.then(|| {
-            Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "scripted abort"))
+            Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "scripted abort",
+            ))
         })));
     let mut response = Response::new(StreamBody::new(frames).boxed_unsync());
     *response.status_mut() = StatusCode::from_u16(reply.status).unwrap();
