@@ -25,6 +25,9 @@ pub struct ChatRequest<'a> {
     pub body: ChatBody<'a>,
     /// The requested model (a route name or `provider/model`), unescaped.
     pub model: Cow<'a, str>,
+    /// Unix seconds when the router received the request: the `created` of responses that
+    /// adapters build themselves (adapters have no clock). Set by the front door.
+    pub created: u64,
     model_span: Range<usize>,
 }
 
@@ -243,6 +246,7 @@ impl<'a> ChatRequest<'a> {
             raw,
             body,
             model,
+            created: 0,
             model_span,
         };
         request.validate()?;

@@ -71,7 +71,10 @@ async fn serve(
 ) -> Result<Reply, ApiError> {
     record.key = auth::authenticate(&snapshot.keys, request.headers())?;
     let body = read_body(request, snapshot.server.max_body).await?;
-    let chat = ChatRequest::parse(&body)?;
+    let mut chat = ChatRequest::parse(&body)?;
+    chat.created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     record.model = chat.model.to_string();
     let deadline = started + snapshot.routing.request_timeout;
     let served = router::route(&state.upstream, snapshot, &chat, deadline).await?;
