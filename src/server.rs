@@ -12,6 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 
 use crate::app::AppState;
 use crate::config::Snapshot;
@@ -48,8 +49,12 @@ impl Server {
         builder.http1().timer(TokioTimer::new());
         builder.http2().timer(TokioTimer::new());
         let graceful = GracefulShutdown::new();
+        // Connection tasks are kept so the ones still open when the grace period ends can be
+        // cut for real, also when the server runs inside a longer-lived process.
+        let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
+            while connections.try_join_next().is_some() {}
             let (stream, peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok(accepted) => accepted,
@@ -70,7 +75,7 @@ impl Server {
                 .serve_connection(TokioIo::new(stream), service)
                 .into_owned();
             let connection = graceful.watch(connection);
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
@@ -87,8 +92,13 @@ impl Server {
         tokio::select! {
             () = graceful.shutdown() => tracing::info!("all connections closed"),
             () = tokio::time::sleep(grace) => {
-                tracing::warn!("shutdown grace period over; cutting the remaining connections");
+                tracing::warn!(
+                    connections = connections.len(),
+                    "shutdown grace period over; cutting the remaining connections"
+                );
+                connections.abort_all();
             }
         }
+        while connections.join_next().await.is_some() {}
     }
 }

@@ -176,13 +176,23 @@ fn lines(block: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
     })
 }
 
-/// One OpenAI SSE frame: `data: <payload>\n\n`.
+/// One OpenAI SSE frame: `data: <payload>\n\n`. A payload of several lines (an upstream may
+/// split one event over several `data:` lines) gets one `data: ` field per line, so the client
+/// reassembles exactly the same payload.
 pub fn data_frame(payload: &[u8]) -> Bytes {
     let mut frame = BytesMut::with_capacity(payload.len() + 8);
-    frame.put_slice(b"data: ");
-    frame.put_slice(payload);
-    frame.put_slice(b"\n\n");
+    for line in payload.split(|&b| b == b'\n') {
+        frame.put_slice(b"data: ");
+        frame.put_slice(line);
+        frame.put_u8(b'\n');
+    }
+    frame.put_u8(b'\n');
     frame.freeze()
+}
+
+/// Whether `frame` is the `data: [DONE]` frame that ends an OpenAI stream.
+pub fn is_done_frame(frame: &[u8]) -> bool {
+    frame == b"data: [DONE]\n\n"
 }
 
 #[cfg(test)]
@@ -264,5 +274,18 @@ mod tests {
     #[test]
     fn frames_are_openai_shaped() {
         assert_eq!(&data_frame(b"[DONE]")[..], b"data: [DONE]\n\n");
+        assert!(is_done_frame(&data_frame(b"[DONE]")));
+    }
+
+    #[test]
+    fn multi_line_payloads_round_trip() {
+        let frame = data_frame(b"{\"a\":\n1}");
+        assert_eq!(&frame[..], b"data: {\"a\":\ndata: 1}\n\n");
+        let mut decoder = SseDecoder::new(1024);
+        decoder.push(&frame);
+        assert_eq!(
+            &decoder.next_event().unwrap().unwrap().data[..],
+            b"{\"a\":\n1}"
+        );
     }
 }

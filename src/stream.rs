@@ -19,7 +19,7 @@ use tokio::time::{Instant, Sleep};
 use crate::access_log::RequestRecord;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
 use crate::providers::StreamTranslator;
-use crate::sse::{SseDecoder, data_frame};
+use crate::sse::{SseDecoder, data_frame, is_done_frame};
 use crate::upstream::UpstreamBody;
 
 /// The largest single event the router will hold (a provider's chunk is a few KiB at most).
@@ -90,6 +90,16 @@ impl ChatStream {
             .map_err(|e| UpstreamFailure::new(FailureKind::Stream, e.to_string()))?
         {
             self.translator.event(&event, &mut self.scratch)?;
+            if self
+                .scratch
+                .last()
+                .is_some_and(|frame| is_done_frame(frame))
+            {
+                // The answer is complete: whatever the upstream does next (linger, stall,
+                // drop the connection) is no longer the client's concern.
+                self.finished = true;
+                break;
+            }
         }
         self.ready.extend(self.scratch.drain(..));
         Ok(())

@@ -447,12 +447,44 @@ fn base_url(check: &mut Checker<'_>, table: &str, url: &Spanned<String>) -> Stri
     text.to_owned()
 }
 
+/// Response headers the router sets or that frame the connection; a forwarded upstream copy
+/// would duplicate or contradict them.
+const RESERVED_HEADERS: &[&str] = &[
+    "x-switchboard-",
+    "x-request-id",
+    "x-should-retry",
+    "x-ratelimit-",
+    "retry-after",
+    "content-",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "set-cookie",
+];
+
 fn header_prefix(check: &mut Checker<'_>, table: &str, prefix: &Spanned<String>) -> Option<String> {
     let lower = prefix.get_ref().to_ascii_lowercase();
     let valid = !lower.is_empty()
         && lower
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let clash = RESERVED_HEADERS
+        .iter()
+        .find(|reserved| reserved.starts_with(&lower) || lower.starts_with(*reserved));
+    if let (true, Some(reserved)) = (valid, clash) {
+        check.error(
+            Some(prefix.span()),
+            table,
+            "forward_headers",
+            format!(
+                "`{}` would pass the upstream's `{reserved}` headers, which the router sets \
+                 itself; use a narrower prefix",
+                prefix.get_ref()
+            ),
+        );
+        return None;
+    }
     if valid {
         return Some(lower);
     }
@@ -774,6 +806,16 @@ targets = ["mistral/mistral-small-latest", "qwen/qwen-plus"]
                 "[providers.m]\nkind = \"mock\"\nerror_rate = 1.5\n",
                 "providers.m",
                 "error_rate",
+            ),
+            (
+                "[providers.o]\nkind = \"openai\"\nbase_url = \"http://x\"\nforward_headers = [\"x-\"]\n",
+                "providers.o",
+                "forward_headers",
+            ),
+            (
+                "[providers.o]\nkind = \"openai\"\nbase_url = \"http://x\"\nforward_headers = [\"Set-Cookie\"]\n",
+                "providers.o",
+                "forward_headers",
             ),
             (
                 "[providers.o]\nkind = \"openai\"\nbase_url = \"ftp://x\"\n",

@@ -225,7 +225,7 @@ pub(super) fn classify_fields(
     let kind = match status.as_u16() {
         429 if fields.is("insufficient_quota") => FailureKind::Account,
         429 => FailureKind::RateLimited,
-        401 | 402 | 403 => FailureKind::Account,
+        401..=403 => FailureKind::Account,
         404 => FailureKind::Unavailable,
         408 => FailureKind::Timeout,
         400..=499 => FailureKind::Rejected,

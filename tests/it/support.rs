@@ -1,5 +1,6 @@
 //! Test support: scripted mock upstreams (real HTTP servers on 127.0.0.1:0), a router started
 //! on port 0 from a TOML string, and a plain HTTP client.
+#![cfg(test)]
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -23,23 +24,23 @@ use tokio::task::JoinHandle;
 
 /// One request a mock upstream received.
 #[derive(Clone, Debug)]
-pub struct Recorded {
-    pub method: http::Method,
+pub(crate) struct Recorded {
+    pub(crate) method: http::Method,
     /// Path and query.
-    pub path: String,
-    pub headers: HeaderMap,
-    pub body: Bytes,
+    pub(crate) path: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 impl Recorded {
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("upstream received JSON")
     }
 }
 
 /// A scripted answer.
 #[derive(Clone, Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     status: u16,
     headers: Vec<(String, String)>,
     chunks: Vec<Bytes>,
@@ -51,7 +52,7 @@ pub struct Reply {
 
 impl Reply {
     /// A JSON body with `status`.
-    pub fn json(status: u16, body: &str) -> Self {
+    pub(crate) fn json(status: u16, body: &str) -> Self {
         Self {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
@@ -63,7 +64,7 @@ impl Reply {
     }
 
     /// A 200 event stream; each item is sent as its own chunk, exactly as given.
-    pub fn sse_raw(chunks: &[&str]) -> Self {
+    pub(crate) fn sse_raw(chunks: &[&str]) -> Self {
         Self {
             status: 200,
             headers: vec![("content-type".into(), "text/event-stream".into())],
@@ -75,31 +76,31 @@ impl Reply {
     }
 
     /// A 200 OpenAI-style stream: each payload is framed as `data: <payload>\n\n`.
-    pub fn sse_data(payloads: &[&str]) -> Self {
+    pub(crate) fn sse_data(payloads: &[&str]) -> Self {
         let framed: Vec<String> = payloads.iter().map(|p| format!("data: {p}\n\n")).collect();
         let refs: Vec<&str> = framed.iter().map(String::as_str).collect();
         Self::sse_raw(&refs)
     }
 
-    pub fn header(mut self, name: &str, value: &str) -> Self {
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.into(), value.into()));
         self
     }
 
     /// Wait this long before sending the response headers.
-    pub fn delay(mut self, delay: Duration) -> Self {
+    pub(crate) fn delay(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
     }
 
     /// Wait this long before each body chunk.
-    pub fn chunk_delay(mut self, delay: Duration) -> Self {
+    pub(crate) fn chunk_delay(mut self, delay: Duration) -> Self {
         self.chunk_delay = delay;
         self
     }
 
     /// Cut the connection after the chunks instead of ending the body.
-    pub fn abort(mut self) -> Self {
+    pub(crate) fn abort(mut self) -> Self {
         self.abort = true;
         self
     }
@@ -109,14 +110,14 @@ type MockBody = UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// A real HTTP/1.1 server on 127.0.0.1:0 answering from a script: the n-th request gets
 /// `script[n]`, and the last reply repeats.
-pub struct MockUpstream {
-    pub addr: SocketAddr,
+pub(crate) struct MockUpstream {
+    pub(crate) addr: SocketAddr,
     received: Arc<Mutex<Vec<Recorded>>>,
     _task: JoinHandle<()>,
 }
 
 impl MockUpstream {
-    pub async fn start(script: Vec<Reply>) -> Self {
+    pub(crate) async fn start(script: Vec<Reply>) -> Self {
         assert!(!script.is_empty());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -150,15 +151,15 @@ impl MockUpstream {
     }
 
     /// `http://127.0.0.1:PORT` followed by `path`.
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    pub fn requests(&self) -> Vec<Recorded> {
+    pub(crate) fn requests(&self) -> Vec<Recorded> {
         self.received.lock().unwrap().clone()
     }
 
-    pub fn calls(&self) -> usize {
+    pub(crate) fn calls(&self) -> usize {
         self.received.lock().unwrap().len()
     }
 }
@@ -211,19 +212,19 @@ async fn answer(
 }
 
 /// A router running on 127.0.0.1:0.
-pub struct RouterHandle {
-    pub addr: SocketAddr,
+pub(crate) struct RouterHandle {
+    pub(crate) addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
 
 impl RouterHandle {
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
     /// Sends the shutdown signal and waits for the server to finish draining.
-    pub async fn shutdown(mut self) {
+    pub(crate) async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -233,7 +234,7 @@ impl RouterHandle {
     }
 
     /// Sends the shutdown signal without waiting; returns the server task.
-    pub fn begin_shutdown(&mut self) -> JoinHandle<()> {
+    pub(crate) fn begin_shutdown(&mut self) -> JoinHandle<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -250,7 +251,7 @@ impl Drop for RouterHandle {
 }
 
 /// Starts a router from TOML text, with `env` as its whole environment.
-pub async fn spawn_router(toml: &str, env: &[(&str, &str)]) -> RouterHandle {
+pub(crate) async fn spawn_router(toml: &str, env: &[(&str, &str)]) -> RouterHandle {
     let env: HashMap<String, String> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -275,35 +276,35 @@ pub async fn spawn_router(toml: &str, env: &[(&str, &str)]) -> RouterHandle {
 
 /// A complete response.
 #[derive(Debug)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 impl Answer {
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8(self.body.to_vec()).unwrap()
     }
 
     /// The `data:` payloads of an SSE body, in order.
-    pub fn sse_data(&self) -> Vec<String> {
+    pub(crate) fn sse_data(&self) -> Vec<String> {
         sse_data(&self.text())
     }
 
     /// The OpenAI error object of an error response.
-    pub fn error(&self) -> serde_json::Value {
+    pub(crate) fn error(&self) -> serde_json::Value {
         self.json()["error"].clone()
     }
 }
 
 /// The `data:` payloads of an SSE text, in order.
-pub fn sse_data(text: &str) -> Vec<String> {
+pub(crate) fn sse_data(text: &str) -> Vec<String> {
     text.split("\n\n")
         .filter_map(|event| event.strip_prefix("data: "))
         .map(str::to_owned)
@@ -315,7 +316,7 @@ fn client() -> Client<HttpConnector, Full<Bytes>> {
 }
 
 /// Sends a request and reads the whole answer.
-pub async fn send(
+pub(crate) async fn send(
     method: &str,
     url: &str,
     headers: &[(&str, &str)],
@@ -338,12 +339,16 @@ pub async fn send(
 }
 
 /// POSTs a JSON body to the router's chat endpoint.
-pub async fn chat(router: &RouterHandle, body: &str) -> Answer {
+pub(crate) async fn chat(router: &RouterHandle, body: &str) -> Answer {
     chat_with(router, &[], body).await
 }
 
 /// POSTs a JSON body to the router's chat endpoint with extra headers.
-pub async fn chat_with(router: &RouterHandle, headers: &[(&str, &str)], body: &str) -> Answer {
+pub(crate) async fn chat_with(
+    router: &RouterHandle,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
     let mut all = vec![("content-type", "application/json")];
     all.extend_from_slice(headers);
     send(
@@ -356,7 +361,12 @@ pub async fn chat_with(router: &RouterHandle, headers: &[(&str, &str)], body: &s
 }
 
 /// A providers.toml with one provider of `kind` at `upstream`, routed as `route`.
-pub fn one_provider(kind: &str, upstream: &MockUpstream, route: &str, model: &str) -> String {
+pub(crate) fn one_provider(
+    kind: &str,
+    upstream: &MockUpstream,
+    route: &str,
+    model: &str,
+) -> String {
     format!(
         r#"
 [providers.up]
@@ -372,4 +382,316 @@ targets = ["up/{model}"]
 }
 
 /// The environment that goes with [`one_provider`].
-pub const UP_ENV: &[(&str, &str)] = &[("UP_KEY", "sk-upstream-secret")];
+pub(crate) const UP_ENV: &[(&str, &str)] = &[("UP_KEY", "sk-upstream-secret")];
+
+// ---------------------------------------------------------------------------------------------
+// Helpers for the core proxy tests (chat, streaming, errors, auth, shutdown, fidelity, qwen,
+// shipped_config). Kept in a `cfg(test)` module so clippy treats them as test code.
+
+pub(crate) use core_helpers::*;
+
+#[cfg(test)]
+mod core_helpers {
+    use std::time::Instant;
+
+    use http::Version;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// Asserts `answer` is an OpenAI error with `status` and `code`, in the exact OpenAI
+    /// shape `{"error":{"message","type","param","code"}}`, and returns the error object.
+    pub(crate) fn openai_error(answer: &Answer, status: u16, code: &str) -> serde_json::Value {
+        assert_eq!(
+            answer.status.as_u16(),
+            status,
+            "status; body: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        assert_eq!(
+            answer.headers.get("content-type").map(|v| v.as_bytes()),
+            Some(&b"application/json"[..]),
+            "errors are JSON"
+        );
+        let body = answer.json();
+        let top = body.as_object().expect("error body is an object");
+        assert_eq!(top.len(), 1, "only `error` at the top level: {body}");
+        let error = top.get("error").expect("`error` object").clone();
+        let fields = error.as_object().expect("`error` is an object");
+        let mut keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["code", "message", "param", "type"], "{body}");
+        assert!(error["message"].is_string(), "{body}");
+        assert!(
+            !error["message"].as_str().unwrap_or_default().is_empty(),
+            "{body}"
+        );
+        assert!(error["type"].is_string(), "{body}");
+        assert!(
+            error["param"].is_null() || error["param"].is_string(),
+            "{body}"
+        );
+        assert_eq!(error["code"], code, "{body}");
+        error
+    }
+
+    /// Asserts that `needle` appears in no header (name or value) and nowhere in the body.
+    pub(crate) fn assert_not_leaked(answer: &Answer, needle: &str) {
+        assert!(
+            !String::from_utf8_lossy(&answer.body).contains(needle),
+            "`{needle}` leaked into the body: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        for (name, value) in &answer.headers {
+            assert!(
+                !name.as_str().contains(needle)
+                    && !String::from_utf8_lossy(value.as_bytes()).contains(needle),
+                "`{needle}` leaked into header {name}: {value:?}"
+            );
+        }
+    }
+
+    /// A port on 127.0.0.1 that was just bound and released: connecting to it is refused.
+    pub(crate) async fn closed_port() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    /// A response whose body is still arriving.
+    pub(crate) struct OpenStream {
+        pub(crate) status: StatusCode,
+        pub(crate) headers: HeaderMap,
+        pub(crate) body: Incoming,
+    }
+
+    impl OpenStream {
+        /// The next data frame, or `None` at the end of the body. Panics on a body error.
+        pub(crate) async fn next_chunk(&mut self) -> Option<Bytes> {
+            loop {
+                let frame = self.body.frame().await?.expect("body frame");
+                if let Ok(data) = frame.into_data() {
+                    return Some(data);
+                }
+            }
+        }
+
+        /// Everything left in the body, as text.
+        pub(crate) async fn rest(mut self) -> String {
+            let mut text = Vec::new();
+            while let Some(chunk) = self.next_chunk().await {
+                text.extend_from_slice(&chunk);
+            }
+            String::from_utf8(text).unwrap()
+        }
+    }
+
+    /// POSTs a chat request and returns as soon as the response headers are in.
+    pub(crate) async fn open_chat_stream(router: &RouterHandle, body: &str) -> OpenStream {
+        let request = Request::builder()
+            .method("POST")
+            .uri(router.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        let response = client().request(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        OpenStream {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    /// Sends a request whose body goes out with `Transfer-Encoding: chunked` (no length known
+    /// in advance), one chunk per item.
+    pub(crate) async fn send_chunked(
+        url: &str,
+        headers: &[(&str, &str)],
+        chunks: Vec<Bytes>,
+    ) -> Answer {
+        let mut request = Request::builder().method("POST").uri(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let frames = futures_util::stream::iter(
+            chunks
+                .into_iter()
+                .map(|chunk| Ok::<_, Infallible>(Frame::data(chunk))),
+        );
+        let body = StreamBody::new(frames).boxed_unsync();
+        let client: Client<HttpConnector, UnsyncBoxBody<Bytes, Infallible>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let response = client.request(request.body(body).unwrap()).await.unwrap();
+        let (parts, body) = response.into_parts();
+        Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body: body.collect().await.unwrap().to_bytes(),
+        }
+    }
+
+    /// POSTs a chat request over HTTP/2 with prior knowledge (no upgrade, no TLS).
+    pub(crate) async fn chat_h2(router: &RouterHandle, body: &str) -> (Version, Answer) {
+        let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+        let request = Request::builder()
+            .method("POST")
+            .uri(router.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        let version = response.version();
+        let (parts, body) = response.into_parts();
+        let answer = Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body: body.collect().await.unwrap().to_bytes(),
+        };
+        (version, answer)
+    }
+
+    /// One step of a [`RawUpstream`] script.
+    #[derive(Clone, Debug)]
+    pub(crate) enum Step {
+        /// Write these bytes to the socket as they are (one `write` + flush).
+        Send(Bytes),
+        /// Wait before the next step.
+        Pause(Duration),
+    }
+
+    impl Step {
+        pub(crate) fn send(bytes: impl Into<String>) -> Self {
+            Self::Send(Bytes::from(bytes.into()))
+        }
+    }
+
+    /// The head of a 200 chunked event-stream response.
+    pub(crate) const SSE_HEAD: &str =
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+
+    /// One HTTP/1.1 chunk carrying `data`.
+    pub(crate) fn http_chunk(data: &str) -> String {
+        format!("{:x}\r\n{data}\r\n", data.len())
+    }
+
+    /// The chunk that ends a chunked body.
+    pub(crate) const LAST_CHUNK: &str = "0\r\n\r\n";
+
+    /// A scripted upstream at the TCP level: for each connection it reads one request, then
+    /// writes and pauses exactly as scripted, then closes the socket. This controls where TCP
+    /// segments split and how long the upstream stays silent between bytes.
+    pub(crate) struct RawUpstream {
+        pub(crate) addr: SocketAddr,
+        requests: Arc<Mutex<Vec<Bytes>>>,
+        /// Set when a client closed its side of a connection (the router went away).
+        closed: Arc<tokio::sync::Notify>,
+        _task: JoinHandle<()>,
+    }
+
+    impl RawUpstream {
+        pub(crate) async fn start(script: Vec<Step>) -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let requests: Arc<Mutex<Vec<Bytes>>> = Arc::default();
+            let closed = Arc::new(tokio::sync::Notify::new());
+            let log = requests.clone();
+            let on_close = closed.clone();
+            let script = Arc::new(script);
+            let task = tokio::spawn(async move {
+                while let Ok((mut stream, _)) = listener.accept().await {
+                    let log = log.clone();
+                    let script = script.clone();
+                    let on_close = on_close.clone();
+                    tokio::spawn(async move {
+                        let _ = stream.set_nodelay(true);
+                        let Some(request) = read_request(&mut stream).await else {
+                            return;
+                        };
+                        log.lock().unwrap().push(request);
+                        let (mut reader, mut writer) = stream.into_split();
+                        // Notices the router closing the connection while the script runs.
+                        let watcher = tokio::spawn(async move {
+                            let mut buf = [0u8; 64];
+                            while matches!(reader.read(&mut buf).await, Ok(n) if n > 0) {}
+                            on_close.notify_one();
+                        });
+                        for step in script.iter() {
+                            match step {
+                                Step::Send(bytes) => {
+                                    if writer.write_all(bytes).await.is_err()
+                                        || writer.flush().await.is_err()
+                                    {
+                                        return;
+                                    }
+                                }
+                                Step::Pause(pause) => tokio::time::sleep(*pause).await,
+                            }
+                        }
+                        let _ = writer.shutdown().await;
+                        watcher.abort();
+                    });
+                }
+            });
+            Self {
+                addr,
+                requests,
+                closed,
+                _task: task,
+            }
+        }
+
+        /// Whether the router closed a connection to this upstream within `within`.
+        pub(crate) async fn closed_within(&self, within: Duration) -> bool {
+            tokio::time::timeout(within, self.closed.notified())
+                .await
+                .is_ok()
+        }
+
+        pub(crate) fn url(&self, path: &str) -> String {
+            format!("http://{}{path}", self.addr)
+        }
+
+        /// The raw requests received (head and body).
+        pub(crate) fn requests(&self) -> Vec<Bytes> {
+            self.requests.lock().unwrap().clone()
+        }
+    }
+
+    /// Reads one HTTP/1.1 request with a `content-length` body.
+    async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Bytes> {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + length {
+                    return Some(Bytes::from(buf));
+                }
+            }
+            let n = stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Waits until connecting to `addr` is refused; `false` if it still accepts after `within`.
+    pub(crate) async fn wait_until_refused(addr: SocketAddr, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        loop {
+            match tokio::net::TcpStream::connect(addr).await {
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return true,
+                _ if Instant::now() >= until => return false,
+                _ => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    }
+}
