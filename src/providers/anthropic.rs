@@ -280,9 +280,9 @@ fn translate_request<'b>(
 
 /// A 400 for a field Claude cannot honour, naming the field and the provider kind.
 fn unsupported(param: &str, why: &str) -> ApiError {
-    ApiError::bad_request(
+    ApiError::unsupported(
         format!("'{param}' is not supported by provider kind 'anthropic': {why}"),
-        Some(param.to_owned()),
+        param,
     )
 }
 

@@ -464,9 +464,9 @@ fn bad(param: impl Into<String>, message: impl Into<String>) -> ApiError {
 
 /// A 400 for a field Gemini has no equivalent for.
 fn unsupported(param: &str, target: &Target, hint: &str) -> ApiError {
-    bad(
-        param,
+    ApiError::unsupported(
         format!("'{param}' is not supported by {}{hint}.", provider(target)),
+        param,
     )
 }
 

@@ -161,16 +161,15 @@ fn is_inert(name: &str, value: &Value) -> bool {
 
 /// The 400 for a field Mistral cannot honour.
 fn unsupported(name: &str, target: &Target) -> ApiError {
-    ApiError::BadRequest {
-        message: format!(
+    ApiError::unsupported(
+        format!(
             "Unsupported parameter: '{name}' has no equivalent at provider '{}' (kind {}). \
              Remove it, or send the request to a route whose provider supports it.",
             target.provider.name,
             target.provider.kind.as_str()
         ),
-        param: Some(name.to_owned()),
-        code: "unsupported_parameter",
-    }
+        name,
+    )
 }
 
 /// Rebuilds the client's body as Mistral accepts it.
@@ -748,9 +747,11 @@ mod tests {
                 disabled: None,
                 forward_headers: Vec::new(),
                 mock: None,
+                models: Default::default(),
             }),
             model: "mistral-small-latest".into(),
             label: "eu/mistral-small-latest".into(),
+            max_tokens: None,
         }
     }
 
