@@ -14,16 +14,22 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::openai::{self, ErrorFields, cut_short};
-use super::{Adapter, StreamTranslator, Translated, UpstreamRequest};
+use super::openai::{self, ErrorFields, require_end_marker};
+use super::{
+    Adapter, Fnv1a, StreamTranslator, Translated, UpstreamRequest, add_api_key, compact_json,
+    json_headers,
+};
 use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
-use crate::openai::{ChatRequest, Content, DONE, Message, Part, Role, Stop, Usage};
+use crate::openai::{
+    AssistantMessage, ChatRequest, Chunk, ChunkChoice, Completion, CompletionChoice, Content, DONE,
+    Delta, FunctionDelta, FunctionOut, Message, Part, PromptTokensDetails, Role, Stop,
+    ToolCallDelta, ToolCallOut, Usage, UsageOut,
+};
 use crate::sse::{SseEvent, data_frame};
 
 /// The API version this adapter speaks (reference 2.1); required on every request.
@@ -94,25 +100,14 @@ impl Adapter for Anthropic {
 
 /// `x-api-key` (sensitive), `anthropic-version` and the JSON content type.
 fn headers(target: &Target, stream: bool) -> Result<HeaderMap, ApiError> {
-    let mut headers = HeaderMap::with_capacity(4);
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let accept = if stream {
-        "text/event-stream"
-    } else {
-        "application/json"
-    };
-    headers.insert(ACCEPT, HeaderValue::from_static(accept));
+    let mut headers = json_headers(stream);
     headers.insert("anthropic-version", HeaderValue::from_static(API_VERSION));
-    if let Some(secret) = &target.provider.secret {
-        let mut value = HeaderValue::try_from(secret.expose()).map_err(|_| {
-            ApiError::Internal(format!(
-                "the API key of provider {} is not a valid header value",
-                target.provider.name
-            ))
-        })?;
-        value.set_sensitive(true);
-        headers.insert("x-api-key", value);
-    }
+    add_api_key(
+        &mut headers,
+        target,
+        HeaderName::from_static("x-api-key"),
+        "",
+    )?;
     Ok(headers)
 }
 
@@ -671,15 +666,10 @@ fn tool_id(id: &str) -> Cow<'_, str> {
         .chars()
         .map(|c| if allowed(c) { c } else { '_' })
         .collect();
-    let _ = write!(clean, "_{:016x}", fnv1a(id.as_bytes()));
+    let mut hash = Fnv1a::default();
+    hash.write(id.as_bytes());
+    let _ = write!(clean, "_{:016x}", hash.finish());
     Cow::Owned(clean)
-}
-
-/// 64-bit FNV-1a: a small, stable, dependency-free hash for id suffixes.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// `tools[].function` as Anthropic tool definitions.
@@ -910,89 +900,13 @@ impl UsageIn {
             prompt_tokens: prompt,
             completion_tokens: completion,
             total_tokens: prompt.saturating_add(completion),
-            prompt_tokens_details: PromptDetails {
+            prompt_tokens_details: PromptTokensDetails {
                 cached_tokens: cached,
-                cache_write_tokens: written,
+                cache_write_tokens: Some(written),
             },
+            completion_tokens_details: None,
         }
     }
-}
-
-/// OpenAI's `usage` object.
-#[derive(Clone, Copy, Debug, Serialize)]
-struct UsageOut {
-    prompt_tokens: u64,
-    completion_tokens: u64,
-    total_tokens: u64,
-    prompt_tokens_details: PromptDetails,
-}
-
-impl UsageOut {
-    /// The three totals the router accounts with.
-    fn totals(self) -> Usage {
-        Usage {
-            prompt_tokens: self.prompt_tokens,
-            completion_tokens: self.completion_tokens,
-            total_tokens: self.total_tokens,
-        }
-    }
-}
-
-/// `usage.prompt_tokens_details`.
-#[derive(Clone, Copy, Debug, Serialize)]
-struct PromptDetails {
-    cached_tokens: u64,
-    cache_write_tokens: u64,
-}
-
-/// A `chat.completion` body.
-#[derive(Serialize)]
-struct Completion<'b> {
-    id: &'b str,
-    object: &'static str,
-    created: u64,
-    model: &'b str,
-    choices: [Choice<'b>; 1],
-    usage: UsageOut,
-    system_fingerprint: Option<&'static str>,
-}
-
-/// The one choice of a completion.
-#[derive(Serialize)]
-struct Choice<'b> {
-    index: u32,
-    message: AssistantMessage<'b>,
-    logprobs: Option<&'static str>,
-    finish_reason: &'static str,
-}
-
-/// The answer's message.
-#[derive(Serialize)]
-struct AssistantMessage<'b> {
-    role: &'static str,
-    content: Option<String>,
-    /// Claude's visible thinking; not in OpenAI's schema, but the field DeepSeek and Qwen use.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reasoning_content: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tool_calls: Vec<ToolCallOut<'b>>,
-    refusal: Option<&'static str>,
-}
-
-/// A tool call in an answer.
-#[derive(Serialize)]
-struct ToolCallOut<'b> {
-    id: &'b str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    function: FunctionOut<'b>,
-}
-
-/// The function of a tool call in an answer.
-#[derive(Serialize)]
-struct FunctionOut<'b> {
-    name: &'b str,
-    arguments: String,
 }
 
 /// A malformed answer is the provider's fault: it fails over like an outage.
@@ -1028,26 +942,18 @@ fn translate_response(body: &[u8], created: u64) -> Result<Translated, UpstreamF
         other => Some(other.unwrap_or_default()),
     };
     let usage = message.usage.to_openai();
-    let completion = Completion {
-        id: &message.id,
-        object: "chat.completion",
+    let choice = CompletionChoice::new(
+        0,
+        AssistantMessage::new(content, thinking, tool_calls),
+        finish_reason(message.stop_reason.as_deref()),
+    );
+    let completion = Completion::new(
+        &message.id,
         created,
-        model: &message.model,
-        choices: [Choice {
-            index: 0,
-            message: AssistantMessage {
-                role: "assistant",
-                content,
-                reasoning_content: thinking,
-                tool_calls,
-                refusal: None,
-            },
-            logprobs: None,
-            finish_reason: finish_reason(message.stop_reason.as_deref()),
-        }],
-        usage,
-        system_fingerprint: None,
-    };
+        &message.model,
+        vec![choice],
+        Some(usage),
+    );
     let body = serde_json::to_vec(&completion).map_err(|e| malformed("response body", e))?;
     Ok(Translated {
         body: Bytes::from(body),
@@ -1061,37 +967,15 @@ fn tool_call_out<'b>(block: &'b BlockIn<'_>) -> Result<ToolCallOut<'b>, Upstream
         return Err(malformed("tool_use block", "no id or name"));
     };
     Ok(ToolCallOut {
-        id,
+        id: Cow::Borrowed(id),
         kind: "function",
         function: FunctionOut {
             name,
             arguments: block
                 .input
-                .map_or_else(|| "{}".to_owned(), |i| compact(i.get())),
+                .map_or_else(|| "{}".to_owned(), |i| compact_json(i.get())),
         },
     })
-}
-
-/// JSON text without insignificant whitespace; strings are kept byte for byte.
-fn compact(json: &str) -> String {
-    let mut out = String::with_capacity(json.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for c in json.chars() {
-        if in_string {
-            out.push(c);
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_string = false,
-                (false, _) => {}
-            }
-        } else if !c.is_ascii_whitespace() {
-            in_string = c == '"';
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Anthropic `stop_reason` → OpenAI `finish_reason` (reference 7.2). Unknown or missing
@@ -1152,60 +1036,6 @@ struct DeltaIn<'a> {
     stop_reason: Option<Cow<'a, str>>,
 }
 
-/// A `chat.completion.chunk`.
-#[derive(Serialize)]
-struct Chunk<'b> {
-    id: &'b str,
-    object: &'static str,
-    created: u64,
-    model: &'b str,
-    choices: Vec<ChunkChoice<'b>>,
-    /// Present (as null until the last chunk) only when the client asked for usage.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    usage: Option<Option<UsageOut>>,
-}
-
-/// The one choice of a chunk.
-#[derive(Serialize)]
-struct ChunkChoice<'b> {
-    index: u32,
-    delta: DeltaOut<'b>,
-    logprobs: Option<&'static str>,
-    finish_reason: Option<&'static str>,
-}
-
-/// A chunk's `delta`.
-#[derive(Default, Serialize)]
-struct DeltaOut<'b> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    role: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<&'b str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reasoning_content: Option<&'b str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_calls: Option<[ToolCallDelta<'b>; 1]>,
-}
-
-/// One tool call fragment.
-#[derive(Serialize)]
-struct ToolCallDelta<'b> {
-    index: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'b str>,
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    kind: Option<&'static str>,
-    function: FunctionDelta<'b>,
-}
-
-/// The function part of a tool call fragment.
-#[derive(Serialize)]
-struct FunctionDelta<'b> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'b str>,
-    arguments: &'b str,
-}
-
 /// Per-response state of a Messages stream: identity, counters, usage; never the text.
 struct EventStream {
     created: u64,
@@ -1213,9 +1043,9 @@ struct EventStream {
     /// From `message_start`; `None` until it arrives.
     identity: Option<(String, String)>,
     /// The open `tool_use` block: its content-block index and its ordinal among tool calls.
-    open_tool: Option<(u64, u32)>,
+    open_tool: Option<(u64, usize)>,
     /// The ordinal the next tool call gets (OpenAI's `index`).
-    next_tool: u32,
+    next_tool: usize,
     usage: UsageIn,
     finish_sent: bool,
     done: bool,
@@ -1276,15 +1106,7 @@ impl EventStream {
             .ok_or_else(|| stream_malformed("message_start without a message"))?;
         self.usage.update(message.usage);
         self.identity = Some((message.id.into_owned(), message.model.into_owned()));
-        self.push(
-            out,
-            DeltaOut {
-                role: Some("assistant"),
-                content: Some(""),
-                ..DeltaOut::default()
-            },
-            None,
-        )
+        self.push(out, Delta::opening(), None)
     }
 
     /// `content_block_start`: a tool call's head chunk (id, name, next ordinal).
@@ -1312,8 +1134,8 @@ impl EventStream {
                 self.push(out, tool_delta(ordinal, Some((id, name)), ""), None)
             }
             // Text and thinking blocks start empty; anything they hold is sent like a delta.
-            "text" => self.text(block.text.as_deref(), out),
-            "thinking" => self.thinking(block.thinking.as_deref(), out),
+            "text" => self.text(block.text.as_deref(), Delta::content, out),
+            "thinking" => self.text(block.thinking.as_deref(), Delta::reasoning, out),
             _ => Ok(()),
         }
     }
@@ -1329,8 +1151,8 @@ impl EventStream {
             return Err(stream_malformed("content_block_delta without a delta"));
         };
         match delta.kind.as_deref() {
-            Some("text_delta") => self.text(delta.text.as_deref(), out),
-            Some("thinking_delta") => self.thinking(delta.thinking.as_deref(), out),
+            Some("text_delta") => self.text(delta.text.as_deref(), Delta::content, out),
+            Some("thinking_delta") => self.text(delta.thinking.as_deref(), Delta::reasoning, out),
             Some("input_json_delta") => {
                 let ordinal = match self.open_tool {
                     Some((block, ordinal)) if Some(block) == event.index => ordinal,
@@ -1350,33 +1172,16 @@ impl EventStream {
         }
     }
 
-    /// A `content` chunk, unless the text is empty.
-    fn text(&self, text: Option<&str>, out: &mut Vec<Bytes>) -> Result<(), UpstreamFailure> {
+    /// A chunk of answer or thinking text (as `as_delta` makes it), unless the text is empty.
+    fn text<'t>(
+        &self,
+        text: Option<&'t str>,
+        as_delta: fn(&'t str) -> Delta<'t>,
+        out: &mut Vec<Bytes>,
+    ) -> Result<(), UpstreamFailure> {
         match text {
             None | Some("") => Ok(()),
-            Some(text) => self.push(
-                out,
-                DeltaOut {
-                    content: Some(text),
-                    ..DeltaOut::default()
-                },
-                None,
-            ),
-        }
-    }
-
-    /// A `reasoning_content` chunk, unless the text is empty.
-    fn thinking(&self, text: Option<&str>, out: &mut Vec<Bytes>) -> Result<(), UpstreamFailure> {
-        match text {
-            None | Some("") => Ok(()),
-            Some(text) => self.push(
-                out,
-                DeltaOut {
-                    reasoning_content: Some(text),
-                    ..DeltaOut::default()
-                },
-                None,
-            ),
+            Some(text) => self.push(out, as_delta(text), None),
         }
     }
 
@@ -1406,14 +1211,7 @@ impl EventStream {
         }
         if self.include_usage {
             let (id, model) = self.identity()?;
-            let chunk = Chunk {
-                id,
-                object: "chat.completion.chunk",
-                created: self.created,
-                model,
-                choices: Vec::new(),
-                usage: Some(Some(self.usage.to_openai())),
-            };
+            let chunk = Chunk::with_usage(id, self.created, model, self.usage.to_openai());
             out.push(frame(&chunk)?);
         }
         out.push(data_frame(DONE));
@@ -1428,7 +1226,7 @@ impl EventStream {
         reason: &'static str,
     ) -> Result<(), UpstreamFailure> {
         self.finish_sent = true;
-        self.push(out, DeltaOut::default(), Some(reason))
+        self.push(out, Delta::default(), Some(reason))
     }
 
     /// Content may only follow `message_start`, which gives every chunk its id and model.
@@ -1448,23 +1246,12 @@ impl EventStream {
     fn push(
         &self,
         out: &mut Vec<Bytes>,
-        delta: DeltaOut<'_>,
+        delta: Delta<'_>,
         finish_reason: Option<&'static str>,
     ) -> Result<(), UpstreamFailure> {
         let (id, model) = self.identity()?;
-        let chunk = Chunk {
-            id,
-            object: "chat.completion.chunk",
-            created: self.created,
-            model,
-            choices: vec![ChunkChoice {
-                index: 0,
-                delta,
-                logprobs: None,
-                finish_reason,
-            }],
-            usage: self.include_usage.then_some(None),
-        };
+        let choice = ChunkChoice::new(0, delta, finish_reason);
+        let chunk = Chunk::with_choice(id, self.created, model, choice, self.include_usage);
         out.push(frame(&chunk)?);
         Ok(())
     }
@@ -1481,10 +1268,7 @@ impl StreamTranslator for EventStream {
 
     /// A body that ends before `message_stop` was cut short.
     fn finish(&mut self, _out: &mut Vec<Bytes>) -> Result<(), UpstreamFailure> {
-        if self.done {
-            return Ok(());
-        }
-        Err(cut_short())
+        require_end_marker(self.done)
     }
 
     /// The usage so far, once `message_start` has reported the input.
@@ -1497,22 +1281,19 @@ impl StreamTranslator for EventStream {
 
 /// A tool call fragment; the first one of a call carries its id and name.
 fn tool_delta<'b>(
-    ordinal: u32,
+    ordinal: usize,
     head: Option<(&'b str, &'b str)>,
     arguments: &'b str,
-) -> DeltaOut<'b> {
-    DeltaOut {
-        tool_calls: Some([ToolCallDelta {
-            index: ordinal,
-            id: head.map(|(id, _)| id),
-            kind: head.map(|_| "function"),
-            function: FunctionDelta {
-                name: head.map(|(_, name)| name),
-                arguments,
-            },
-        }]),
-        ..DeltaOut::default()
-    }
+) -> Delta<'b> {
+    Delta::tool_call(ToolCallDelta {
+        index: ordinal,
+        id: head.map(|(id, _)| Cow::Borrowed(id)),
+        kind: head.map(|_| "function"),
+        function: FunctionDelta {
+            name: head.map(|(_, name)| name),
+            arguments: Cow::Borrowed(arguments),
+        },
+    })
 }
 
 /// A chunk as an SSE `data:` frame.
@@ -1631,6 +1412,7 @@ fn failure_kind(status: StatusCode, error: &ErrorIn) -> FailureKind {
 
 #[cfg(test)]
 mod tests {
+    use http::header::CONTENT_TYPE;
     use serde_json::{Value, json};
 
     use super::*;
@@ -2168,7 +1950,7 @@ max_tokens = 1000
     #[test]
     fn compact_keeps_strings_intact() {
         assert_eq!(
-            compact("{ \"a b\" : \"x \\\" y\\\\\" ,\n \"c\": [ 1 , {} ] }"),
+            compact_json("{ \"a b\" : \"x \\\" y\\\\\" ,\n \"c\": [ 1 , {} ] }"),
             r#"{"a b":"x \" y\\","c":[1,{}]}"#
         );
     }

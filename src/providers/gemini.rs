@@ -27,16 +27,22 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use serde::{Deserialize, Serialize, Serializer};
+use http::{HeaderMap, HeaderName, Method, StatusCode};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::openai::{self, ErrorFields, cut_short};
-use super::{Adapter, StreamTranslator, Translated, UpstreamRequest};
+use super::{
+    Adapter, Fnv1a, StreamTranslator, Translated, UpstreamRequest, add_api_key, compact_json,
+    json_headers,
+};
 use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
-use crate::openai::{ChatRequest, Content, DONE, Message, Part as OpenAiPart, Role, Stop, Usage};
+use crate::openai::{
+    AssistantMessage, ChatRequest, Chunk, ChunkChoice, Completion, CompletionChoice,
+    CompletionTokensDetails, Content, DONE, Delta, FunctionOut, Message, Part as OpenAiPart,
+    PromptTokensDetails, Role, Stop, ToolCallDelta, ToolCallOut, Usage, UsageOut,
+};
 use crate::sse::{SseEvent, data_frame};
 
 /// The Gemini `generateContent` adapter.
@@ -119,24 +125,13 @@ fn model_resource(model: &str) -> String {
 
 /// JSON headers plus `x-goog-api-key` (marked sensitive) when the provider has a key.
 fn headers(target: &Target, stream: bool) -> Result<HeaderMap, ApiError> {
-    let mut headers = HeaderMap::with_capacity(3);
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let accept = if stream {
-        "text/event-stream"
-    } else {
-        "application/json"
-    };
-    headers.insert(ACCEPT, HeaderValue::from_static(accept));
-    if let Some(secret) = &target.provider.secret {
-        let mut value = HeaderValue::try_from(secret.expose()).map_err(|_| {
-            ApiError::Internal(format!(
-                "the API key of provider {} is not a valid header value",
-                target.provider.name
-            ))
-        })?;
-        value.set_sensitive(true);
-        headers.insert("x-goog-api-key", value);
-    }
+    let mut headers = json_headers(stream);
+    add_api_key(
+        &mut headers,
+        target,
+        HeaderName::from_static("x-goog-api-key"),
+        "",
+    )?;
     Ok(headers)
 }
 
@@ -1239,31 +1234,12 @@ fn decode_signature(encoded: &str) -> String {
 /// A stable made-up core for a call Gemini gave no id: a hash of the response id, the choice
 /// and the call's position, so the same response always yields the same ids.
 fn generated_core(response_id: &str, choice: u32, call: usize) -> String {
-    let mut hash = Fnv::default();
+    let mut hash = Fnv1a::default();
     hash.write(response_id.as_bytes());
     hash.write(&[0xff]);
     hash.write(&choice.to_le_bytes());
     hash.write(&(call as u64).to_le_bytes());
-    format!("{:016x}", hash.0)
-}
-
-/// 64-bit FNV-1a: tiny, deterministic across runs and platforms (unlike `DefaultHasher`).
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Fnv {
-    /// Mixes in `bytes`.
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 ^= u64::from(byte);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
+    format!("{:016x}", hash.finish())
 }
 
 // === Response: wire types ===
@@ -1391,128 +1367,20 @@ impl UsageMetadata {
             prompt_tokens,
             completion_tokens,
             total_tokens: prompt_tokens.saturating_add(completion_tokens),
-            prompt_tokens_details: PromptDetails {
+            prompt_tokens_details: PromptTokensDetails {
                 cached_tokens: self.cached_content_token_count,
+                cache_write_tokens: None,
             },
-            completion_tokens_details: CompletionDetails {
+            completion_tokens_details: Some(CompletionTokensDetails {
                 reasoning_tokens: self.thoughts_token_count,
-            },
+            }),
         }
     }
 
     /// The router's own usage figures.
     fn usage(self) -> Usage {
-        let out = self.to_openai();
-        Usage {
-            prompt_tokens: out.prompt_tokens,
-            completion_tokens: out.completion_tokens,
-            total_tokens: out.total_tokens,
-        }
+        self.to_openai().totals()
     }
-}
-
-// === Response: OpenAI wire types ===
-
-/// A `chat.completion`.
-#[derive(Debug, Serialize)]
-struct Completion<'a> {
-    /// `chatcmpl-` + Gemini's response id.
-    id: &'a str,
-    /// Always `chat.completion`.
-    object: &'static str,
-    /// When the router received the request.
-    created: u64,
-    /// Gemini's model version, else the configured model.
-    model: &'a str,
-    /// One per candidate.
-    choices: Vec<ChoiceOut<'a>>,
-    /// Token counts, when Gemini reported them.
-    usage: Option<UsageOut>,
-    /// Gemini has none.
-    system_fingerprint: Option<&'static str>,
-}
-
-/// One choice of a `chat.completion`.
-#[derive(Debug, Serialize)]
-struct ChoiceOut<'a> {
-    /// The candidate's index.
-    index: u32,
-    /// The assistant message.
-    message: MessageOut<'a>,
-    /// Not offered.
-    logprobs: Option<&'static str>,
-    /// Per mapping table 7.2.
-    finish_reason: &'static str,
-}
-
-/// The assistant message of a choice.
-#[derive(Debug, Serialize)]
-struct MessageOut<'a> {
-    /// Always `assistant`.
-    role: &'static str,
-    /// The text; null when the answer is only tool calls.
-    content: Option<String>,
-    /// Thought summaries, when Gemini sent them.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reasoning_content: Option<String>,
-    /// The function calls.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tool_calls: Vec<ToolCallOut<'a>>,
-    /// Gemini has no refusal field; blocks show as `content_filter`.
-    refusal: Option<&'static str>,
-}
-
-/// A tool call, whole (non-stream) or as its one stream delta.
-#[derive(Debug, Serialize)]
-struct ToolCallOut<'a> {
-    /// The call's position among the choice's calls (stream deltas only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    index: Option<usize>,
-    /// See [`CallId`].
-    id: String,
-    /// Always `function`.
-    #[serde(rename = "type")]
-    kind: &'static str,
-    /// Name and arguments.
-    function: FunctionOut<'a>,
-}
-
-/// The function of a tool call.
-#[derive(Debug, Serialize)]
-struct FunctionOut<'a> {
-    /// The function name.
-    name: &'a str,
-    /// The arguments object as a compact JSON string.
-    arguments: String,
-}
-
-/// OpenAI's `usage`.
-#[derive(Clone, Copy, Debug, Serialize)]
-struct UsageOut {
-    /// Prompt, cached and tool-use tokens included.
-    prompt_tokens: u64,
-    /// Output, thinking included.
-    completion_tokens: u64,
-    /// The sum of the two.
-    total_tokens: u64,
-    /// The cached part of the prompt.
-    prompt_tokens_details: PromptDetails,
-    /// The thinking part of the output.
-    completion_tokens_details: CompletionDetails,
-}
-
-/// `usage.prompt_tokens_details`.
-#[derive(Clone, Copy, Debug, Serialize)]
-struct PromptDetails {
-    /// Tokens read from Gemini's context cache.
-    cached_tokens: u64,
-}
-
-/// `usage.completion_tokens_details`.
-#[derive(Clone, Copy, Debug, Serialize)]
-struct CompletionDetails {
-    /// Thinking tokens.
-    reasoning_tokens: u64,
 }
 
 // === Response: translation ===
@@ -1577,21 +1445,19 @@ fn translate_response(answering: &Answering, body: &[u8]) -> Result<Translated, 
             .zip(0u32..)
             .map(|(candidate, position)| choice(answering, response_id, candidate, position))
             .collect::<Result<Vec<_>, _>>()?;
-        choices.sort_by_key(|c| c.index);
+        choices.sort_by_key(CompletionChoice::index);
         choices
     };
-    let completion = Completion {
-        id: &id,
-        object: "chat.completion",
-        created: answering.created,
-        model: response
+    let completion = Completion::new(
+        &id,
+        answering.created,
+        response
             .model_version
             .as_deref()
             .unwrap_or(&answering.model),
         choices,
-        usage: response.usage_metadata.map(UsageMetadata::to_openai),
-        system_fingerprint: None,
-    };
+        response.usage_metadata.map(UsageMetadata::to_openai),
+    );
     let body = serde_json::to_vec(&completion).map_err(|e| malformed("response", &e))?;
     Ok(Translated {
         body: Bytes::from(body),
@@ -1610,7 +1476,9 @@ fn completion_id(response_id: &str) -> String {
 
 /// The single empty `content_filter` choice of a blocked prompt; no candidates without a block
 /// reason is a broken answer.
-fn blocked_choice(response: &GenerateResponse<'_>) -> Result<ChoiceOut<'static>, UpstreamFailure> {
+fn blocked_choice(
+    response: &GenerateResponse<'_>,
+) -> Result<CompletionChoice<'static>, UpstreamFailure> {
     let blocked = response
         .prompt_feedback
         .as_ref()
@@ -1622,18 +1490,8 @@ fn blocked_choice(response: &GenerateResponse<'_>) -> Result<ChoiceOut<'static>,
             "Gemini answered with no candidates and no block reason",
         ));
     }
-    Ok(ChoiceOut {
-        index: 0,
-        message: MessageOut {
-            role: "assistant",
-            content: Some(String::new()),
-            reasoning_content: None,
-            tool_calls: Vec::new(),
-            refusal: None,
-        },
-        logprobs: None,
-        finish_reason: "content_filter",
-    })
+    let empty = AssistantMessage::new(Some(String::new()), None, Vec::new());
+    Ok(CompletionChoice::new(0, empty, "content_filter"))
 }
 
 /// One candidate as a choice.
@@ -1642,7 +1500,7 @@ fn choice<'a>(
     response_id: &str,
     candidate: &'a Candidate<'a>,
     position: u32,
-) -> Result<ChoiceOut<'a>, UpstreamFailure> {
+) -> Result<CompletionChoice<'a>, UpstreamFailure> {
     let index = candidate.index.unwrap_or(position);
     let mut text = String::new();
     let mut thoughts = String::new();
@@ -1650,14 +1508,7 @@ fn choice<'a>(
     for part in parts(candidate) {
         if let Some(call) = &part.function_call {
             if !answering.single_call || calls.is_empty() {
-                calls.push(tool_call(
-                    response_id,
-                    index,
-                    calls.len(),
-                    call,
-                    part,
-                    false,
-                ));
+                calls.push(tool_call(response_id, index, calls.len(), call, part));
             }
         } else if let Some(piece) = &part.text {
             let sink = if part.thought == Some(true) {
@@ -1674,18 +1525,12 @@ fn choice<'a>(
         has_calls,
         has_calls || !text.is_empty(),
     )?;
-    Ok(ChoiceOut {
-        index,
-        message: MessageOut {
-            role: "assistant",
-            content: (!text.is_empty() || !has_calls).then_some(text),
-            reasoning_content: (!thoughts.is_empty()).then_some(thoughts),
-            tool_calls: calls,
-            refusal: None,
-        },
-        logprobs: None,
-        finish_reason,
-    })
+    let message = AssistantMessage::new(
+        (!text.is_empty() || !has_calls).then_some(text),
+        (!thoughts.is_empty()).then_some(thoughts),
+        calls,
+    );
+    Ok(CompletionChoice::new(index, message, finish_reason))
 }
 
 /// A candidate's parts, none when it has no content.
@@ -1697,23 +1542,21 @@ fn parts<'c, 'a>(candidate: &'c Candidate<'a>) -> &'c [ResponsePart<'a>] {
         .unwrap_or_default()
 }
 
-/// A function call as an OpenAI tool call (with `index` for a stream delta).
+/// A function call, the `position`th of its choice, as an OpenAI tool call.
 fn tool_call<'a>(
     response_id: &str,
     choice: u32,
     position: usize,
     call: &'a FunctionCallIn<'a>,
     part: &ResponsePart<'_>,
-    delta: bool,
 ) -> ToolCallOut<'a> {
     let generated = generated_core(response_id, choice, position);
     ToolCallOut {
-        index: delta.then_some(position),
-        id: CallId::encode(
+        id: Cow::Owned(CallId::encode(
             call.id.as_deref(),
             &generated,
             part.thought_signature.as_deref(),
-        ),
+        )),
         kind: "function",
         function: FunctionOut {
             name: &call.name,
@@ -1723,32 +1566,6 @@ fn tool_call<'a>(
             },
         },
     }
-}
-
-/// Valid JSON without the whitespace between tokens (Gemini pretty-prints its answers); key
-/// order and every string are kept exactly.
-fn compact_json(json: &str) -> String {
-    let mut out = String::with_capacity(json.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for c in json.chars() {
-        if in_string {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-        } else if c == '"' {
-            in_string = true;
-            out.push(c);
-        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Gemini's `finishReason` as OpenAI's `finish_reason` (mapping table 7.2). A function-call
@@ -1828,82 +1645,6 @@ struct ChoiceState {
     output: bool,
     /// Whether its finish chunk was sent.
     finished: bool,
-}
-
-/// A `chat.completion.chunk`.
-#[derive(Serialize)]
-struct ChunkOut<'a> {
-    /// The same on every chunk.
-    id: &'a str,
-    /// Always `chat.completion.chunk`.
-    object: &'static str,
-    /// The same on every chunk.
-    created: u64,
-    /// The same on every chunk.
-    model: &'a str,
-    /// Gemini has none.
-    system_fingerprint: Option<&'static str>,
-    /// One choice, or none on the usage chunk.
-    choices: Vec<ChunkChoice<'a>>,
-    /// Present (null until the last chunk) only when the client asked for usage.
-    #[serde(skip_serializing_if = "UsageField::is_absent")]
-    usage: UsageField,
-}
-
-/// One choice of a chunk.
-#[derive(Serialize)]
-struct ChunkChoice<'a> {
-    /// The candidate index.
-    index: u32,
-    /// What is new.
-    delta: Delta<'a>,
-    /// Not offered.
-    logprobs: Option<&'static str>,
-    /// Set on the choice's last chunk.
-    finish_reason: Option<&'static str>,
-}
-
-/// What a chunk adds to a choice.
-#[derive(Default, Serialize)]
-struct Delta<'a> {
-    /// `assistant`, on the first chunk only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    role: Option<&'static str>,
-    /// New text.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<&'a str>,
-    /// New thought-summary text.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reasoning_content: Option<&'a str>,
-    /// One whole call.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_calls: Option<[ToolCallOut<'a>; 1]>,
-}
-
-/// The `usage` member of a chunk.
-enum UsageField {
-    /// Left out: the client did not ask for usage.
-    Absent,
-    /// `null`, on every chunk but the usage chunk.
-    Null,
-    /// The final figures.
-    Value(UsageOut),
-}
-
-impl UsageField {
-    /// Whether the member is left out.
-    fn is_absent(&self) -> bool {
-        matches!(self, Self::Absent)
-    }
-}
-
-impl Serialize for UsageField {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Self::Absent | Self::Null => serializer.serialize_none(),
-            Self::Value(usage) => usage.serialize(serializer),
-        }
-    }
 }
 
 impl GeminiStream {
@@ -2025,24 +1766,15 @@ fn frame(
     delta: Delta<'_>,
     finish_reason: Option<&'static str>,
 ) -> Result<Bytes, UpstreamFailure> {
-    let chunk = ChunkOut {
-        id: &header.id,
-        object: "chat.completion.chunk",
-        created: answering.created,
-        model: &header.model,
-        system_fingerprint: None,
-        choices: vec![ChunkChoice {
-            index,
-            delta,
-            logprobs: None,
-            finish_reason,
-        }],
-        usage: if answering.include_usage {
-            UsageField::Null
-        } else {
-            UsageField::Absent
-        },
-    };
+    let choice = ChunkChoice::new(index, delta, finish_reason);
+    let chunk = Chunk::with_choice(
+        &header.id,
+        answering.created,
+        &header.model,
+        choice,
+        answering.include_usage,
+    )
+    .with_null_system_fingerprint();
     let json = serde_json::to_vec(&chunk).map_err(|e| stream_malformed(&e))?;
     Ok(data_frame(&json))
 }
@@ -2054,12 +1786,13 @@ fn emit_role(
     state: &mut ChoiceState,
     out: &mut Vec<Bytes>,
 ) -> Result<(), UpstreamFailure> {
-    let delta = Delta {
-        role: Some("assistant"),
-        content: Some(""),
-        ..Delta::default()
-    };
-    out.push(frame(header, answering, state.index, delta, None)?);
+    out.push(frame(
+        header,
+        answering,
+        state.index,
+        Delta::opening(),
+        None,
+    )?);
     state.started = true;
     Ok(())
 }
@@ -2109,32 +1842,16 @@ fn emit_candidate(
             if answering.single_call && state.calls > 0 {
                 continue;
             }
-            let call = tool_call(
-                &header.response_id,
-                state.index,
-                state.calls,
-                call,
-                part,
-                true,
-            );
-            let delta = Delta {
-                tool_calls: Some([call]),
-                ..Delta::default()
-            };
+            let call = tool_call(&header.response_id, state.index, state.calls, call, part);
+            let delta = Delta::tool_call(ToolCallDelta::whole(state.calls, call));
             out.push(frame(header, answering, state.index, delta, None)?);
             state.calls += 1;
         } else if let Some(text) = part.text.as_deref().filter(|t| !t.is_empty()) {
             let delta = if part.thought == Some(true) {
-                Delta {
-                    reasoning_content: Some(text),
-                    ..Delta::default()
-                }
+                Delta::reasoning(text)
             } else {
                 state.output = true;
-                Delta {
-                    content: Some(text),
-                    ..Delta::default()
-                }
+                Delta::content(text)
             };
             out.push(frame(header, answering, state.index, delta, None)?);
         }
@@ -2175,15 +1892,8 @@ impl StreamTranslator for GeminiStream {
             && let Some(header) = &self.header
         {
             let usage = self.usage.unwrap_or_default().to_openai();
-            let chunk = ChunkOut {
-                id: &header.id,
-                object: "chat.completion.chunk",
-                created: self.answering.created,
-                model: &header.model,
-                system_fingerprint: None,
-                choices: Vec::new(),
-                usage: UsageField::Value(usage),
-            };
+            let chunk = Chunk::with_usage(&header.id, self.answering.created, &header.model, usage)
+                .with_null_system_fingerprint();
             let json = serde_json::to_vec(&chunk).map_err(|e| stream_malformed(&e))?;
             out.push(data_frame(&json));
         }
@@ -2367,6 +2077,7 @@ fn classify_in_band(data: &[u8]) -> UpstreamFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::CONTENT_TYPE;
     use serde_json::{Value, json};
 
     /// The `created` every translated answer must carry.

@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::openai::{
-    ErrorFields, bearer_headers, classify_fields, cut_short, failure_from, in_band_failure,
+    ErrorFields, bearer_headers, classify_fields, failure_from, in_band_failure, require_end_marker,
 };
 use super::{Adapter, StreamTranslator, Translated, UpstreamRequest};
 use crate::config::Target;
@@ -615,10 +615,7 @@ impl StreamTranslator for Stream {
     }
 
     fn finish(&mut self, _out: &mut Vec<Bytes>) -> Result<(), UpstreamFailure> {
-        if self.done {
-            return Ok(());
-        }
-        Err(cut_short())
+        require_end_marker(self.done)
     }
 
     fn usage(&self) -> Option<Usage> {

@@ -33,7 +33,7 @@ targets = ["g/{MODEL}"]
 }
 
 /// Gemini's SSE framing: `data: <json>` and a CRLF blank line.
-fn gemini_sse(chunks: &[&str]) -> Reply {
+pub(crate) fn gemini_sse(chunks: &[&str]) -> Reply {
     let framed: Vec<String> = chunks
         .iter()
         .map(|c| format!("data: {c}\r\n\r\n"))
@@ -49,11 +49,9 @@ fn weather_tools() -> Value {
             "required": ["city"], "additionalProperties": false}}}])
 }
 
-#[tokio::test]
-async fn request_shape_and_function_call_answer() {
-    let upstream = MockUpstream::start(vec![Reply::json(
-        200,
-        r#"{
+/// A `generateContent` answer with one `functionCall` (and its thought signature) ending with
+/// `STOP`, and usage with thinking tokens: completion = 15 candidates + 52 thoughts.
+const FUNCTION_CALL_ANSWER: &str = r#"{
   "candidates": [
     {
       "content": {
@@ -82,9 +80,11 @@ async fn request_shape_and_function_call_answer() {
   },
   "modelVersion": "gemini-2.5-flash",
   "responseId": "wZ1BaPqWEbX3nvgPy8mS-A4"
-}"#,
-    )])
-    .await;
+}"#;
+
+#[tokio::test]
+async fn request_shape_and_function_call_answer() {
+    let upstream = MockUpstream::start(vec![Reply::json(200, FUNCTION_CALL_ANSWER)]).await;
     let router = router_for(&upstream).await;
     let request = json!({
         "model": "smart",
@@ -394,4 +394,169 @@ async fn a_blocked_prompt_is_a_content_filter_finish() {
     let body = answer.json();
     assert_eq!(body["choices"][0]["finish_reason"], "content_filter");
     assert_eq!(body["choices"][0]["message"]["content"], "");
+}
+
+/// The async-openai SDK, pointed at the router, reads Gemini's answers as OpenAI ones.
+mod sdk {
+    use async_openai::Client;
+    use async_openai::config::OpenAIConfig;
+    use async_openai::types::chat::{
+        ChatCompletionMessageToolCalls, CreateChatCompletionRequest, FinishReason,
+    };
+    use futures_util::StreamExt;
+    use serde_json::{Value, json};
+
+    use super::{FUNCTION_CALL_ANSWER, MODEL, STREAM, gemini_sse, router_for, weather_tools};
+    use crate::support::{MockUpstream, Reply, RouterHandle};
+
+    fn client(router: &RouterHandle) -> Client<OpenAIConfig> {
+        Client::with_config(
+            OpenAIConfig::new()
+                .with_api_base(router.url("/v1"))
+                .with_api_key("client-key"),
+        )
+    }
+
+    fn request(stream: bool) -> serde_json::Result<CreateChatCompletionRequest> {
+        let mut body = json!({
+            "model": "smart",
+            "messages": [{"role": "system", "content": "Be brief."},
+                         {"role": "user", "content": "Weather in Paris?"}],
+            "tools": weather_tools()
+        });
+        if stream {
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        serde_json::from_value(body)
+    }
+
+    #[tokio::test]
+    async fn non_stream_tool_call_and_usage() {
+        let upstream = MockUpstream::start(vec![Reply::json(200, FUNCTION_CALL_ANSWER)]).await;
+        let router = router_for(&upstream).await;
+        let response = client(&router)
+            .chat()
+            .create(request(false).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.id, "chatcmpl-wZ1BaPqWEbX3nvgPy8mS-A4");
+        let choice = &response.choices[0];
+        assert_eq!(choice.finish_reason, Some(FinishReason::ToolCalls));
+        assert_eq!(choice.message.content, None);
+        let calls = choice.message.tool_calls.as_ref().expect("tool_calls");
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        let ChatCompletionMessageToolCalls::Function(call) = &calls[0] else {
+            panic!("no function call: {choice:?}");
+        };
+        assert!(call.id.starts_with("call_"), "{}", call.id);
+        assert_eq!(call.function.name, "get_weather");
+        let arguments: Value = serde_json::from_str(&call.function.arguments).unwrap();
+        assert_eq!(arguments, json!({"city": "Paris"}));
+        // completion_tokens = candidatesTokenCount (15) + thoughtsTokenCount (52).
+        let usage = response.usage.unwrap();
+        assert_eq!(
+            (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.total_tokens
+            ),
+            (31, 67, 98)
+        );
+        assert_eq!(
+            usage.completion_tokens_details.unwrap().reasoning_tokens,
+            Some(52)
+        );
+
+        let sent = upstream.requests();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(
+            sent[0].path,
+            format!("/v1beta/models/{MODEL}:generateContent")
+        );
+        let body = sent[0].json();
+        assert_eq!(
+            body["systemInstruction"],
+            json!({"parts": [{"text": "Be brief."}]})
+        );
+        assert_eq!(
+            body["tools"][0]["functionDeclarations"][0]["name"],
+            "get_weather"
+        );
+    }
+
+    #[tokio::test]
+    async fn stream_tool_call_and_usage() {
+        let upstream = MockUpstream::start(vec![gemini_sse(&STREAM)]).await;
+        let router = router_for(&upstream).await;
+        let mut stream = client(&router)
+            .chat()
+            .create_stream(request(true).unwrap())
+            .await
+            .unwrap();
+        let mut text = String::new();
+        let mut call_id = None;
+        let mut name = String::new();
+        let mut arguments = String::new();
+        let mut finish = None;
+        let mut usages = Vec::new();
+        let mut after_usage = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.unwrap();
+            assert_eq!(chunk.id, "chatcmpl-sse-1");
+            if !usages.is_empty() {
+                after_usage += 1;
+            }
+            if let Some(usage) = chunk.usage {
+                assert!(chunk.choices.is_empty(), "the usage chunk has no choices");
+                usages.push(usage);
+            }
+            let Some(choice) = chunk.choices.first() else {
+                continue;
+            };
+            text.push_str(choice.delta.content.as_deref().unwrap_or_default());
+            for call in choice.delta.tool_calls.iter().flatten() {
+                assert_eq!(call.index, 0);
+                if let Some(id) = &call.id {
+                    call_id = Some(id.clone());
+                }
+                if let Some(function) = &call.function {
+                    name.push_str(function.name.as_deref().unwrap_or_default());
+                    arguments.push_str(function.arguments.as_deref().unwrap_or_default());
+                }
+            }
+            if choice.finish_reason.is_some() {
+                assert_eq!(finish, None, "one finish chunk");
+                finish = choice.finish_reason;
+            }
+        }
+        assert_eq!(text, "Let me check the weather.");
+        let call_id = call_id.expect("a call id");
+        assert!(call_id.starts_with("call_"), "{call_id}");
+        assert_eq!(name, "get_weather");
+        assert_eq!(
+            serde_json::from_str::<Value>(&arguments).unwrap(),
+            json!({"city": "Rome"})
+        );
+        assert_eq!(finish, Some(FinishReason::ToolCalls));
+        // One usage chunk, last, from the last usageMetadata: 12 prompt, 14 + 20 completion.
+        assert_eq!(usages.len(), 1, "{usages:?}");
+        assert_eq!(after_usage, 0, "the usage chunk comes last");
+        let usage = &usages[0];
+        assert_eq!(
+            (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.total_tokens
+            ),
+            (12, 34, 46)
+        );
+
+        let sent = upstream.requests();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(
+            sent[0].path,
+            format!("/v1beta/models/{MODEL}:streamGenerateContent?alt=sse")
+        );
+        assert!(sent[0].json().get("stream_options").is_none());
+    }
 }
