@@ -110,6 +110,10 @@ pub enum ProviderKind {
     Qwen,
     /// Mistral's chat completions.
     Mistral,
+    /// Anthropic's Messages API.
+    Anthropic,
+    /// Google's Gemini API (generateContent).
+    Gemini,
     /// Built in: the router answers by itself.
     Mock,
 }
@@ -121,6 +125,8 @@ impl ProviderKind {
             Self::OpenAi => "openai",
             Self::Qwen => "qwen",
             Self::Mistral => "mistral",
+            Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
             Self::Mock => "mock",
         }
     }
@@ -162,6 +168,15 @@ pub struct Provider {
     pub limits: LimitSettings,
     /// The built-in responder's settings, for `kind = "mock"`.
     pub mock: Option<MockSettings>,
+    /// Per-model settings of the models declared under `[providers.NAME.models]`.
+    pub models: BTreeMap<String, ModelSettings>,
+}
+
+/// `[providers.NAME.models."MODEL"]`.
+#[derive(Clone, Debug, Default)]
+pub struct ModelSettings {
+    /// Output cap sent when the client gives none (Anthropic requires one).
+    pub max_tokens: Option<u32>,
 }
 
 /// Per-minute budgets; `None` means unlimited.
@@ -217,6 +232,8 @@ pub struct Target {
     pub label: Arc<str>,
     /// Share of traffic under the weighted strategy (1 under priority).
     pub weight: u32,
+    /// The model's output cap default from `providers.toml`, if declared.
+    pub max_tokens: Option<u32>,
 }
 
 /// What a client's `model` resolves to: a named route or one direct target.

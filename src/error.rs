@@ -229,6 +229,16 @@ impl ApiError {
         }
     }
 
+    /// A 400 for a request field the chosen provider cannot honour, with OpenAI's own code for
+    /// it, so every adapter refuses in the same words.
+    pub fn unsupported(message: impl Into<String>, param: &str) -> Self {
+        Self::BadRequest {
+            message: message.into(),
+            param: Some(param.to_owned()),
+            code: "unsupported_parameter",
+        }
+    }
+
     /// The HTTP status the client gets.
     pub fn status(&self) -> StatusCode {
         match self {

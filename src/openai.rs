@@ -1,10 +1,14 @@
-//! The OpenAI Chat Completions wire, as the router reads it.
+//! The OpenAI Chat Completions wire, as the router reads and writes it.
 //!
 //! [`ChatRequest::parse`] is the front door's validation: it type-checks the fields the router
 //! and its adapters rely on, borrowing from the client's bytes instead of copying them, and
 //! turns every problem into a 400 that names the offending `param`. Fields it does not know
 //! are left in the raw body for OpenAI-wire upstreams, which receive the client's bytes with
 //! only `model` replaced.
+//!
+//! The answer types at the end ([`Completion`], [`Chunk`] and their parts) are what the
+//! adapters that rebuild answers (Anthropic, Gemini) serialise, so every such provider sends
+//! clients the same JSON shape. Answers from OpenAI-wire upstreams are never re-serialised.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -25,6 +29,9 @@ pub struct ChatRequest<'a> {
     pub body: ChatBody<'a>,
     /// The requested model (a route name or `provider/model`), unescaped.
     pub model: Cow<'a, str>,
+    /// Unix seconds when the router received the request: the `created` of responses that
+    /// adapters build themselves (adapters have no clock). Set by the front door.
+    pub created: u64,
     model_span: Range<usize>,
 }
 
@@ -157,6 +164,20 @@ pub struct Part<'a> {
     /// The text of a `text` part.
     #[serde(borrow, default)]
     pub text: Option<Cow<'a, str>>,
+    /// The image of an `image_url` part.
+    #[serde(borrow, default)]
+    pub image_url: Option<ImageUrl<'a>>,
+}
+
+/// The image of an `image_url` content part.
+#[derive(Debug, Deserialize)]
+pub struct ImageUrl<'a> {
+    /// An `https://` URL or a `data:<mime>;base64,<data>` URL.
+    #[serde(borrow)]
+    pub url: Cow<'a, str>,
+    /// `auto`, `low` or `high`.
+    #[serde(borrow, default)]
+    pub detail: Option<Cow<'a, str>>,
 }
 
 /// A tool call in an assistant message.
@@ -229,6 +250,7 @@ impl<'a> ChatRequest<'a> {
             raw,
             body,
             model,
+            created: 0,
             model_span,
         };
         request.validate()?;
@@ -490,6 +512,351 @@ pub struct UsageOnly {
 
 /// The `data:` payload that ends an OpenAI stream.
 pub const DONE: &[u8] = b"[DONE]";
+
+// === Answers the translating adapters write ===
+//
+// Field order is the JSON key order clients see, and which members are left out rather than
+// sent as `null` is part of the wire: both are kept exactly as the adapters have always sent
+// them.
+
+/// A `chat.completion` body.
+#[derive(Debug, Serialize)]
+pub struct Completion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: Vec<CompletionChoice<'a>>,
+    /// `null` when the provider reported no usage.
+    usage: Option<UsageOut>,
+    /// No translated provider has one; OpenAI sends `null` then.
+    system_fingerprint: Option<&'static str>,
+}
+
+impl<'a> Completion<'a> {
+    /// A completion `id` answered by `model`, created at `created` (Unix seconds).
+    pub fn new(
+        id: &'a str,
+        created: u64,
+        model: &'a str,
+        choices: Vec<CompletionChoice<'a>>,
+        usage: Option<UsageOut>,
+    ) -> Self {
+        Self {
+            id,
+            object: "chat.completion",
+            created,
+            model,
+            choices,
+            usage,
+            system_fingerprint: None,
+        }
+    }
+}
+
+/// One choice of a `chat.completion`.
+#[derive(Debug, Serialize)]
+pub struct CompletionChoice<'a> {
+    index: u32,
+    message: AssistantMessage<'a>,
+    /// Log probabilities are never offered by a translated provider.
+    logprobs: Option<&'static str>,
+    finish_reason: &'static str,
+}
+
+impl<'a> CompletionChoice<'a> {
+    /// Choice `index`, ended for `finish_reason` (`stop`, `length`, `tool_calls`, ...).
+    pub fn new(index: u32, message: AssistantMessage<'a>, finish_reason: &'static str) -> Self {
+        Self {
+            index,
+            message,
+            logprobs: None,
+            finish_reason,
+        }
+    }
+
+    /// The choice's position, by which choices are ordered.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+}
+
+/// The assistant message of a choice.
+#[derive(Debug, Serialize)]
+pub struct AssistantMessage<'a> {
+    role: &'static str,
+    content: Option<String>,
+    /// Not in OpenAI's schema, but the field DeepSeek and Qwen use for visible thinking.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<ToolCallOut<'a>>,
+    /// Translated providers have no refusal field (refusals show as `content_filter`).
+    refusal: Option<&'static str>,
+}
+
+impl<'a> AssistantMessage<'a> {
+    /// The answer's text (`None` is `null`, for an answer that is only tool calls), its
+    /// visible reasoning (left out when `None`) and its tool calls (left out when empty).
+    pub fn new(
+        content: Option<String>,
+        reasoning_content: Option<String>,
+        tool_calls: Vec<ToolCallOut<'a>>,
+    ) -> Self {
+        Self {
+            role: "assistant",
+            content,
+            reasoning_content,
+            tool_calls,
+            refusal: None,
+        }
+    }
+}
+
+/// A whole tool call in an answer.
+#[derive(Debug, Serialize)]
+pub struct ToolCallOut<'a> {
+    /// The call id a later `tool` message answers.
+    pub id: Cow<'a, str>,
+    /// Always `function`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Name and arguments.
+    pub function: FunctionOut<'a>,
+}
+
+/// The function of a tool call in an answer.
+#[derive(Debug, Serialize)]
+pub struct FunctionOut<'a> {
+    /// The function name.
+    pub name: &'a str,
+    /// The arguments object as a compact JSON string.
+    pub arguments: String,
+}
+
+/// OpenAI's `usage` object with its details.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct UsageOut {
+    /// The whole input, cached tokens included.
+    pub prompt_tokens: u64,
+    /// The whole output, reasoning tokens included.
+    pub completion_tokens: u64,
+    /// The sum of the two.
+    pub total_tokens: u64,
+    /// How much of the prompt the provider's cache served.
+    pub prompt_tokens_details: PromptTokensDetails,
+    /// How much of the output was reasoning; left out when the provider does not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion_tokens_details: Option<CompletionTokensDetails>,
+}
+
+impl UsageOut {
+    /// The three totals the router accounts with.
+    pub fn totals(&self) -> Usage {
+        Usage {
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+            total_tokens: self.total_tokens,
+        }
+    }
+}
+
+/// `usage.prompt_tokens_details`.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct PromptTokensDetails {
+    /// Tokens read from the provider's cache.
+    pub cached_tokens: u64,
+    /// Tokens written to the cache; not in OpenAI's schema, left out when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_write_tokens: Option<u64>,
+}
+
+/// `usage.completion_tokens_details`.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct CompletionTokensDetails {
+    /// Thinking tokens, billed as output.
+    pub reasoning_tokens: u64,
+}
+
+/// A `chat.completion.chunk`.
+#[derive(Serialize)]
+pub struct Chunk<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    /// `None` leaves the member out; `Some(None)` sends `null`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system_fingerprint: Option<Option<&'static str>>,
+    choices: Vec<ChunkChoice<'a>>,
+    /// Left out unless the client asked for usage; then `null` until the usage chunk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Option<UsageOut>>,
+}
+
+impl<'a> Chunk<'a> {
+    /// A chunk of stream `id` (answered by `model`, created at `created`) with one choice.
+    /// With `include_usage` (the client asked for the usage chunk) it carries `"usage": null`,
+    /// as every OpenAI chunk before the usage chunk does.
+    pub fn with_choice(
+        id: &'a str,
+        created: u64,
+        model: &'a str,
+        choice: ChunkChoice<'a>,
+        include_usage: bool,
+    ) -> Self {
+        let usage = include_usage.then_some(None);
+        Self::new(id, created, model, vec![choice], usage)
+    }
+
+    /// The usage chunk that ends a stream whose client asked for it: no choices, the final
+    /// figures.
+    pub fn with_usage(id: &'a str, created: u64, model: &'a str, usage: UsageOut) -> Self {
+        Self::new(id, created, model, Vec::new(), Some(Some(usage)))
+    }
+
+    /// The fields every chunk of a stream shares, plus what this one carries.
+    fn new(
+        id: &'a str,
+        created: u64,
+        model: &'a str,
+        choices: Vec<ChunkChoice<'a>>,
+        usage: Option<Option<UsageOut>>,
+    ) -> Self {
+        Self {
+            id,
+            object: "chat.completion.chunk",
+            created,
+            model,
+            system_fingerprint: None,
+            choices,
+            usage,
+        }
+    }
+
+    /// The same chunk with `"system_fingerprint": null`, which Gemini's translation has always
+    /// sent and Anthropic's has always left out.
+    pub fn with_null_system_fingerprint(mut self) -> Self {
+        self.system_fingerprint = Some(None);
+        self
+    }
+}
+
+/// One choice of a chunk.
+#[derive(Serialize)]
+pub struct ChunkChoice<'a> {
+    index: u32,
+    delta: Delta<'a>,
+    /// Log probabilities are never offered by a translated provider.
+    logprobs: Option<&'static str>,
+    finish_reason: Option<&'static str>,
+}
+
+impl<'a> ChunkChoice<'a> {
+    /// What choice `index` gains; `finish_reason` is set on its last chunk only.
+    pub fn new(index: u32, delta: Delta<'a>, finish_reason: Option<&'static str>) -> Self {
+        Self {
+            index,
+            delta,
+            logprobs: None,
+            finish_reason,
+        }
+    }
+}
+
+/// What a chunk adds to a choice; every member left out when `None`. The default is the
+/// empty delta of a finish chunk.
+#[derive(Default, Serialize)]
+pub struct Delta<'a> {
+    /// `assistant`, on a choice's first chunk only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
+    /// New text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<&'a str>,
+    /// New visible reasoning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<&'a str>,
+    /// One tool call fragment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<[ToolCallDelta<'a>; 1]>,
+}
+
+impl<'a> Delta<'a> {
+    /// A choice's first delta: the role, with empty content as OpenAI sends it.
+    pub fn opening() -> Self {
+        Self {
+            role: Some("assistant"),
+            content: Some(""),
+            ..Self::default()
+        }
+    }
+
+    /// New answer text.
+    pub fn content(text: &'a str) -> Self {
+        Self {
+            content: Some(text),
+            ..Self::default()
+        }
+    }
+
+    /// New reasoning text.
+    pub fn reasoning(text: &'a str) -> Self {
+        Self {
+            reasoning_content: Some(text),
+            ..Self::default()
+        }
+    }
+
+    /// A tool call fragment.
+    pub fn tool_call(call: ToolCallDelta<'a>) -> Self {
+        Self {
+            tool_calls: Some([call]),
+            ..Self::default()
+        }
+    }
+}
+
+/// One tool call fragment of a chunk: the first fragment of a call carries its id, type and
+/// name, later ones only more of the arguments.
+#[derive(Serialize)]
+pub struct ToolCallDelta<'a> {
+    /// The call's position among the choice's calls.
+    pub index: usize,
+    /// The call id, on the first fragment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Cow<'a, str>>,
+    /// `function`, on the first fragment.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// The function's name and a piece of its arguments.
+    pub function: FunctionDelta<'a>,
+}
+
+impl<'a> ToolCallDelta<'a> {
+    /// A whole call sent as a single fragment, for providers that stream calls in one piece.
+    pub fn whole(index: usize, call: ToolCallOut<'a>) -> Self {
+        Self {
+            index,
+            id: Some(call.id),
+            kind: Some(call.kind),
+            function: FunctionDelta {
+                name: Some(call.function.name),
+                arguments: Cow::Owned(call.function.arguments),
+            },
+        }
+    }
+}
+
+/// The function part of a tool call fragment.
+#[derive(Serialize)]
+pub struct FunctionDelta<'a> {
+    /// The function name, on the first fragment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
+    /// The next piece of the arguments' JSON text.
+    pub arguments: Cow<'a, str>,
+}
 
 #[cfg(test)]
 mod tests {

@@ -3,15 +3,19 @@
 //! An adapter turns an OpenAI chat request into a provider request, and the provider's
 //! answer (a body, an event stream or an error) back into the OpenAI wire. Adapters are pure:
 //! no sockets, clocks, environment or globals; `upstream` owns the I/O. Adding a provider is
-//! one file and one line in [`adapter_for`].
+//! one file and one line in [`adapter_for`]. The few helpers at the end are shared by
+//! adapters whose providers need the same thing (request headers, compact JSON, a stable hash).
 
+mod anthropic;
+mod gemini;
 mod mistral;
 pub mod mock;
 mod openai;
 mod qwen;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode};
+use http::header::{ACCEPT, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 use crate::config::{ProviderKind, Target};
 use crate::error::{ApiError, UpstreamFailure};
@@ -83,5 +87,97 @@ pub fn adapter_for(kind: ProviderKind) -> &'static dyn Adapter {
         ProviderKind::OpenAi | ProviderKind::Mock => &openai::OpenAi,
         ProviderKind::Qwen => &qwen::Qwen,
         ProviderKind::Mistral => &mistral::Mistral,
+        ProviderKind::Anthropic => &anthropic::Anthropic,
+        ProviderKind::Gemini => &gemini::Gemini,
+    }
+}
+
+/// The headers of a JSON request: `content-type`, and an `accept` for either a JSON body or
+/// an event stream. Adapters add their own authentication with [`add_api_key`].
+fn json_headers(stream: bool) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(4);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let accept = if stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    headers.insert(ACCEPT, HeaderValue::from_static(accept));
+    headers
+}
+
+/// Adds the provider's API key, when it has one, as `name: {prefix}{key}`.
+///
+/// The value is marked sensitive so it never reaches logs or debug output. A key that cannot
+/// be a header value is the operator's configuration problem, hence an internal error.
+fn add_api_key(
+    headers: &mut HeaderMap,
+    target: &Target,
+    name: HeaderName,
+    prefix: &str,
+) -> Result<(), ApiError> {
+    let Some(secret) = &target.provider.secret else {
+        return Ok(());
+    };
+    let mut value =
+        HeaderValue::try_from(format!("{prefix}{}", secret.expose())).map_err(|_| {
+            ApiError::Internal(format!(
+                "the API key of provider {} is not a valid header value",
+                target.provider.name
+            ))
+        })?;
+    value.set_sensitive(true);
+    headers.insert(name, value);
+    Ok(())
+}
+
+/// Valid JSON without the whitespace between tokens (providers pretty-print tool arguments,
+/// OpenAI sends them compact); key order and every string are kept byte for byte.
+fn compact_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// 64-bit FNV-1a: tiny, dependency-free and the same across runs and platforms (unlike
+/// `DefaultHasher`), for ids that must come out the same every time.
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv1a {
+    /// Mixes in `bytes`.
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 ^= u64::from(byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    /// The hash of everything written so far.
+    fn finish(&self) -> u64 {
+        self.0
     }
 }

@@ -68,7 +68,10 @@ async fn serve(
     let key_limiter = key_limiter(state, snapshot, &record.key);
     let idempotency_key = request.headers().get("idempotency-key").cloned();
     let body = read_body(request, snapshot.server.max_body).await?;
-    let chat = ChatRequest::parse(&body)?;
+    let mut chat = ChatRequest::parse(&body)?;
+    chat.created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     record.model = chat.model.to_string();
     if let Some(limiter) = &key_limiter
         && let Err(exhausted) = limiter.try_acquire(estimate_tokens(&chat))

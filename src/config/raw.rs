@@ -90,10 +90,12 @@ pub(super) struct RawProvider {
 }
 
 /// One `[providers.NAME.models."MODEL"]` table. It declares a model that clients may address
-/// directly as `provider/model`; per-model settings (prices) arrive with accounting.
+/// directly as `provider/model`, with its per-model settings.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawModel {}
+pub(super) struct RawModel {
+    pub(super) max_tokens: Option<Spanned<u32>>,
+}
 
 /// One `[routes.NAME]` table.
 #[derive(Debug, Deserialize)]

@@ -13,9 +13,9 @@ use toml::Spanned;
 
 use super::raw::{RawConfig, RawKey, RawProvider, RawRoute, RawTarget};
 use super::{
-    ClientKey, ConfigError, ConfigErrors, EnvLookup, LimitSettings, MockSettings, Provider,
-    ProviderKind, Route, RoutingSettings, Secret, ServerSettings, Snapshot, Strategy, Target,
-    UpstreamSettings,
+    ClientKey, ConfigError, ConfigErrors, EnvLookup, LimitSettings, MockSettings, ModelSettings,
+    Provider, ProviderKind, Route, RoutingSettings, Secret, ServerSettings, Snapshot, Strategy,
+    Target, UpstreamSettings,
 };
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -461,7 +461,33 @@ fn provider(
         forward_headers,
         limits: limits(check, &table, raw.rpm.as_ref(), raw.tpm.as_ref()),
         mock: if is_mock { Some(mock) } else { None },
+        models: models(check, &table, raw),
     })
+}
+
+fn models(
+    check: &mut Checker<'_>,
+    table: &str,
+    raw: &RawProvider,
+) -> BTreeMap<String, ModelSettings> {
+    raw.models
+        .iter()
+        .map(|(name, model)| {
+            let max_tokens = model.max_tokens.as_ref().and_then(|cap| {
+                if *cap.get_ref() == 0 {
+                    check.error(
+                        Some(cap.span()),
+                        &format!("{table}.models.{name}"),
+                        "max_tokens",
+                        "must be at least 1".into(),
+                    );
+                    return None;
+                }
+                Some(*cap.get_ref())
+            });
+            (name.clone(), ModelSettings { max_tokens })
+        })
+        .collect()
 }
 
 fn base_url(check: &mut Checker<'_>, table: &str, url: &Spanned<String>) -> String {
@@ -649,6 +675,7 @@ fn make_target(provider: &Arc<Provider>, model: &str, weight: u32) -> Target {
         model: Arc::from(model),
         label: Arc::from(format!("{}/{model}", provider.name)),
         weight,
+        max_tokens: provider.models.get(model).and_then(|m| m.max_tokens),
     }
 }
 

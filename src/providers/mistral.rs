@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::openai::{
-    ErrorFields, bearer_headers, classify_fields, cut_short, failure_from, in_band_failure,
+    ErrorFields, bearer_headers, classify_fields, failure_from, in_band_failure, require_end_marker,
 };
 use super::{Adapter, StreamTranslator, Translated, UpstreamRequest};
 use crate::config::Target;
@@ -161,16 +161,15 @@ fn is_inert(name: &str, value: &Value) -> bool {
 
 /// The 400 for a field Mistral cannot honour.
 fn unsupported(name: &str, target: &Target) -> ApiError {
-    ApiError::BadRequest {
-        message: format!(
+    ApiError::unsupported(
+        format!(
             "Unsupported parameter: '{name}' has no equivalent at provider '{}' (kind {}). \
              Remove it, or send the request to a route whose provider supports it.",
             target.provider.name,
             target.provider.kind.as_str()
         ),
-        param: Some(name.to_owned()),
-        code: "unsupported_parameter",
-    }
+        name,
+    )
 }
 
 /// Rebuilds the client's body as Mistral accepts it.
@@ -616,10 +615,7 @@ impl StreamTranslator for Stream {
     }
 
     fn finish(&mut self, _out: &mut Vec<Bytes>) -> Result<(), UpstreamFailure> {
-        if self.done {
-            return Ok(());
-        }
-        Err(cut_short())
+        require_end_marker(self.done)
     }
 
     fn usage(&self) -> Option<Usage> {

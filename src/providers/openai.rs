@@ -5,12 +5,12 @@
 //! in-band errors) out of them but never re-serialises them.
 
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, Method, StatusCode};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{Adapter, StreamTranslator, Translated, UpstreamRequest};
+use super::{Adapter, StreamTranslator, Translated, UpstreamRequest, add_api_key, json_headers};
 use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
 use crate::openai::{ChatRequest, DONE, Usage, UsageOnly};
@@ -51,25 +51,8 @@ impl Adapter for OpenAi {
 
 /// JSON headers plus `Authorization: Bearer` when the provider has a key.
 pub(super) fn bearer_headers(target: &Target, stream: bool) -> Result<HeaderMap, ApiError> {
-    let mut headers = HeaderMap::with_capacity(3);
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let accept = if stream {
-        "text/event-stream"
-    } else {
-        "application/json"
-    };
-    headers.insert(ACCEPT, HeaderValue::from_static(accept));
-    if let Some(secret) = &target.provider.secret {
-        let mut value =
-            HeaderValue::try_from(format!("Bearer {}", secret.expose())).map_err(|_| {
-                ApiError::Internal(format!(
-                    "the API key of provider {} is not a valid header value",
-                    target.provider.name
-                ))
-            })?;
-        value.set_sensitive(true);
-        headers.insert(AUTHORIZATION, value);
-    }
+    let mut headers = json_headers(stream);
+    add_api_key(&mut headers, target, AUTHORIZATION, "Bearer ")?;
     Ok(headers)
 }
 
@@ -122,10 +105,7 @@ impl StreamTranslator for PassThrough {
     }
 
     fn finish(&mut self, _out: &mut Vec<Bytes>) -> Result<(), UpstreamFailure> {
-        if self.done {
-            return Ok(());
-        }
-        Err(cut_short())
+        require_end_marker(self.done)
     }
 
     fn usage(&self) -> Option<Usage> {
@@ -139,6 +119,17 @@ pub(super) fn cut_short() -> UpstreamFailure {
         FailureKind::Stream,
         "the provider closed the stream before it finished",
     )
+}
+
+/// What [`StreamTranslator::finish`] answers for a provider whose stream has an end marker
+/// (`[DONE]`, `message_stop`): fine once the marker was seen, otherwise the body was
+/// [cut short](cut_short).
+pub(super) fn require_end_marker(end_marker_seen: bool) -> Result<(), UpstreamFailure> {
+    if end_marker_seen {
+        Ok(())
+    } else {
+        Err(cut_short())
+    }
 }
 
 /// The fields of a chunk the router looks at.
@@ -290,6 +281,8 @@ pub(super) fn in_band_failure(error_object: &[u8]) -> UpstreamFailure {
 
 #[cfg(test)]
 mod tests {
+    use http::HeaderValue;
+
     use super::*;
 
     fn classify_json(status: u16, body: &str) -> UpstreamFailure {

@@ -1,10 +1,12 @@
 //! Integration tests: one binary (one link step), one module per area.
 
+mod anthropic;
 mod auth;
 mod chat;
 mod errors;
 mod failover;
 mod fidelity;
+mod gemini;
 mod limits;
 mod metrics;
 mod mistral;

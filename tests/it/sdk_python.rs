@@ -1,7 +1,9 @@
 //! Client compatibility: the official `openai` Python SDK (tests/python/sdk_compat.py) against
-//! a router with a client key, the built-in mock route `demo` and an OpenAI-wire upstream that
-//! answers tool calls. The interpreter is `$SWITCHBOARD_PYTHON`, else `<repo>/.venv/bin/python`;
-//! `scripts/test.sh` creates that venv. Without it this test fails, it never skips.
+//! a router with a client key, the built-in mock route `demo` and three tool routes, one per
+//! wire format (OpenAI, Anthropic, Gemini), each backed by a mock upstream in that format;
+//! the script runs once per tool route, with usage required through the two adapters. The
+//! interpreter is `$SWITCHBOARD_PYTHON`, else `<repo>/.venv/bin/python`; `scripts/test.sh`
+//! creates that venv. Without it this test fails, it never skips.
 #![cfg(test)] // Test-only helpers: lets clippy apply its test allowances (expect, panic).
 
 use std::io::Read;
@@ -11,8 +13,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::sdk_async_openai::{tool_call_completion, tool_call_stream};
-use crate::support::{MockUpstream, spawn_router};
+use crate::gemini::gemini_sse;
+use crate::sdk_async_openai::{TOOL_ARGUMENTS, tool_call_completion, tool_call_stream};
+use crate::support::{MockUpstream, Reply, RouterHandle, spawn_router};
 
 const CLIENT_KEY: &str = "sk-switchboard-python-sdk-test";
 
@@ -110,12 +113,132 @@ async fn run_script(python: &Path, args: &[String]) -> ScriptRun {
     }
 }
 
+/// Anthropic's answer to the forced `get_weather` call: one `tool_use` block, and usage whose
+/// input is split into uncached (40), cache writes (10) and cache reads (50).
+const ANTHROPIC_TOOL_ANSWER: &str = r#"{"id":"msg_01SdkPlain","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929",
+  "content":[{"type":"tool_use","id":"toolu_01SdkPlain","name":"get_weather","input":{"city":"Paris","unit":"celsius"}}],
+  "stop_reason":"tool_use","stop_sequence":null,
+  "usage":{"input_tokens":40,"cache_creation_input_tokens":10,"cache_read_input_tokens":50,"output_tokens":12,"service_tier":"standard"}}"#;
+
+/// Anthropic's stream for the same call: the `tool_use` block, a ping, the input in three
+/// `input_json_delta` fragments (after an empty one), and cumulative usage in `message_delta`.
+const ANTHROPIC_TOOL_STREAM: &[&str] = &[
+    "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01SdkStream\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5-20250929\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":25,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":15,\"output_tokens\":1,\"service_tier\":\"standard\"}}}\n\n",
+    "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_01SdkStream\",\"name\":\"get_weather\",\"input\":{}}}\n\n",
+    "event: ping\ndata: {\"type\": \"ping\"}\n\n",
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\"}}\n\n",
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"city\\\": \\\"Par\"}}\n\n",
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"is\\\", \\\"unit\\\": \\\"cel\"}}\n\n",
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"sius\\\"}\"}}\n\n",
+    "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+    "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":null},\"usage\":{\"input_tokens\":25,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":15,\"output_tokens\":19}}\n\n",
+    "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+];
+
+/// The Gemini model the `gemini-tools` route targets (it appears in the upstream path).
+const GEMINI_MODEL: &str = "gemini-2.5-flash";
+
+/// Gemini's `generateContent` answer to the forced call: a `functionCall` part (with a thought
+/// signature) that ends with `STOP`, and usage with thinking tokens (18 + 64 completion).
+const GEMINI_TOOL_ANSWER: &str = r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"get_weather","args":{"city":"Paris","unit":"celsius"}},
+  "thoughtSignature":"CiQBVKhc7yXf0Rb8RmUc+/Zr0g=="}],"role":"model"},"finishReason":"STOP","index":0}],
+  "usageMetadata":{"promptTokenCount":57,"candidatesTokenCount":18,"totalTokenCount":139,"thoughtsTokenCount":64,
+    "promptTokensDetails":[{"modality":"TEXT","tokenCount":57}]},
+  "modelVersion":"gemini-2.5-flash","responseId":"sdkPlainGemini1"}"#;
+
+/// Gemini's stream for the same call: the whole `functionCall` in one chunk with running
+/// usage, then an empty text part with `finishReason: STOP` and the final usage (20 + 33).
+const GEMINI_TOOL_STREAM: [&str; 2] = [
+    r#"{"candidates": [{"content": {"parts": [{"functionCall": {"name": "get_weather","args": {"city": "Paris","unit": "celsius"}},"thoughtSignature": "CiQBVKhc7yXf0Rb8RmUc+/Zr0g=="}],"role": "model"},"index": 0}],"usageMetadata": {"promptTokenCount": 61,"candidatesTokenCount": 17,"totalTokenCount": 111,"thoughtsTokenCount": 33},"modelVersion": "gemini-2.5-flash","responseId": "sdkStreamGemini1"}"#,
+    r#"{"candidates": [{"content": {"parts": [{"text": ""}],"role": "model"},"finishReason": "STOP","index": 0}],"usageMetadata": {"promptTokenCount": 61,"candidatesTokenCount": 20,"totalTokenCount": 114,"thoughtsTokenCount": 33},"modelVersion": "gemini-2.5-flash","responseId": "sdkStreamGemini1"}"#,
+];
+
+/// The checks every run must pass, none skipped.
+const CHECKS: [&str; 7] = [
+    "chat, non-stream",
+    "chat, stream with include_usage",
+    "tool call, non-stream",
+    "tool call, stream",
+    "BadRequestError for empty messages",
+    "AuthenticationError for a wrong key",
+    "NotFoundError for an unknown model",
+];
+
+/// One script run against `router` with `--tool-model tool_model`: it must pass every check.
+/// Returns its stdout and a report to show with any later failure.
+async fn run_all_checks(
+    python: &Path,
+    router: &RouterHandle,
+    tool_model: &str,
+    expect_usage: bool,
+) -> (String, String) {
+    let mut args = vec![
+        "--base-url".to_owned(),
+        router.url("/v1"),
+        "--api-key".to_owned(),
+        CLIENT_KEY.to_owned(),
+        "--chat-model".to_owned(),
+        "demo".to_owned(),
+        "--tool-model".to_owned(),
+        tool_model.to_owned(),
+    ];
+    if expect_usage {
+        args.push("--expect-usage".to_owned());
+    }
+    let run = run_script(python, &args).await;
+    let report = format!(
+        "{} tests/python/sdk_compat.py {} exited with {}\n--- stdout\n{}--- stderr\n{}",
+        python.display(),
+        args[6..].join(" "),
+        run.status,
+        run.stdout,
+        run.stderr
+    );
+    assert!(run.status.success(), "{report}");
+    for check in CHECKS {
+        assert!(
+            run.stdout.contains(&format!("ok   {check}")),
+            "check {check:?} did not pass\n{report}"
+        );
+    }
+    assert!(run.stdout.contains("7 passed, 0 failed"), "{report}");
+    (run.stdout, report)
+}
+
+/// What a passing check printed in parentheses after its name.
+fn detail<'a>(stdout: &'a str, check: &str, report: &str) -> &'a str {
+    let prefix = format!("ok   {check} (");
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix)?.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no detail for {check:?}\n{report}"))
+}
+
+/// The call as the script shows it: `TOOL_ARGUMENTS` parsed, keys sorted, compact.
+const SHOWN_CALL: &str = r#"get_weather({"city":"Paris","unit":"celsius"})"#;
+
 #[tokio::test]
 async fn official_python_sdk_passes_its_compatibility_checks() {
     let python = python().await;
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(TOOL_ARGUMENTS).unwrap(),
+        serde_json::json!({"city": "Paris", "unit": "celsius"}),
+        "SHOWN_CALL shows TOOL_ARGUMENTS"
+    );
 
-    // The script asks for the tool call once plainly, then once streamed, in that order.
-    let upstream = MockUpstream::start(vec![tool_call_completion(), tool_call_stream()]).await;
+    // Each script run asks for the tool call once plainly, then once streamed, in that order;
+    // each tool route has its own upstream, scripted in its provider's wire format.
+    let openai = MockUpstream::start(vec![tool_call_completion(), tool_call_stream()]).await;
+    let anthropic = MockUpstream::start(vec![
+        Reply::json(200, ANTHROPIC_TOOL_ANSWER),
+        Reply::sse_raw(ANTHROPIC_TOOL_STREAM),
+    ])
+    .await;
+    let gemini = MockUpstream::start(vec![
+        Reply::json(200, GEMINI_TOOL_ANSWER),
+        gemini_sse(&GEMINI_TOOL_STREAM),
+    ])
+    .await;
     let toml = format!(
         r#"
 [[keys]]
@@ -129,69 +252,136 @@ kind = "mock"
 
 [providers.up]
 kind = "openai"
-base_url = "{base}"
+base_url = "{openai}"
 api_key_env = "UP_KEY"
 
 [providers.up.models."tool-model"]
+
+[providers.claude]
+kind = "anthropic"
+base_url = "{anthropic}"
+api_key_env = "CLAUDE_KEY"
+
+[providers.claude.models."claude-sonnet-4-5"]
+
+[providers.g]
+kind = "gemini"
+base_url = "{gemini}"
+api_key_env = "GEMINI_KEY"
+
+[providers.g.models."{GEMINI_MODEL}"]
 
 [routes.demo]
 targets = ["local/echo"]
 
 [routes.tools]
 targets = ["up/tool-model"]
+
+[routes.claude-tools]
+targets = ["claude/claude-sonnet-4-5"]
+
+[routes.gemini-tools]
+targets = ["g/{GEMINI_MODEL}"]
 "#,
-        base = upstream.url("/v1"),
+        openai = openai.url("/v1"),
+        anthropic = anthropic.url(""),
+        gemini = gemini.url(""),
     );
     let router = spawn_router(
         &toml,
-        &[("PY_SDK_KEY", CLIENT_KEY), ("UP_KEY", "sk-upstream-secret")],
+        &[
+            ("PY_SDK_KEY", CLIENT_KEY),
+            ("UP_KEY", "sk-upstream-secret"),
+            ("CLAUDE_KEY", "sk-ant-upstream-secret"),
+            ("GEMINI_KEY", "gemini-upstream-secret"),
+        ],
     )
     .await;
 
-    let args = [
-        "--base-url".to_owned(),
-        router.url("/v1"),
-        "--api-key".to_owned(),
-        CLIENT_KEY.to_owned(),
-        "--chat-model".to_owned(),
-        "demo".to_owned(),
-        "--tool-model".to_owned(),
-        "tools".to_owned(),
-    ];
-    let run = run_script(&python, &args).await;
-    let report = format!(
-        "{} tests/python/sdk_compat.py exited with {}\n--- stdout\n{}--- stderr\n{}",
-        python.display(),
-        run.status,
-        run.stdout,
-        run.stderr
+    // OpenAI wire, without --expect-usage: the script's plain mode.
+    let (stdout, report) = run_all_checks(&python, &router, "tools", false).await;
+    assert_eq!(
+        detail(&stdout, "tool call, non-stream", &report),
+        format!("{SHOWN_CALL}; usage 20+10=30"),
+        "{report}"
     );
-    assert!(run.status.success(), "{report}");
-
-    // Every check ran (none skipped) and passed.
-    for check in [
-        "chat, non-stream",
-        "chat, stream with include_usage",
-        "tool call, non-stream",
-        "tool call, stream",
-        "BadRequestError for empty messages",
-        "AuthenticationError for a wrong key",
-        "NotFoundError for an unknown model",
-    ] {
-        assert!(
-            run.stdout.contains(&format!("ok   {check}")),
-            "check {check:?} did not pass\n{report}"
-        );
-    }
-    assert!(run.stdout.contains("7 passed, 0 failed"), "{report}");
-
+    assert_eq!(
+        detail(&stdout, "tool call, stream", &report),
+        format!("{SHOWN_CALL} from 3 fragments"),
+        "{report}"
+    );
     // The upstream saw exactly the two tool-call requests, plain then streamed, with the tools.
-    let sent = upstream.requests();
+    let sent = openai.requests();
     assert_eq!(sent.len(), 2, "{report}");
     for (recorded, stream) in sent.iter().zip([false, true]) {
         let body = recorded.json();
         assert_eq!(body["model"], "tool-model");
         assert_eq!(body["tools"][0]["function"]["name"], "get_weather");
         assert_eq!(body["stream"].as_bool().unwrap_or(false), stream);
+    }
+
+    // Anthropic: prompt_tokens = input + cache writes + cache reads.
+    let (stdout, report) = run_all_checks(&python, &router, "claude-tools", true).await;
+    assert_eq!(
+        detail(&stdout, "tool call, non-stream", &report),
+        format!("{SHOWN_CALL}; usage 100+12=112"),
+        "{report}"
+    );
+    assert_eq!(
+        detail(&stdout, "tool call, stream", &report),
+        format!("{SHOWN_CALL} from 3 fragments; usage 40+19=59"),
+        "{report}"
+    );
+    let sent = anthropic.requests();
+    assert_eq!(sent.len(), 2, "{report}");
+    for (recorded, stream) in sent.iter().zip([false, true]) {
+        assert_eq!(recorded.method, http::Method::POST);
+        assert_eq!(recorded.path, "/v1/messages", "{report}");
+        assert_eq!(recorded.headers["x-api-key"], "sk-ant-upstream-secret");
+        let body = recorded.json();
+        assert_eq!(body["model"], "claude-sonnet-4-5");
+        assert_eq!(body["tools"][0]["name"], "get_weather");
+        assert_eq!(body["tools"][0]["input_schema"]["required"][0], "city");
+        assert_eq!(body["tool_choice"]["type"], "tool", "{body}");
+        assert_eq!(body["tool_choice"]["name"], "get_weather", "{body}");
+        assert_eq!(body["stream"].as_bool().unwrap_or(false), stream);
+        assert!(body.get("stream_options").is_none(), "{body}");
+    }
+
+    // Gemini: completion_tokens = candidates + thoughts.
+    let (stdout, report) = run_all_checks(&python, &router, "gemini-tools", true).await;
+    assert_eq!(
+        detail(&stdout, "tool call, non-stream", &report),
+        format!("{SHOWN_CALL}; usage 57+82=139"),
+        "{report}"
+    );
+    assert_eq!(
+        detail(&stdout, "tool call, stream", &report),
+        format!("{SHOWN_CALL} from 1 fragments; usage 61+53=114"),
+        "{report}"
+    );
+    let sent = gemini.requests();
+    assert_eq!(sent.len(), 2, "{report}");
+    for (recorded, action) in sent
+        .iter()
+        .zip([":generateContent", ":streamGenerateContent?alt=sse"])
+    {
+        assert_eq!(recorded.method, http::Method::POST);
+        assert_eq!(
+            recorded.path,
+            format!("/v1beta/models/{GEMINI_MODEL}{action}"),
+            "{report}"
+        );
+        assert_eq!(recorded.headers["x-goog-api-key"], "gemini-upstream-secret");
+        let body = recorded.json();
+        assert_eq!(
+            body["tools"][0]["functionDeclarations"][0]["name"],
+            "get_weather"
+        );
+        assert_eq!(
+            body["toolConfig"]["functionCallingConfig"],
+            serde_json::json!({"mode": "ANY", "allowedFunctionNames": ["get_weather"]}),
+            "{body}"
+        );
     }
 }

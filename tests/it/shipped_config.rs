@@ -130,8 +130,8 @@ fn check_prints_each_provider_enabled_or_disabled_and_why() {
         "mistral (kind mistral): enabled",
         "qwen (kind qwen): disabled: $DASHSCOPE_API_KEY is not set",
         "alipay (kind qwen): disabled: $ALIPAY_AI_API_KEY is not set",
-        "claude (kind openai): disabled: $ANTHROPIC_API_KEY is not set",
-        "gemini (kind openai): disabled: $GEMINI_API_KEY is not set",
+        "claude (kind anthropic): disabled: $ANTHROPIC_API_KEY is not set",
+        "gemini (kind gemini): disabled: $GEMINI_API_KEY is not set",
         "demo [priority] -> local/echo",
     ] {
         assert!(stdout.contains(line), "missing `{line}` in:\n{stdout}");

@@ -3,15 +3,21 @@
 
 Usage:
     sdk_compat.py --base-url http://127.0.0.1:8080/v1 --api-key KEY \
-        [--chat-model demo] [--tool-model ROUTE]
+        [--chat-model demo] [--tool-model ROUTE [--expect-usage]]
 
 Every option can come from the environment instead: SWITCHBOARD_BASE_URL,
-SWITCHBOARD_API_KEY, SWITCHBOARD_CHAT_MODEL, SWITCHBOARD_TOOL_MODEL.
+SWITCHBOARD_API_KEY, SWITCHBOARD_CHAT_MODEL, SWITCHBOARD_TOOL_MODEL,
+SWITCHBOARD_EXPECT_USAGE=1.
 
 `--chat-model` must be a route to the built-in mock (`kind = "mock"`, no fixed `reply`): the
 checks expect it to echo the last user message. `--tool-model` must answer with a call to
 `get_weather` (forced through `tool_choice`); it is asked once without and then once with
 streaming, in that order. Without it the tool-call checks are skipped (and say so).
+`--expect-usage` makes the tool-call checks require usage: on the plain reply, and on a last
+chunk of its own (no choices) in the stream, which is then asked for with
+`stream_options={"include_usage": True}`. Usage, when present, is shown as
+`usage PROMPT+COMPLETION=TOTAL` and must add up; the call as `get_weather(<arguments as
+compact JSON, keys sorted>)`.
 The wrong-key check needs `[[keys]]` configured on the router.
 
 Prints one line per check; exits 1 with the failing check's message on the first failure.
@@ -70,6 +76,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=env("SWITCHBOARD_TOOL_MODEL"),
         help="a route whose upstream answers with a get_weather tool call",
     )
+    parser.add_argument(
+        "--expect-usage",
+        action="store_true",
+        default=env("SWITCHBOARD_EXPECT_USAGE", "") not in ("", "0"),
+        help="the tool-call checks require usage (the stream one asks for it)",
+    )
     args = parser.parse_args(argv)
     if not args.base_url:
         parser.error("--base-url (or SWITCHBOARD_BASE_URL) is required")
@@ -127,6 +139,22 @@ def check_error_fields(
     assert error.param == param, f"e.param {error.param!r} != {param!r}"
     assert error.type == "invalid_request_error", f"e.type {error.type!r}"
     assert body["message"] in str(error), f"message not in str(e): {error}"
+
+
+def describe_usage(usage: Any) -> str:
+    """`PROMPT+COMPLETION=TOTAL`, after checking the numbers add up."""
+    for field in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        value = getattr(usage, field)
+        assert isinstance(value, int) and value >= 0, f"usage.{field} {value!r}"
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens, usage
+    return f"{usage.prompt_tokens}+{usage.completion_tokens}={usage.total_tokens}"
+
+
+def describe_call(name: str, arguments: str) -> str:
+    """`name({...})` with the arguments parsed (they must be a JSON object with a city)."""
+    parsed = json.loads(arguments)
+    assert isinstance(parsed, dict) and parsed.get("city"), parsed
+    return f"{name}({json.dumps(parsed, sort_keys=True, separators=(',', ':'))})"
 
 
 def main(argv: list[str]) -> int:
@@ -200,21 +228,32 @@ def main(argv: list[str]) -> int:
         assert call.type == "function", call.type
         assert call.id, "tool call without id"
         assert call.function.name == "get_weather", call.function.name
-        arguments = json.loads(call.function.arguments)
-        assert isinstance(arguments, dict) and arguments.get("city"), arguments
-        return f"{call.function.name}({call.function.arguments})"
+        detail = describe_call(call.function.name, call.function.arguments)
+        if args.expect_usage:
+            assert completion.usage is not None, "no usage"
+        if completion.usage is not None:
+            detail += f"; usage {describe_usage(completion.usage)}"
+        return detail
 
     def tool_call_stream() -> str:
         calls: dict[int, dict[str, str]] = {}
         finishes = []
         fragments = 0
-        for chunk in client.chat.completions.create(
-            model=args.tool_model,
-            messages=WEATHER_QUESTION,
-            tools=[WEATHER_TOOL],
-            tool_choice=FORCE_WEATHER,
-            stream=True,
-        ):
+        usage_options: dict[str, Any] = (
+            {"stream_options": {"include_usage": True}} if args.expect_usage else {}
+        )
+        chunks = list(
+            client.chat.completions.create(
+                model=args.tool_model,
+                messages=WEATHER_QUESTION,
+                tools=[WEATHER_TOOL],
+                tool_choice=FORCE_WEATHER,
+                stream=True,
+                **usage_options,
+            )
+        )
+        assert chunks, "no chunks"
+        for chunk in chunks:
             if not chunk.choices:
                 continue
             choice = chunk.choices[0]
@@ -233,10 +272,16 @@ def main(argv: list[str]) -> int:
         call = calls[0]
         assert call["id"], "streamed tool call without id"
         assert call["name"] == "get_weather", call["name"]
-        arguments = json.loads(call["arguments"])
-        assert isinstance(arguments, dict) and arguments.get("city"), arguments
+        detail = describe_call(call["name"], call["arguments"])
         assert finishes == ["tool_calls"], f"finish reasons {finishes}"
-        return f"{call['name']}({call['arguments']}) from {fragments} fragments"
+        detail += f" from {fragments} fragments"
+        if args.expect_usage:
+            last = chunks[-1]
+            assert last.choices == [], f"last chunk has choices: {last.choices}"
+            assert last.usage is not None, "last chunk has no usage"
+            assert all(c.usage is None for c in chunks[:-1]), "usage before the last chunk"
+            detail += f"; usage {describe_usage(last.usage)}"
+        return detail
 
     def bad_request() -> str:
         error = expect_error(
