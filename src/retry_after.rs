@@ -24,6 +24,23 @@ pub fn from_headers(headers: &HeaderMap) -> Option<Duration> {
     )
 }
 
+/// Anthropic's rate-limit hint: the `anthropic-ratelimit-*-reset` time (RFC 3339) of a budget
+/// whose `-remaining` count is 0. Used when a 429 carries no `retry-after`.
+pub fn from_anthropic_reset(headers: &HeaderMap) -> Option<Duration> {
+    const BUDGETS: [&str; 4] = ["requests", "tokens", "input-tokens", "output-tokens"];
+    let header = |name: String| headers.get(name).and_then(|v| v.to_str().ok());
+    BUDGETS
+        .iter()
+        .filter(|budget| header(format!("anthropic-ratelimit-{budget}-remaining")) == Some("0"))
+        .filter_map(|budget| header(format!("anthropic-ratelimit-{budget}-reset")))
+        .filter_map(|reset| humantime::parse_rfc3339_weak(reset.trim()).ok())
+        .map(|at| {
+            at.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        })
+        .max()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,6 +72,30 @@ mod tests {
         assert!(delay > Duration::from_secs(100) && delay <= Duration::from_secs(120));
         let past = headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]);
         assert_eq!(from_headers(&past), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn anthropic_reset_counts_only_exhausted_budgets() {
+        let later = |secs| {
+            humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(secs))
+                .to_string()
+        };
+        let h = headers(&[
+            ("anthropic-ratelimit-requests-remaining", "0"),
+            ("anthropic-ratelimit-requests-reset", &later(20)),
+            ("anthropic-ratelimit-tokens-remaining", "5000"),
+            ("anthropic-ratelimit-tokens-reset", &later(50)),
+        ]);
+        let delay = from_anthropic_reset(&h).unwrap();
+        assert!(
+            delay > Duration::from_secs(17) && delay <= Duration::from_secs(20),
+            "{delay:?}"
+        );
+        let none_exhausted = headers(&[
+            ("anthropic-ratelimit-requests-remaining", "3"),
+            ("anthropic-ratelimit-requests-reset", &later(20)),
+        ]);
+        assert_eq!(from_anthropic_reset(&none_exhausted), None);
     }
 
     #[test]

@@ -30,6 +30,7 @@ use crate::openai::{
     Delta, FunctionDelta, FunctionOut, Message, Part, PromptTokensDetails, Role, Stop,
     ToolCallDelta, ToolCallOut, Usage, UsageOut,
 };
+use crate::retry_after;
 use crate::sse::{SseEvent, data_frame};
 
 /// The API version this adapter speaks (reference 2.1); required on every request.
@@ -1384,7 +1385,11 @@ fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> UpstreamFai
         code: error.kind,
         param: None,
     };
-    openai::failure_from(kind, status, headers, fields)
+    let mut failure = openai::failure_from(kind, status, headers, fields);
+    if kind == FailureKind::RateLimited && failure.retry_after.is_none() {
+        failure.retry_after = retry_after::from_anthropic_reset(headers);
+    }
+    failure
 }
 
 /// The failover class of a status and error body.
@@ -1393,8 +1398,8 @@ fn failure_kind(status: StatusCode, error: &ErrorIn) -> FailureKind {
         429 if error.is_spend_limit() => FailureKind::Account,
         429 => FailureKind::RateLimited,
         401..=403 => FailureKind::Account,
-        404 => FailureKind::Unavailable,
-        408 => FailureKind::Timeout,
+        // 408: Anthropic gave up waiting for the request, so it never ran: safe to retry.
+        404 | 408 => FailureKind::Unavailable,
         400..=499 => match error.kind.as_deref() {
             Some("authentication_error" | "permission_error" | "billing_error") => {
                 FailureKind::Account
@@ -2302,7 +2307,7 @@ max_tokens = 1000
             (402, error("billing_error"), FailureKind::Account),
             (403, error("permission_error"), FailureKind::Account),
             (404, error("not_found_error"), FailureKind::Unavailable),
-            (408, "{}".to_owned(), FailureKind::Timeout),
+            (408, "{}".to_owned(), FailureKind::Unavailable),
             (413, error("request_too_large"), FailureKind::Rejected),
             (413, "<html>413</html>".to_owned(), FailureKind::Rejected),
             (422, error("invalid_request_error"), FailureKind::Rejected),

@@ -2036,8 +2036,8 @@ fn kind_of(status: StatusCode, error: &GoogleError) -> FailureKind {
     match status.as_u16() {
         400 if error.status_is("FAILED_PRECONDITION") => FailureKind::Account,
         401..=403 => FailureKind::Account,
-        404 => FailureKind::Unavailable,
-        408 => FailureKind::Timeout,
+        // 408: Gemini gave up waiting for the request, so it never ran: safe to retry.
+        404 | 408 => FailureKind::Unavailable,
         429 if error.daily_quota() => FailureKind::Account,
         429 => FailureKind::RateLimited,
         400..=499 => FailureKind::Rejected,

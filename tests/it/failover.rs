@@ -1391,3 +1391,67 @@ async fn under_concurrency_no_request_reaches_a_while_it_cools() {
         burst.hits.len()
     );
 }
+
+/// A route over a vendor-native provider `a` (at `a_base`) then openai-wire `b`.
+fn native_then_b(kind: &str, a_base: &str, model: &str, b: &MockUpstream) -> String {
+    format!(
+        "[providers.a]\nkind = \"{kind}\"\nbase_url = \"{a_base}\"\napi_key_env = \"UP_KEY\"\n\n\
+         [providers.b]\nkind = \"openai\"\nbase_url = \"{b_base}\"\napi_key_env = \"UP_KEY\"\n\n\
+         [routes.r]\ntargets = [\"a/{model}\", \"b/m-b\"]\n",
+        b_base = b.url("/v1")
+    )
+}
+
+#[tokio::test]
+async fn gemini_retry_delay_in_the_body_sets_the_cooldown() {
+    let a = MockUpstream::start(vec![Reply::json(
+        429,
+        r#"{"error":{"code":429,"message":"Resource has been exhausted","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerMinutePerProjectPerModel"}]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"37s"}]}}"#,
+    )])
+    .await;
+    let b = MockUpstream::start(vec![ok("b")]).await;
+    let router = spawn_router(
+        &native_then_b("gemini", &a.url(""), "gemini-2.5-flash", &b),
+        ENV,
+    )
+    .await;
+
+    answered_by_b(&chat(&router, CHAT).await, false, "gemini 429");
+    let left = cooldown(&scrape(&router).await, "a");
+    assert!(
+        (35.0..=37.0).contains(&left),
+        "cooldown from retryDelay: {left}"
+    );
+    let second = chat(&router, CHAT).await;
+    assert_eq!(second.headers["x-switchboard-provider"], "b");
+    assert_eq!(second.headers["x-switchboard-attempts"], "1");
+    assert_eq!(a.calls(), 1, "a is not called while it cools down");
+}
+
+#[tokio::test]
+async fn anthropic_reset_headers_set_the_cooldown_when_no_retry_after_is_sent() {
+    let reset = humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(45));
+    let a = MockUpstream::start(vec![
+        Reply::json(
+            429,
+            r#"{"type":"error","error":{"type":"rate_limit_error","message":"Number of request tokens has exceeded your per-minute rate limit"}}"#,
+        )
+        .header("anthropic-ratelimit-tokens-remaining", "0")
+        .header("anthropic-ratelimit-tokens-reset", &reset.to_string())
+        .header("anthropic-ratelimit-requests-remaining", "49"),
+    ])
+    .await;
+    let b = MockUpstream::start(vec![ok("b")]).await;
+    let router = spawn_router(
+        &native_then_b("anthropic", &a.url(""), "claude-haiku-4-5", &b),
+        ENV,
+    )
+    .await;
+
+    answered_by_b(&chat(&router, CHAT).await, false, "anthropic 429");
+    let left = cooldown(&scrape(&router).await, "a");
+    assert!(
+        (40.0..=45.0).contains(&left),
+        "cooldown from the reset header: {left}"
+    );
+}
