@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::accounting::Cost;
 use crate::openai::Usage;
 
 /// What happened to one request, filled in as it goes.
@@ -28,6 +29,12 @@ pub struct RequestRecord {
     pub error_code: Option<String>,
     /// Token usage reported by the provider.
     pub usage: Option<Usage>,
+    /// What the request cost, when its target has prices (filled by accounting).
+    pub cost: Option<Cost>,
+    /// The transaction id the request named (`x-transaction-id` or the configured header).
+    pub transaction: Option<String>,
+    /// Whether this request paid its transaction's fee.
+    pub fee_charged: bool,
     /// When the first byte of the answer left for the client (streams).
     pub time_to_first_token: Option<Duration>,
     /// When the request arrived.
@@ -46,6 +53,9 @@ impl RequestRecord {
             status: 0,
             error_code: None,
             usage: None,
+            cost: None,
+            transaction: None,
+            fee_charged: false,
             time_to_first_token: None,
             started,
         }

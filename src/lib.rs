@@ -10,6 +10,7 @@
 //! [`sse`] events. [`error`] is the only place an error becomes an HTTP response.
 
 pub mod access_log;
+pub mod accounting;
 mod api;
 pub mod app;
 pub mod auth;
