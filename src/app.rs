@@ -10,6 +10,8 @@ use http::{HeaderValue, Request, Response};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
+use crate::access_log::RequestRecord;
+use crate::accounting::{SeenTransactions, TransactionLedger};
 use crate::api;
 use crate::config::Snapshot;
 use crate::limits::Limits;
@@ -18,6 +20,7 @@ use crate::router::Balancer;
 use crate::router::health::Health;
 use crate::stream::ChatStream;
 use crate::upstream::Upstream;
+use crate::usage_log::UsageLog;
 
 /// The body of every response: a complete buffer or a translated stream.
 pub type ResponseBody = Either<Full<Bytes>, ChatStream>;
@@ -37,8 +40,12 @@ pub struct AppState {
     pub limits: Limits,
     /// Weighted routes' round-robin state.
     pub balancer: Balancer,
+    /// Transactions that paid their fee (kept across reloads).
+    pub transactions: Arc<dyn TransactionLedger>,
     /// Prometheus collectors.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
+    /// The usage log's sending side, when `[usage_log]` is configured.
+    pub usage_log: Option<UsageLog>,
     shutting_down: AtomicBool,
     id_prefix: u32,
     next_id: AtomicU64,
@@ -53,11 +60,40 @@ impl AppState {
             health: Health::default(),
             limits: Limits::default(),
             balancer: Balancer::default(),
-            metrics: Metrics::new()?,
+            transactions: Arc::new(SeenTransactions::default()),
+            metrics: Arc::new(Metrics::new()?),
+            usage_log: None,
             shutting_down: AtomicBool::new(false),
             id_prefix: fastrand::u32(..),
             next_id: AtomicU64::new(0),
         })
+    }
+
+    /// Writes to `usage_log` from now on.
+    pub fn with_usage_log(mut self, usage_log: UsageLog) -> Self {
+        self.usage_log = Some(usage_log);
+        self
+    }
+
+    /// The record of a chat request that just arrived: counted in flight, and reported to
+    /// the metrics and the usage log when it is finished.
+    pub fn chat_record(&self, request_id: String, started: std::time::Instant) -> RequestRecord {
+        RequestRecord::new(request_id, started)
+            .reporting(self.metrics.clone(), self.usage_log.clone())
+    }
+
+    /// Writes and syncs the usage log's queued lines and stops its writer, waiting at most
+    /// `within` (a stuck disk must not hold the process up for ever).
+    pub async fn close_usage_log(&self, within: std::time::Duration) {
+        let Some(log) = &self.usage_log else {
+            return;
+        };
+        if tokio::time::timeout(within, log.close()).await.is_err() {
+            tracing::warn!(
+                ?within,
+                "usage log: the writer did not finish in time; lines may be lost"
+            );
+        }
     }
 
     /// Marks the router as draining: `/readyz` fails so load balancers stop sending.

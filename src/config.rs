@@ -12,11 +12,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
+
+pub use crate::accounting::AccountingSettings;
+use crate::accounting::Prices;
 
 /// Where a secret comes from: the process environment, or a map in tests.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -37,6 +40,8 @@ pub struct Snapshot {
     pub routing: RoutingSettings,
     /// `[upstream]`.
     pub upstream: UpstreamSettings,
+    /// `[accounting]`.
+    pub accounting: AccountingSettings,
     /// `[[keys]]`, in file order. Empty means the router is open.
     pub keys: Vec<ClientKey>,
     /// `[providers.*]` by name.
@@ -45,6 +50,19 @@ pub struct Snapshot {
     pub routes: HashMap<String, Route>,
     /// When this snapshot was built.
     pub loaded_at: SystemTime,
+    /// `[usage_log]`, when configured. Read once at start-up.
+    pub usage_log: Option<UsageLogSettings>,
+}
+
+/// `[usage_log]`: one JSON line per chat request, written off the request path.
+#[derive(Clone, Debug)]
+pub struct UsageLogSettings {
+    /// The file, created if missing and appended to.
+    pub path: PathBuf,
+    /// Whether lines carry the request body and the (non-stream) response body.
+    pub include_bodies: bool,
+    /// How many lines may wait for the writer before new ones are dropped (and counted).
+    pub buffer: usize,
 }
 
 /// `[server]`: the listener and request limits.
@@ -177,6 +195,8 @@ pub struct Provider {
 pub struct ModelSettings {
     /// Output cap sent when the client gives none (Anthropic requires one).
     pub max_tokens: Option<u32>,
+    /// The model's prices, when any are configured.
+    pub prices: Option<Arc<Prices>>,
 }
 
 /// Per-minute budgets; `None` means unlimited.
@@ -234,6 +254,8 @@ pub struct Target {
     pub weight: u32,
     /// The model's output cap default from `providers.toml`, if declared.
     pub max_tokens: Option<u32>,
+    /// The model's prices from `providers.toml`, if declared.
+    pub prices: Option<Arc<Prices>>,
 }
 
 /// What a client's `model` resolves to: a named route or one direct target.

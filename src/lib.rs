@@ -26,3 +26,4 @@ pub mod server;
 pub mod sse;
 pub mod stream;
 pub mod upstream;
+pub mod usage_log;

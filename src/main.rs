@@ -99,7 +99,7 @@ async fn serve(snapshot: Snapshot, listen: Option<SocketAddr>) -> ExitCode {
     let server = match Server::bind(snapshot, listen).await {
         Ok(server) => server,
         Err(e) => {
-            tracing::error!(%listen, error = %e, "cannot listen");
+            tracing::error!(%listen, error = %e, "cannot start (listener or usage log)");
             return ExitCode::FAILURE;
         }
     };

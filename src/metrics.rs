@@ -1,14 +1,48 @@
 //! Prometheus metrics: every collector registered in one place, names prefixed `switchboard_`.
 //!
-//! Label values come only from the configuration (provider, route and key names) or from
-//! fixed enumerations ([`FailureKind::as_str`], [`Scope`]), never from what a client sends,
-//! so the number of series stays bounded.
+//! Label values come only from the configuration (provider, route, model and key names) or
+//! from fixed enumerations ([`FailureKind::as_str`], [`Scope`], HTTP statuses, token kinds),
+//! never from what a client sends, so the number of series stays bounded. A request whose
+//! `model` names no route is labelled `route="unknown"`; one that no target served is labelled
+//! `provider="none", model="none"`.
+//!
+//! Per-request counting goes through [`RequestSeries`]: label handles resolved once per
+//! (route, target) and kept, so a finished request costs a map lookup under a read lock and a
+//! few atomic adds, with no allocation (see [`Metrics::request_done`]).
 
-use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
+use prometheus::{
+    Counter, CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+use rust_decimal::prelude::ToPrimitive;
+
+use crate::access_log::RequestRecord;
 use crate::config::Snapshot;
 use crate::error::FailureKind;
 use crate::router::health::Health;
+
+/// Buckets of `request_duration_seconds`: a fast non-stream answer takes tens of milliseconds,
+/// a long reasoning stream minutes, and `routing.request_timeout` defaults to 10 minutes.
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+
+/// Buckets of `time_to_first_token_seconds`: finer below a second, where the first token of
+/// a healthy provider lands, up to the default `routing.attempt_timeout` and beyond.
+pub const TTFT_BUCKETS: &[f64] = &[
+    0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
+];
+
+/// The `route` label of a request whose `model` names no route (or that failed before its
+/// body was read).
+pub const UNKNOWN_ROUTE: &str = "unknown";
+
+/// The `provider` and `model` labels of a request no target served.
+pub const NO_TARGET: &str = "none";
 
 /// What a rate limit applied to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,40 +63,60 @@ impl Scope {
 }
 
 /// The router's collectors.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    upstream_attempts: IntCounterVec,
-    failovers: IntCounterVec,
-    rate_limited: IntCounterVec,
-    provider_cooldown: GaugeVec,
+    families: Families,
+    /// Resolved per-request handles: route name → target label → series.
+    series: RwLock<HashMap<Arc<str>, SeriesByTarget>>,
 }
 
-impl Metrics {
-    /// Registers every collector.
-    pub fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new_custom(Some("switchboard".to_owned()), None)?;
-        let counter =
-            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
-                let counter = IntCounterVec::new(Opts::new(name, help), labels)?;
-                registry.register(Box::new(counter.clone()))?;
-                Ok(counter)
-            };
-        let upstream_attempts = counter(
-            "upstream_attempts_total",
-            "Upstream attempts by provider and outcome.",
-            &["provider", "outcome"],
+/// A route's series, by the label of the target that served (or [`NO_TARGET`]).
+type SeriesByTarget = HashMap<Arc<str>, Arc<RequestSeries>>;
+
+/// A `cost_total` handle with its client key and currency.
+type CostHandle = (Arc<str>, Arc<str>, Counter);
+
+/// The registered metric families.
+#[derive(Debug)]
+struct Families {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    ttft: HistogramVec,
+    upstream_attempts: IntCounterVec,
+    failovers: IntCounterVec,
+    tokens: IntCounterVec,
+    cost: CounterVec,
+    transactions: IntCounterVec,
+    rate_limited: IntCounterVec,
+    provider_cooldown: GaugeVec,
+    inflight: IntGauge,
+    config_reloads: IntCounterVec,
+    usage_log_dropped: IntCounter,
+}
+
+impl Families {
+    /// Creates and registers every family.
+    fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let counter = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(counter.clone()))?;
+            Ok::<_, prometheus::Error>(counter)
+        };
+        let histogram = |name: &str, help: &str, buckets: &[f64]| {
+            let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+            let histogram = HistogramVec::new(opts, &["route", "provider"])?;
+            registry.register(Box::new(histogram.clone()))?;
+            Ok::<_, prometheus::Error>(histogram)
+        };
+        let cost = CounterVec::new(
+            Opts::new(
+                "cost_total",
+                "Money spent, by provider, model, client key and currency (never converted).",
+            ),
+            &["provider", "model", "key", "currency"],
         )?;
-        let failovers = counter(
-            "failovers_total",
-            "Times a route moved on from a provider, by the reason.",
-            &["route", "from_provider", "reason"],
-        )?;
-        let rate_limited = counter(
-            "rate_limited_total",
-            "Requests or attempts refused by the router's own rate limits.",
-            &["scope", "name"],
-        )?;
+        registry.register(Box::new(cost.clone()))?;
         let provider_cooldown = GaugeVec::new(
             Opts::new(
                 "provider_cooldown_seconds",
@@ -71,41 +125,320 @@ impl Metrics {
             &["provider"],
         )?;
         registry.register(Box::new(provider_cooldown.clone()))?;
+        let inflight = IntGauge::new(
+            "inflight_requests",
+            "Chat requests being served, streams until their body ends.",
+        )?;
+        registry.register(Box::new(inflight.clone()))?;
+        let usage_log_dropped = IntCounter::new(
+            "usage_log_dropped_total",
+            "Usage-log lines lost: the writer's queue was full, or the write failed.",
+        )?;
+        registry.register(Box::new(usage_log_dropped.clone()))?;
+        Ok(Self {
+            requests: counter(
+                "requests_total",
+                "Chat requests by route, serving provider and model, and the status returned.",
+                &["route", "provider", "model", "status"],
+            )?,
+            duration: histogram(
+                "request_duration_seconds",
+                "Chat request duration, until the last byte of a stream.",
+                DURATION_BUCKETS,
+            )?,
+            ttft: histogram(
+                "time_to_first_token_seconds",
+                "Time until a stream's first content left for the client.",
+                TTFT_BUCKETS,
+            )?,
+            upstream_attempts: counter(
+                "upstream_attempts_total",
+                "Upstream attempts by provider and outcome.",
+                &["provider", "outcome"],
+            )?,
+            failovers: counter(
+                "failovers_total",
+                "Times a route moved on from a provider, by the reason.",
+                &["route", "from_provider", "reason"],
+            )?,
+            tokens: counter(
+                "tokens_total",
+                "Tokens by provider, model and kind (input: prompt tokens not read from the \
+                 cache; cached_input: cache reads; output: completion, reasoning included).",
+                &["provider", "model", "kind"],
+            )?,
+            cost,
+            transactions: counter(
+                "transactions_total",
+                "Transactions charged their per-transaction fee.",
+                &["provider", "model"],
+            )?,
+            rate_limited: counter(
+                "rate_limited_total",
+                "Requests or attempts refused by the router's own rate limits.",
+                &["scope", "name"],
+            )?,
+            provider_cooldown,
+            inflight,
+            config_reloads: counter(
+                "config_reloads_total",
+                "Configuration reloads by result.",
+                &["result"],
+            )?,
+            usage_log_dropped,
+        })
+    }
+}
+
+/// The handles one (route, target) pair counts into, resolved when it is first seen.
+///
+/// Why a cache of our own rather than `with_label_values` per request: the `prometheus` crate
+/// hashes every label value and takes its own lock for each call, and the `status` label would
+/// need a string made from a number each time. Here a finished request finds its series with
+/// two `&str` lookups under one read lock (no key is built, nothing is allocated) and then only
+/// touches atomics; statuses and (key, currency) pairs, a handful per series, are short lists
+/// scanned under their own read locks. The cache is keyed by names, not by snapshot, so the
+/// series of a route survive a configuration reload, as Prometheus counters should.
+#[derive(Debug)]
+struct RequestSeries {
+    provider: String,
+    model: String,
+    route: String,
+    duration: Histogram,
+    ttft: Histogram,
+    input: IntCounter,
+    cached_input: IntCounter,
+    output: IntCounter,
+    transactions: IntCounter,
+    statuses: RwLock<Vec<(u16, IntCounter)>>,
+    costs: RwLock<Vec<CostHandle>>,
+}
+
+impl RequestSeries {
+    /// Resolves the handles of `route` served by `target` (`provider/model`, or [`NO_TARGET`]).
+    fn new(families: &Families, route: &str, target: &str) -> Result<Self, prometheus::Error> {
+        let (provider, model) = target.split_once('/').unwrap_or((NO_TARGET, NO_TARGET));
+        let tokens = |kind: &str| {
+            families
+                .tokens
+                .get_metric_with_label_values(&[provider, model, kind])
+        };
+        Ok(Self {
+            duration: families
+                .duration
+                .get_metric_with_label_values(&[route, provider])?,
+            ttft: families
+                .ttft
+                .get_metric_with_label_values(&[route, provider])?,
+            input: tokens("input")?,
+            cached_input: tokens("cached_input")?,
+            output: tokens("output")?,
+            transactions: families
+                .transactions
+                .get_metric_with_label_values(&[provider, model])?,
+            statuses: RwLock::new(Vec::new()),
+            costs: RwLock::new(Vec::new()),
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+            route: route.to_owned(),
+        })
+    }
+
+    /// `requests_total` for `status`, resolved on first use.
+    fn requests(&self, families: &Families, status: u16) -> Result<IntCounter, prometheus::Error> {
+        let found = read(&self.statuses)
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map(|(_, c)| c.clone());
+        if let Some(counter) = found {
+            return Ok(counter);
+        }
+        let status_label = status.to_string();
+        let labels: [&str; 4] = [&self.route, &self.provider, &self.model, &status_label];
+        let counter = families.requests.get_metric_with_label_values(&labels)?;
+        let mut statuses = write(&self.statuses);
+        if !statuses.iter().any(|(s, _)| *s == status) {
+            statuses.push((status, counter.clone()));
+        }
+        Ok(counter)
+    }
+
+    /// `cost_total` for a key and currency, resolved on first use.
+    fn cost(
+        &self,
+        families: &Families,
+        key: &Arc<str>,
+        currency: &Arc<str>,
+    ) -> Result<Counter, prometheus::Error> {
+        let found = read(&self.costs)
+            .iter()
+            .find(|(k, c, _)| k == key && c == currency)
+            .map(|(_, _, counter)| counter.clone());
+        if let Some(counter) = found {
+            return Ok(counter);
+        }
+        let labels: [&str; 4] = [&self.provider, &self.model, key, currency];
+        let counter = families.cost.get_metric_with_label_values(&labels)?;
+        let mut costs = write(&self.costs);
+        if !costs.iter().any(|(k, c, _)| k == key && c == currency) {
+            costs.push((key.clone(), currency.clone(), counter.clone()));
+        }
+        Ok(counter)
+    }
+}
+
+/// A read lock that survives a panic elsewhere: the data is only a cache of handles.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A write lock that survives a panic elsewhere: the data is only a cache of handles.
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Counts a chat request as in flight until dropped (with the request's record, so a stream
+/// counts until its body ends or the client goes away).
+#[derive(Debug)]
+pub struct InflightGuard(IntGauge);
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl Metrics {
+    /// Registers every collector; `config_reloads_total` starts with both results at 0 so the
+    /// series exist before the first reload.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("switchboard".to_owned()), None)?;
+        let families = Families::register(&registry)?;
+        for result in ["ok", "error"] {
+            families
+                .config_reloads
+                .get_metric_with_label_values(&[result])?;
+        }
         Ok(Self {
             registry,
-            upstream_attempts,
-            failovers,
-            rate_limited,
-            provider_cooldown,
+            families,
+            series: RwLock::new(HashMap::new()),
         })
     }
 
     /// Counts one upstream attempt; `outcome` is `None` for success.
     pub fn attempt(&self, provider: &str, outcome: Option<FailureKind>) {
         let outcome = outcome.map_or("ok", FailureKind::as_str);
-        self.upstream_attempts
+        self.families
+            .upstream_attempts
             .with_label_values(&[provider, outcome])
             .inc();
     }
 
     /// Counts a move from one provider to the route's next target.
     pub fn failover(&self, route: &str, from_provider: &str, reason: FailureKind) {
-        self.failovers
+        self.families
+            .failovers
             .with_label_values(&[route, from_provider, reason.as_str()])
             .inc();
     }
 
     /// Counts a refusal by the router's own limits.
     pub fn rate_limited(&self, scope: Scope, name: &str) {
-        self.rate_limited
+        self.families
+            .rate_limited
             .with_label_values(&[scope.as_str(), name])
             .inc();
+    }
+
+    /// Counts a configuration reload.
+    pub fn config_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.families
+            .config_reloads
+            .with_label_values(&[result])
+            .inc();
+    }
+
+    /// Marks one chat request in flight until the guard is dropped.
+    pub fn inflight(&self) -> InflightGuard {
+        self.families.inflight.inc();
+        InflightGuard(self.families.inflight.clone())
+    }
+
+    /// The counter of usage-log lines lost.
+    pub fn usage_log_dropped(&self) -> IntCounter {
+        self.families.usage_log_dropped.clone()
+    }
+
+    /// Counts a finished chat request: its status, duration, time to first token, tokens,
+    /// cost and transaction fee, under the labels of its route and serving target.
+    pub fn request_done(&self, record: &RequestRecord, latency: Duration) {
+        let route = record.route.as_deref().unwrap_or(UNKNOWN_ROUTE);
+        let target = record.target.as_deref().unwrap_or(NO_TARGET);
+        let series = match self.series(route, target) {
+            Ok(series) => series,
+            Err(e) => {
+                tracing::warn!(error = %e, route, target, "cannot count the request");
+                return;
+            }
+        };
+        if let Err(e) = self.count(&series, record, latency) {
+            tracing::warn!(error = %e, route, target, "cannot count the request");
+        }
+    }
+
+    /// Adds one finished request to its series.
+    fn count(
+        &self,
+        series: &RequestSeries,
+        record: &RequestRecord,
+        latency: Duration,
+    ) -> Result<(), prometheus::Error> {
+        series.requests(&self.families, record.status)?.inc();
+        series.duration.observe(latency.as_secs_f64());
+        if let Some(ttft) = record.time_to_first_token {
+            series.ttft.observe(ttft.as_secs_f64());
+        }
+        if let Some(usage) = &record.usage {
+            // The kinds are disjoint, so their sum is the whole prompt plus the output; cache
+            // writes are input at the provider's (higher) write price.
+            let cached = usage.cached_tokens.min(usage.prompt_tokens);
+            series.input.inc_by(usage.prompt_tokens - cached);
+            series.cached_input.inc_by(cached);
+            series.output.inc_by(usage.completion_tokens);
+        }
+        if let Some(cost) = &record.cost {
+            let amount = cost.amount.to_f64().unwrap_or(0.0);
+            series
+                .cost(&self.families, &record.key, &cost.currency)?
+                .inc_by(amount.max(0.0));
+        }
+        if record.fee_charged {
+            series.transactions.inc();
+        }
+        Ok(())
+    }
+
+    /// The series of `route` served by `target`, resolved on first use.
+    fn series(&self, route: &str, target: &str) -> Result<Arc<RequestSeries>, prometheus::Error> {
+        if let Some(found) = read(&self.series).get(route).and_then(|t| t.get(target)) {
+            return Ok(found.clone());
+        }
+        let created = Arc::new(RequestSeries::new(&self.families, route, target)?);
+        let mut series = write(&self.series);
+        let by_target = series.entry(Arc::from(route)).or_default();
+        Ok(by_target
+            .entry(Arc::from(target))
+            .or_insert(created)
+            .clone())
     }
 
     /// The text exposition, with cooldown gauges read at scrape time.
     pub fn render(&self, snapshot: &Snapshot, health: &Health) -> Vec<u8> {
         for name in snapshot.providers.keys() {
-            self.provider_cooldown
+            self.families
+                .provider_cooldown
                 .with_label_values(&[name])
                 .set(health.cooldown_left(name).as_secs_f64());
         }

@@ -33,6 +33,10 @@ pub struct ChatRequest<'a> {
     /// adapters build themselves (adapters have no clock). Set by the front door.
     pub created: u64,
     model_span: Range<usize>,
+    /// The typed `stream_options`; `None` when absent or `null`.
+    stream_options: Option<StreamOptions>,
+    /// Where the client's `stream_options` value is, `null` included, for the upstream body.
+    stream_options_span: Option<Range<usize>>,
 }
 
 /// The fields of a chat request the router type-checks. Typing a field here *is* its
@@ -47,9 +51,10 @@ pub struct ChatBody<'a> {
     /// Whether the client wants server-sent events.
     #[serde(default)]
     pub stream: Option<bool>,
-    /// Stream options; only meaningful with `stream: true`.
-    #[serde(default)]
-    pub stream_options: Option<StreamOptions>,
+    /// Stream options; only meaningful with `stream: true`. Kept raw, a JSON `null` included,
+    /// so the upstream body can be edited in place; typed by [`ChatRequest::parse`].
+    #[serde(borrow, default, deserialize_with = "raw_including_null")]
+    stream_options: Option<&'a RawValue>,
     /// Sampling temperature, 0 to 2.
     #[serde(default)]
     pub temperature: Option<f64>,
@@ -246,12 +251,16 @@ impl<'a> ChatRequest<'a> {
             )
         })?;
         let model_span = span_of(raw, model_raw.get());
+        let stream_options = parse_stream_options(body.stream_options)?;
+        let stream_options_span = body.stream_options.map(|value| span_of(raw, value.get()));
         let request = Self {
             raw,
             body,
             model,
             created: 0,
             model_span,
+            stream_options,
+            stream_options_span,
         };
         request.validate()?;
         Ok(request)
@@ -271,7 +280,6 @@ impl<'a> ChatRequest<'a> {
     pub fn include_usage(&self) -> bool {
         self.is_stream()
             && self
-                .body
                 .stream_options
                 .as_ref()
                 .and_then(|o| o.include_usage)
@@ -289,6 +297,45 @@ impl<'a> ChatRequest<'a> {
         out.put_slice(&self.raw[..self.model_span.start]);
         write_json_string(&mut out, model);
         out.put_slice(&self.raw[self.model_span.end..]);
+        out.freeze()
+    }
+
+    /// The body for an OpenAI-wire upstream: `model` replaced and, for a stream, the usage
+    /// chunk asked for (`stream_options.include_usage: true`) whether or not the client asked,
+    /// so that every stream can be accounted. Every other byte is the client's; only a
+    /// `stream_options` object that lacked `include_usage: true` is rewritten, itself alone.
+    pub fn body_with_model_and_usage(&self, model: &str) -> Bytes {
+        if !self.is_stream() || self.include_usage() {
+            return self.body_with_model(model);
+        }
+        let mut model_json = BytesMut::with_capacity(model.len() + 2);
+        write_json_string(&mut model_json, model);
+        let usage_edit = match &self.stream_options_span {
+            Some(span) => (span.clone(), with_include_usage(&self.raw[span.clone()])),
+            // No `stream_options` member: add one as the object's first member (the object
+            // has a `model`, so a comma always follows).
+            None => {
+                let at = self
+                    .raw
+                    .iter()
+                    .position(|&b| b == b'{')
+                    .map_or(0, |p| p + 1);
+                (
+                    at..at,
+                    br#""stream_options":{"include_usage":true},"#.to_vec(),
+                )
+            }
+        };
+        let mut edits = [(self.model_span.clone(), model_json.to_vec()), usage_edit];
+        edits.sort_by_key(|(span, _)| span.start);
+        let mut out = BytesMut::with_capacity(self.raw.len() + model.len() + 40);
+        let mut copied = 0;
+        for (span, with) in edits {
+            out.put_slice(&self.raw[copied..span.start]);
+            out.put_slice(&with);
+            copied = span.end;
+        }
+        out.put_slice(&self.raw[copied..]);
         out.freeze()
     }
 
@@ -325,7 +372,7 @@ impl<'a> ChatRequest<'a> {
                 Some("n".into()),
             ));
         }
-        if b.stream_options.is_some() && !self.is_stream() {
+        if self.stream_options.is_some() && !self.is_stream() {
             return Err(ApiError::bad_request(
                 "'stream_options' is only allowed when 'stream' is true.",
                 Some("stream_options".into()),
@@ -412,6 +459,43 @@ fn unescape_string(raw: &RawValue) -> Option<Cow<'_, str>> {
         .map(Cow::Owned)
 }
 
+/// Captures a member's raw value, a JSON `null` included (an `Option` field alone reads
+/// `null` as absent and loses where it was).
+fn raw_including_null<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(Some)
+}
+
+/// Types the raw `stream_options`; a problem is a 400 naming the member inside it.
+fn parse_stream_options(raw: Option<&RawValue>) -> Result<Option<StreamOptions>, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let deserializer = &mut serde_json::Deserializer::from_str(raw.get());
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let param = if path == "." {
+            "stream_options".to_owned()
+        } else {
+            format!("stream_options.{path}")
+        };
+        ApiError::bad_request(
+            format!("Invalid value for '{param}': {}.", error.inner()),
+            Some(param),
+        )
+    })
+}
+
+/// A `stream_options` value (an object without `include_usage: true`, or `null`) re-written
+/// with `include_usage: true` and its other members kept.
+fn with_include_usage(raw: &[u8]) -> Vec<u8> {
+    let mut options: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(raw).unwrap_or_default();
+    options.insert("include_usage".to_owned(), serde_json::Value::Bool(true));
+    serde_json::to_vec(&options).unwrap_or_else(|_| br#"{"include_usage":true}"#.to_vec())
+}
+
 /// The byte range of `part` inside `whole`; `part` must be a sub-slice of it.
 fn span_of(whole: &[u8], part: &str) -> Range<usize> {
     let start = (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
@@ -488,18 +572,88 @@ impl<'de: 'a, 'a> Deserialize<'de> for StopItem<'a> {
     }
 }
 
-/// Token counts in OpenAI's meaning, whatever the provider reported.
+/// Token counts in OpenAI's meaning, whatever the provider reported: the figures the router
+/// accounts with, normalised once by the adapter that read them (DESIGN "usage").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(from = "UsageWire")]
 pub struct Usage {
-    /// The whole input, cached tokens included.
-    #[serde(default)]
+    /// The whole input, cache reads and writes included.
     pub prompt_tokens: u64,
     /// The whole output, reasoning tokens included.
-    #[serde(default)]
     pub completion_tokens: u64,
     /// The sum of the two.
-    #[serde(default)]
     pub total_tokens: u64,
+    /// The part of the prompt read from the provider's cache.
+    pub cached_tokens: u64,
+    /// The part of the prompt written to the provider's cache (Anthropic's cache creation).
+    pub cache_write_tokens: u64,
+    /// The part of the output spent on reasoning (already counted in `completion_tokens`).
+    pub reasoning_tokens: u64,
+}
+
+impl Usage {
+    /// The prompt tokens billed at the full input price: neither read from nor written to
+    /// the cache.
+    pub fn uncached_prompt_tokens(&self) -> u64 {
+        self.prompt_tokens
+            .saturating_sub(self.cached_tokens)
+            .saturating_sub(self.cache_write_tokens)
+    }
+}
+
+/// `usage` as it arrives on the OpenAI wire, details nested.
+#[derive(Default, Deserialize)]
+struct UsageWire {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    total_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetailsWire>,
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionDetailsWire>,
+}
+
+/// `usage.prompt_tokens_details` as OpenAI-wire providers send it.
+#[derive(Default, Deserialize)]
+struct PromptDetailsWire {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+    /// The router's own name for cache writes (what its Anthropic translation sends);
+    /// DashScope's explicit cache reports them as `cache_creation_input_tokens`.
+    #[serde(default, alias = "cache_creation_input_tokens")]
+    cache_write_tokens: Option<u64>,
+}
+
+/// `usage.completion_tokens_details` as OpenAI-wire providers send it.
+#[derive(Default, Deserialize)]
+struct CompletionDetailsWire {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+impl From<UsageWire> for Usage {
+    fn from(wire: UsageWire) -> Self {
+        let prompt = wire.prompt_tokens.unwrap_or(0);
+        let completion = wire.completion_tokens.unwrap_or(0);
+        let prompt_details = wire.prompt_tokens_details.unwrap_or_default();
+        Self {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: wire
+                .total_tokens
+                .unwrap_or_else(|| prompt.saturating_add(completion)),
+            cached_tokens: prompt_details.cached_tokens.unwrap_or(0),
+            cache_write_tokens: prompt_details.cache_write_tokens.unwrap_or(0),
+            reasoning_tokens: wire
+                .completion_tokens_details
+                .unwrap_or_default()
+                .reasoning_tokens
+                .unwrap_or(0),
+        }
+    }
 }
 
 /// Just the `usage` of an OpenAI-wire response or chunk; everything else is skipped unparsed.
@@ -651,12 +805,17 @@ pub struct UsageOut {
 }
 
 impl UsageOut {
-    /// The three totals the router accounts with.
+    /// The figures the router accounts with, details included.
     pub fn totals(&self) -> Usage {
         Usage {
             prompt_tokens: self.prompt_tokens,
             completion_tokens: self.completion_tokens,
             total_tokens: self.total_tokens,
+            cached_tokens: self.prompt_tokens_details.cached_tokens,
+            cache_write_tokens: self.prompt_tokens_details.cache_write_tokens.unwrap_or(0),
+            reasoning_tokens: self
+                .completion_tokens_details
+                .map_or(0, |details| details.reasoning_tokens),
         }
     }
 }
@@ -886,6 +1045,99 @@ mod tests {
             std::str::from_utf8(&body).unwrap(),
             r#"{ "messages":[{"role":"user","content":"caf\u00e9 1000.00"}], "model" : "qwen-\"max\"", "x":1.0}"#
         );
+    }
+
+    /// The upstream body for a client body, as text.
+    fn upstream(raw: &str) -> String {
+        let request = ChatRequest::parse(raw.as_bytes()).unwrap();
+        String::from_utf8(request.body_with_model_and_usage("up").to_vec()).unwrap()
+    }
+
+    #[test]
+    fn streams_ask_the_upstream_for_usage_even_when_the_client_did_not() {
+        assert_eq!(
+            upstream(
+                r#" {"model":"demo","stream":true,"messages":[{"role":"user","content":"1.0"}]}"#
+            ),
+            r#" {"stream_options":{"include_usage":true},"model":"up","stream":true,"messages":[{"role":"user","content":"1.0"}]}"#
+        );
+        assert_eq!(
+            upstream(
+                r#"{"stream":true,"stream_options":{"include_usage":false,"include_obfuscation":false},"model":"demo","messages":[{"role":"user","content":"x"}]}"#
+            ),
+            r#"{"stream":true,"stream_options":{"include_obfuscation":false,"include_usage":true},"model":"up","messages":[{"role":"user","content":"x"}]}"#
+        );
+        assert_eq!(
+            upstream(
+                r#"{"model":"demo","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":null}"#
+            ),
+            r#"{"model":"up","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}}"#
+        );
+        assert_eq!(
+            upstream(
+                r#"{"model":"demo","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{ }}"#
+            ),
+            r#"{"model":"up","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}}"#
+        );
+    }
+
+    #[test]
+    fn bodies_that_need_no_usage_edit_keep_every_byte_but_the_model() {
+        let asked = r#"{"model":"demo","stream":true,"stream_options": {"include_usage" : true},"messages":[{"role":"user","content":"x"}]}"#;
+        assert_eq!(upstream(asked), asked.replace(r#""demo""#, r#""up""#));
+        let plain = r#"{"model":"demo","messages":[{"role":"user","content":"x"}]}"#;
+        assert_eq!(upstream(plain), plain.replace(r#""demo""#, r#""up""#));
+        let not_stream =
+            r#"{"model":"demo","stream":false,"messages":[{"role":"user","content":"x"}]}"#;
+        assert_eq!(
+            upstream(not_stream),
+            not_stream.replace(r#""demo""#, r#""up""#)
+        );
+    }
+
+    #[test]
+    fn stream_options_of_the_wrong_type_name_their_param() {
+        let error = parse_err(
+            r#"{"model":"demo","stream":true,"messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":"yes"}}"#,
+        );
+        assert_eq!(error["param"], "stream_options.include_usage");
+        let error = parse_err(
+            r#"{"model":"demo","stream":true,"messages":[{"role":"user","content":"x"}],"stream_options":5}"#,
+        );
+        assert_eq!(error["param"], "stream_options");
+        // `null` is no options at all, also without a stream.
+        let request = ChatRequest::parse(
+            br#"{"model":"demo","messages":[{"role":"user","content":"x"}],"stream_options":null}"#,
+        )
+        .unwrap();
+        assert!(!request.include_usage());
+    }
+
+    #[test]
+    fn usage_details_are_read_from_the_openai_wire() {
+        let usage: Usage = serde_json::from_str(
+            r#"{"prompt_tokens":1234,"completion_tokens":56,"total_tokens":1290,
+                "prompt_tokens_details":{"cached_tokens":100,"cache_creation_input_tokens":30},
+                "completion_tokens_details":{"reasoning_tokens":20}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            usage,
+            Usage {
+                prompt_tokens: 1234,
+                completion_tokens: 56,
+                total_tokens: 1290,
+                cached_tokens: 100,
+                cache_write_tokens: 30,
+                reasoning_tokens: 20,
+            }
+        );
+        assert_eq!(usage.uncached_prompt_tokens(), 1104);
+        let bare: Usage = serde_json::from_str(
+            r#"{"prompt_tokens":3,"completion_tokens":4,"prompt_tokens_details":null}"#,
+        )
+        .unwrap();
+        assert_eq!((bare.total_tokens, bare.cached_tokens), (7, 0));
     }
 
     #[test]

@@ -31,6 +31,7 @@ use crate::openai::ChatRequest;
 use crate::providers::{Translated, UpstreamRequest, adapter_for};
 use crate::stream::{ChatStream, StreamLimits};
 use crate::upstream::UpstreamBody;
+use crate::usage_log::Attempt;
 
 /// The largest non-stream answer the router will read from a provider.
 const MAX_RESPONSE_BYTES: usize = 64 << 20;
@@ -142,12 +143,14 @@ struct Skip {
     what: String,
 }
 
-/// Routes one chat request and returns the first good answer, or why there is none.
+/// Routes one chat request and returns the first good answer, or why there is none. Each
+/// upstream attempt's target and outcome is appended to `trail`, whatever the result.
 pub async fn route(
     state: &AppState,
     snapshot: &Snapshot,
     chat: &ChatRequest<'_>,
     call: &Call,
+    trail: &mut Vec<Attempt>,
 ) -> Result<Served, ApiError> {
     let route = snapshot
         .route(&chat.model)
@@ -205,6 +208,10 @@ pub async fn route(
             Ok((headers, answer)) => {
                 ticket.succeeded();
                 state.metrics.attempt(&target.provider.name, None);
+                trail.push(Attempt {
+                    target: target.label.clone(),
+                    outcome: "ok",
+                });
                 return Ok(Served {
                     target: target.clone(),
                     attempts: tally.attempts,
@@ -219,6 +226,10 @@ pub async fn route(
         state
             .metrics
             .attempt(&target.provider.name, Some(failure.kind));
+        trail.push(Attempt {
+            target: target.label.clone(),
+            outcome: failure.kind.as_str(),
+        });
         let cooldown = ticket.failed(&failure, &snapshot.routing);
         log_failure(target, &failure);
         if failure.kind == FailureKind::Rejected {

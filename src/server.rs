@@ -1,6 +1,6 @@
 //! The listener: HTTP/1.1 and HTTP/2 (prior knowledge) on one port, one task per connection,
 //! and a graceful shutdown that lets in-flight requests, streams included, finish within the
-//! configured grace period.
+//! configured grace period, and then writes out the usage log before it returns.
 
 use std::future::Future;
 use std::io;
@@ -17,6 +17,10 @@ use tokio::task::JoinSet;
 use crate::app::AppState;
 use crate::config::Snapshot;
 use crate::upstream::Upstream;
+use crate::usage_log::UsageLog;
+
+/// The longest the usage log may take to write its queue at shutdown.
+const USAGE_LOG_CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A bound, not yet running, router.
 pub struct Server {
@@ -25,12 +29,21 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `listen` and prepares the shared state for `snapshot`.
+    /// Binds `listen`, prepares the shared state for `snapshot` and opens its usage log (a
+    /// log file that cannot be opened stops the start, naming `[usage_log] path`).
     pub async fn bind(snapshot: Snapshot, listen: SocketAddr) -> io::Result<Self> {
         let upstream = Upstream::new(&snapshot.upstream).map_err(io::Error::other)?;
         let listener = TcpListener::bind(listen).await?;
-        let state = Arc::new(AppState::new(snapshot, upstream).map_err(io::Error::other)?);
-        Ok(Self { listener, state })
+        let usage_log = snapshot.usage_log.clone();
+        let mut state = AppState::new(snapshot, upstream).map_err(io::Error::other)?;
+        if let Some(settings) = &usage_log {
+            let log = UsageLog::start(settings, state.metrics.usage_log_dropped()).await?;
+            state = state.with_usage_log(log);
+        }
+        Ok(Self {
+            listener,
+            state: Arc::new(state),
+        })
     }
 
     /// The address actually bound (useful with port 0).
@@ -43,7 +56,8 @@ impl Server {
         self.state.clone()
     }
 
-    /// Serves until `shutdown` completes, then drains for up to `server.shutdown_grace`.
+    /// Serves until `shutdown` completes, then drains for up to `server.shutdown_grace`, then
+    /// writes and syncs the usage log's queued lines (for at most ten seconds).
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder.http1().timer(TokioTimer::new());
@@ -100,5 +114,7 @@ impl Server {
             }
         }
         while connections.join_next().await.is_some() {}
+        // Every request is over and its line queued: write them all before returning.
+        self.state.close_usage_log(USAGE_LOG_CLOSE_TIMEOUT).await;
     }
 }

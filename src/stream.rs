@@ -8,6 +8,13 @@
 //! stream with an OpenAI error event and no `[DONE]`, so a client can never mistake a
 //! provider's failure for a normal finish. The request's log record is written, and its
 //! token estimate settled, when the stream ends or when the client goes away.
+//!
+//! Accounting: the router always asks the upstream for usage, so the stream's usage chunk
+//! (`"choices": []` with `usage`) is the one frame that may change on its way out. A client
+//! that asked for it gets it with `usage.cost` (when the target has prices); a client that did
+//! not ask never sees it. The cost is charged once: at the usage chunk, or when the stream
+//! closes (also when the client went away: what was received is still accounted; a stream
+//! that did not finish cleanly pays no transaction fee).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -20,6 +27,7 @@ use http_body::{Body, Frame};
 use tokio::time::{Instant, Sleep};
 
 use crate::access_log::RequestRecord;
+use crate::accounting::{Account, Cost, UsageChunk};
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
 use crate::limits::TokenSettlement;
 use crate::providers::StreamTranslator;
@@ -51,6 +59,10 @@ pub struct ChatStream {
     finished: bool,
     record: Option<RequestRecord>,
     settlement: Option<TokenSettlement>,
+    /// What the request costs, charged once.
+    account: Option<Account>,
+    /// Whether the client asked for the usage chunk.
+    client_wants_usage: bool,
 }
 
 impl ChatStream {
@@ -72,6 +84,8 @@ impl ChatStream {
             finished: false,
             record: None,
             settlement: None,
+            account: None,
+            client_wants_usage: false,
         }
     }
 
@@ -110,6 +124,42 @@ impl ChatStream {
     pub fn attach(&mut self, record: RequestRecord, settlement: TokenSettlement) {
         self.record = Some(record);
         self.settlement = Some(settlement);
+    }
+
+    /// Attaches the request's account; `client_wants_usage` says whether the client asked for
+    /// the usage chunk (it reaches the client with `usage.cost`) or not (it is dropped).
+    pub fn account(&mut self, account: Account, client_wants_usage: bool) {
+        self.account = Some(account);
+        self.client_wants_usage = client_wants_usage;
+    }
+
+    /// What leaves for the client in place of `frame`: the frame itself, the usage chunk with
+    /// its cost, or nothing (a usage chunk the client did not ask for).
+    fn outgoing(&mut self, frame: Bytes) -> Option<Bytes> {
+        let Some(chunk) = UsageChunk::find(&frame) else {
+            return Some(frame);
+        };
+        if !self.client_wants_usage {
+            return None;
+        }
+        // The usage chunk comes after the finish: the answer is complete, and due its fee.
+        match self.charge(true) {
+            Some(cost) => Some(data_frame(&chunk.with_cost(&cost))),
+            None => Some(frame),
+        }
+    }
+
+    /// Charges the account (once) for the usage received so far and notes it on the record;
+    /// returns the cost, if the target has prices.
+    fn charge(&mut self, succeeded: bool) -> Option<Cost> {
+        let account = self.account.take()?;
+        let usage = self.translator.usage();
+        let charge = account.charge(usage.as_ref(), succeeded);
+        if let Some(record) = &mut self.record {
+            record.cost = charge.cost.clone();
+            record.fee_charged = charge.fee_charged;
+        }
+        charge.cost
     }
 
     /// Ends the stream with an error event; nothing after it, no `[DONE]`.
@@ -165,15 +215,39 @@ impl ChatStream {
         }
     }
 
+    /// Completes and writes the record: the stream is over.
     fn close_record(&mut self) {
+        if let Some(record) = self.closed_record() {
+            record.emit();
+        }
+    }
+
+    /// Settles the token estimate, charges what was received (the fee only for a stream that
+    /// finished cleanly) and hands back the completed record, once.
+    fn closed_record(&mut self) -> Option<RequestRecord> {
+        let succeeded = self.finished
+            && self
+                .record
+                .as_ref()
+                .is_some_and(|record| record.error_code.is_none());
+        self.charge(succeeded);
         let usage = self.translator.usage();
         if let Some(settlement) = self.settlement.take() {
             settlement.settle(usage);
         }
-        if let Some(mut record) = self.record.take() {
-            record.usage = usage;
-            record.emit();
+        let mut record = self.record.take()?;
+        record.usage = usage;
+        Some(record)
+    }
+
+    /// The record of a stream being dropped: an unfinished one means the client went away.
+    fn abandoned_record(&mut self) -> Option<RequestRecord> {
+        if let Some(record) = &mut self.record
+            && !self.finished
+        {
+            record.error_code = Some("client_disconnected".to_owned());
         }
+        self.closed_record()
     }
 
     /// Reads and translates one upstream frame; `Pending` means nothing new arrived.
@@ -258,6 +332,9 @@ impl Body for ChatStream {
         let this = self.get_mut();
         loop {
             if let Some(frame) = this.ready.pop_front() {
+                let Some(frame) = this.outgoing(frame) else {
+                    continue;
+                };
                 this.note_sent();
                 return Poll::Ready(Some(Ok(Frame::data(frame))));
             }
@@ -279,18 +356,145 @@ impl Body for ChatStream {
 impl Drop for ChatStream {
     fn drop(&mut self) {
         // The client went away mid-stream: still account for what was received.
-        if let Some(record) = &mut self.record
-            && !self.finished
-        {
-            record.error_code = Some("client_disconnected".to_owned());
+        if let Some(record) = self.abandoned_record() {
+            record.emit();
         }
-        self.close_record();
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::str::FromStr;
+    use std::sync::Arc;
+
+    use http_body_util::{BodyExt, Full};
+    use rust_decimal::Decimal;
+
     use super::*;
+    use crate::accounting::{AccountingSettings, Prices, SeenTransactions};
+    use crate::config::{ProviderKind, test_target};
+    use crate::openai::ChatRequest;
+    use crate::providers::adapter_for;
+
+    /// An OpenAI-wire answer with its usage chunk, as the upstream sends it when asked.
+    const OPENAI_EVENTS: [&str; 4] = [
+        r#"{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"caf\u00e9 1.50"}}],"usage":null}"#,
+        r#"{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}"#,
+        r#"{"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":1234,"completion_tokens":56,"total_tokens":1290,"prompt_tokens_details":{"cached_tokens":100}}}"#,
+        "[DONE]",
+    ];
+
+    fn qwen_max() -> Arc<Prices> {
+        let dec = |text| Decimal::from_str(text).ok();
+        Arc::new(Prices {
+            input_per_mtok: dec("1.6"),
+            output_per_mtok: dec("6.4"),
+            cached_input_per_mtok: dec("0.64"),
+            cache_write_per_mtok: None,
+            per_transaction: dec("0.01"),
+            currency: Arc::from("USD"),
+        })
+    }
+
+    /// A primed stream of `kind` over `events` (each a whole SSE block), accounted at qwen-max
+    /// prices, for a client that did or did not ask for usage.
+    async fn stream(kind: ProviderKind, events: &[String], client_wants_usage: bool) -> ChatStream {
+        let options = if client_wants_usage {
+            r#","stream_options":{"include_usage":true}"#
+        } else {
+            ""
+        };
+        let body = format!(
+            r#"{{"model":"m","stream":true{options},"messages":[{{"role":"user","content":"hi"}}]}}"#
+        );
+        let chat = ChatRequest::parse(body.as_bytes()).unwrap();
+        let target = test_target(kind.as_str(), "p", "m");
+        let upstream = Full::new(Bytes::from(events.concat()))
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let limits = StreamLimits {
+            deadline: Instant::now() + Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+        };
+        let mut stream =
+            ChatStream::new(upstream, adapter_for(kind).stream(&chat, &target), limits);
+        stream.prime(limits.deadline).await.unwrap();
+        let record = RequestRecord::new("r".into(), std::time::Instant::now());
+        stream.attach(record, TokenSettlement::new(Vec::new(), 0));
+        let ledger = Arc::new(SeenTransactions::default());
+        let settings = AccountingSettings::default();
+        let account = Account::new(Some(qwen_max()), ledger, &settings, "k", None);
+        stream.account(account, client_wants_usage);
+        stream
+    }
+
+    fn data_events(payloads: &[&str]) -> Vec<String> {
+        payloads.iter().map(|p| format!("data: {p}\n\n")).collect()
+    }
+
+    async fn next_frame(stream: &mut ChatStream) -> Option<Bytes> {
+        let frame = stream.frame().await?;
+        frame.ok()?.into_data().ok()
+    }
+
+    async fn all_frames(stream: &mut ChatStream) -> String {
+        let mut text = String::new();
+        while let Some(frame) = next_frame(stream).await {
+            text.push_str(std::str::from_utf8(&frame).unwrap());
+        }
+        text
+    }
+
+    #[tokio::test]
+    async fn a_usage_chunk_the_client_did_not_ask_for_is_dropped_and_nothing_else_changes() {
+        let events = data_events(&OPENAI_EVENTS);
+        let mut stream = stream(ProviderKind::OpenAi, &events, false).await;
+        let sent = all_frames(&mut stream).await;
+        let expected = [&events[0], &events[1], &events[3]]
+            .map(String::as_str)
+            .concat();
+        assert_eq!(sent, expected);
+    }
+
+    #[tokio::test]
+    async fn a_usage_chunk_the_client_asked_for_carries_the_cost_fee_included() {
+        let events = data_events(&OPENAI_EVENTS);
+        let mut stream = stream(ProviderKind::OpenAi, &events, true).await;
+        let sent = all_frames(&mut stream).await;
+        // 1134 x 1.6 + 100 x 0.64 + 56 x 6.4 = 2236.8 per MTok, plus the 0.01 fee.
+        let usage_chunk = OPENAI_EVENTS[2].replace(
+            r#""cached_tokens":100}}"#,
+            r#""cached_tokens":100},"cost":{"amount":"0.012236800","currency":"USD"}}"#,
+        );
+        let expected = [
+            events[0].clone(),
+            events[1].clone(),
+            format!("data: {usage_chunk}\n\n"),
+            events[3].clone(),
+        ]
+        .concat();
+        assert_eq!(sent, expected);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_stream_is_accounted_with_what_was_received_and_pays_no_fee() {
+        // Anthropic reports the input at message_start; the client leaves after the first
+        // words, before any output count or the end.
+        let events = [
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"m\",\"usage\":{\"input_tokens\":1000,\"cache_read_input_tokens\":500,\"output_tokens\":1}}}\n\n".to_owned(),
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n".to_owned(),
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n".to_owned(),
+        ];
+        let mut stream = stream(ProviderKind::Anthropic, &events, false).await;
+        assert!(next_frame(&mut stream).await.is_some());
+        let record = stream.abandoned_record().unwrap();
+        assert_eq!(record.error_code.as_deref(), Some("client_disconnected"));
+        assert_eq!(record.usage.unwrap().prompt_tokens, 1500);
+        // 1000 x 1.6 + 500 x 0.64 + 1 x 6.4 = 1926.4 per MTok; no fee for an unfinished stream.
+        let cost = record.cost.clone().unwrap();
+        assert_eq!(cost.header_value(), "0.001926400 USD");
+        assert!(!record.fee_charged);
+    }
 
     #[test]
     fn only_role_chunks_are_preamble() {

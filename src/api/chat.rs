@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use crate::access_log::RequestRecord;
+use crate::accounting::{Account, AccountingSettings};
 use crate::app::{AppState, ResponseBody};
 use crate::auth;
 use crate::config::{Snapshot, Target};
@@ -29,7 +30,7 @@ pub(super) async fn handle(
 ) -> Response<ResponseBody> {
     let started = Instant::now();
     let snapshot = state.config.load_full();
-    let mut record = RequestRecord::new(request_id.to_owned(), started.into_std());
+    let mut record = state.chat_record(request_id.to_owned(), started.into_std());
     match serve(state, &snapshot, request, started, &mut record).await {
         Ok(Reply::Complete(response, settlement)) => {
             record.status = response.status().as_u16();
@@ -65,14 +66,20 @@ async fn serve(
     record: &mut RequestRecord,
 ) -> Result<Reply, ApiError> {
     record.key = auth::authenticate(&snapshot.keys, request.headers())?;
+    record.transaction = transaction_id(request.headers(), &snapshot.accounting)?;
     let key_limiter = key_limiter(state, snapshot, &record.key);
     let idempotency_key = request.headers().get("idempotency-key").cloned();
     let body = read_body(request, snapshot.server.max_body).await?;
+    if record.wants_bodies() {
+        record.request_body = Some(body.clone());
+    }
     let mut chat = ChatRequest::parse(&body)?;
     chat.created = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     record.model = chat.model.to_string();
+    // Only a configured route becomes a metrics label, never the client's string.
+    record.route = snapshot.route(&chat.model).map(|route| route.name.clone());
     if let Some(limiter) = &key_limiter
         && let Err(exhausted) = limiter.try_acquire(estimate_tokens(&chat))
     {
@@ -87,7 +94,7 @@ async fn serve(
         deadline: started + snapshot.routing.request_timeout,
         idempotency_key,
     };
-    let served = router::route(state, snapshot, &chat, &call).await?;
+    let served = router::route(state, snapshot, &chat, &call, &mut record.attempt_log).await?;
     record.target = Some(served.target.label.clone());
     record.attempts = served.attempts;
     let Served {
@@ -102,6 +109,13 @@ async fn serve(
         limiter.into_iter().chain(key_limiter).collect(),
         estimated_tokens,
     );
+    let account = Account::new(
+        target.prices.clone(),
+        state.transactions.clone(),
+        &snapshot.accounting,
+        &record.key,
+        record.transaction.as_deref(),
+    );
     let mut response = Response::new(());
     let headers = response.headers_mut();
     router_headers(headers, &target, attempts);
@@ -109,16 +123,60 @@ async fn serve(
     match answer {
         Answer::Complete(translated) => {
             record.usage = translated.usage;
+            let charge = account.charge(record.usage.as_ref(), true);
+            if let Some(cost) = &charge.cost
+                && let Ok(value) = HeaderValue::try_from(cost.header_value())
+            {
+                headers.insert(COST_HEADER, value);
+            }
+            record.cost = charge.cost;
+            record.fee_charged = charge.fee_charged;
+            if record.wants_bodies() {
+                record.response_body = Some(translated.body.clone());
+            }
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             let response = response.map(|()| Full::new(translated.body));
             Ok(Reply::Complete(response, settlement))
         }
-        Answer::Stream(stream) => {
+        Answer::Stream(mut stream) => {
+            // The cost is known only at the end: it goes in the usage chunk.
+            stream.account(account, chat.include_usage());
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             let (parts, ()) = response.into_parts();
             Ok(Reply::Stream(parts, stream, settlement))
         }
+    }
+}
+
+/// The header that tells the client what its request cost.
+const COST_HEADER: &str = "x-switchboard-cost";
+
+/// The longest transaction id accepted; ids are remembered, so they must stay small.
+const MAX_TRANSACTION_ID: usize = 128;
+
+/// The transaction the request names in the configured header, if any. An id that cannot be
+/// one (empty, not visible ASCII, or longer than 128 bytes) is refused: charging a payment
+/// flow's fee under a mangled id would be worse than telling the client.
+fn transaction_id(
+    headers: &HeaderMap,
+    settings: &AccountingSettings,
+) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(&settings.transaction_header) else {
+        return Ok(None);
+    };
+    let id = value.to_str().ok().map(str::trim).filter(|id| {
+        !id.is_empty() && id.len() <= MAX_TRANSACTION_ID && id.bytes().all(|b| b.is_ascii_graphic())
+    });
+    match id {
+        Some(id) => Ok(Some(id.to_owned())),
+        None => Err(ApiError::bad_request(
+            format!(
+                "The '{}' header must be 1 to {MAX_TRANSACTION_ID} visible ASCII characters.",
+                settings.transaction_header
+            ),
+            None,
+        )),
     }
 }
 

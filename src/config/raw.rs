@@ -4,8 +4,10 @@
 //! setting silently ignored. `Spanned` values let validation errors point at a line too.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 use toml::Spanned;
 
 use super::{ProviderKind, Strategy};
@@ -21,11 +23,23 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) upstream: RawUpstream,
     #[serde(default)]
+    pub(super) accounting: RawAccounting,
+    #[serde(default)]
     pub(super) keys: Vec<Spanned<RawKey>>,
     #[serde(default)]
     pub(super) providers: BTreeMap<String, Spanned<RawProvider>>,
     #[serde(default)]
     pub(super) routes: BTreeMap<String, Spanned<RawRoute>>,
+    pub(super) usage_log: Option<RawUsageLog>,
+}
+
+/// `[usage_log]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUsageLog {
+    pub(super) path: Spanned<String>,
+    pub(super) include_bodies: Option<bool>,
+    pub(super) buffer: Option<Spanned<u32>>,
 }
 
 /// `[server]`.
@@ -56,6 +70,15 @@ pub(super) struct RawRouting {
 pub(super) struct RawUpstream {
     pub(super) connect_timeout: Option<Spanned<String>>,
     pub(super) pool_idle_timeout: Option<Spanned<String>>,
+}
+
+/// `[accounting]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAccounting {
+    pub(super) transaction_header: Option<Spanned<String>>,
+    pub(super) transaction_window: Option<Spanned<String>>,
+    pub(super) max_transactions: Option<Spanned<u64>>,
 }
 
 /// One `[[keys]]` entry.
@@ -95,6 +118,43 @@ pub(super) struct RawProvider {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawModel {
     pub(super) max_tokens: Option<Spanned<u32>>,
+    pub(super) input_per_mtok: Option<Spanned<RawPrice>>,
+    pub(super) output_per_mtok: Option<Spanned<RawPrice>>,
+    pub(super) cached_input_per_mtok: Option<Spanned<RawPrice>>,
+    pub(super) cache_write_per_mtok: Option<Spanned<RawPrice>>,
+    pub(super) per_transaction: Option<Spanned<RawPrice>>,
+    pub(super) currency: Option<Spanned<String>>,
+}
+
+/// A price as written: the decimal text of a TOML number (a float's shortest round-trip
+/// form, so `0.3` stays `0.3`) or of a string, for amounts a float cannot hold exactly.
+#[derive(Debug)]
+pub(super) struct RawPrice(pub(super) String);
+
+impl<'de> Deserialize<'de> for RawPrice {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PriceVisitor;
+        impl Visitor<'_> for PriceVisitor {
+            type Value = RawPrice;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a price: a number such as 1.25, or a string such as \"1.25\"")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawPrice, E> {
+                // `Display` of an f64 is its shortest round-trip decimal, never an exponent.
+                Ok(RawPrice(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawPrice, E> {
+                Ok(RawPrice(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawPrice, E> {
+                Ok(RawPrice(v.to_string()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawPrice, E> {
+                Ok(RawPrice(v.trim().to_owned()))
+            }
+        }
+        deserializer.deserialize_any(PriceVisitor)
+    }
 }
 
 /// One `[routes.NAME]` table.

@@ -4,18 +4,22 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use http::{StatusCode, Uri};
+use http::{HeaderName, StatusCode, Uri};
+use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use super::raw::{RawConfig, RawKey, RawProvider, RawRoute, RawTarget};
+use super::raw::{RawConfig, RawKey, RawModel, RawPrice, RawProvider, RawRoute, RawTarget};
+use crate::accounting::Prices;
+
 use super::{
-    ClientKey, ConfigError, ConfigErrors, EnvLookup, LimitSettings, MockSettings, ModelSettings,
-    Provider, ProviderKind, Route, RoutingSettings, Secret, ServerSettings, Snapshot, Strategy,
-    Target, UpstreamSettings,
+    AccountingSettings, ClientKey, ConfigError, ConfigErrors, EnvLookup, LimitSettings,
+    MockSettings, ModelSettings, Provider, ProviderKind, Route, RoutingSettings, Secret,
+    ServerSettings, Snapshot, Strategy, Target, UpstreamSettings, UsageLogSettings,
 };
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -86,8 +90,11 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 /// The `[table]` header in force at byte `offset`, for parse errors that only know a position.
+/// The line holding `offset` counts: a missing field is reported at its table's header.
 fn table_at(text: &str, offset: usize) -> String {
-    text[..offset.min(text.len())]
+    let offset = offset.min(text.len());
+    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    text[..line_end]
         .lines()
         .rev()
         .map(str::trim)
@@ -171,6 +178,7 @@ pub(super) fn validate(
             Duration::from_secs(90),
         ),
     };
+    let accounting = accounting(&mut check, &raw);
     let keys = keys(&mut check, &raw.keys, env);
     let providers: BTreeMap<String, Arc<Provider>> = raw
         .providers
@@ -181,6 +189,7 @@ pub(super) fn validate(
         })
         .collect();
     let routes = routes(&mut check, &raw, &providers);
+    let usage_log = usage_log(&mut check, &raw);
     if !check.errors.is_empty() {
         return Err(ConfigErrors(check.errors));
     }
@@ -189,10 +198,49 @@ pub(super) fn validate(
         server,
         routing,
         upstream,
+        accounting,
         keys,
         providers,
         routes,
         loaded_at: SystemTime::now(),
+        usage_log,
+    })
+}
+
+/// The usage log's queue when `buffer` is not set, in lines.
+const DEFAULT_USAGE_LOG_BUFFER: u32 = 10_000;
+/// The largest `buffer`: a queue this long of the largest lines is already a lot of memory.
+const MAX_USAGE_LOG_BUFFER: u32 = 1_000_000;
+
+/// `[usage_log]`: a non-empty path and a queue of 1 to a million lines.
+fn usage_log(check: &mut Checker<'_>, raw: &RawConfig) -> Option<UsageLogSettings> {
+    let raw = raw.usage_log.as_ref()?;
+    if raw.path.get_ref().trim().is_empty() {
+        check.error(
+            Some(raw.path.span()),
+            "usage_log",
+            "path",
+            "must name a file, e.g. \"/var/log/switchboard/usage.jsonl\"".into(),
+        );
+        return None;
+    }
+    let buffer = match &raw.buffer {
+        None => DEFAULT_USAGE_LOG_BUFFER,
+        Some(value) if (1..=MAX_USAGE_LOG_BUFFER).contains(value.get_ref()) => *value.get_ref(),
+        Some(value) => {
+            check.error(
+                Some(value.span()),
+                "usage_log",
+                "buffer",
+                format!("must be between 1 and {MAX_USAGE_LOG_BUFFER} lines"),
+            );
+            return None;
+        }
+    };
+    Some(UsageLogSettings {
+        path: PathBuf::from(raw.path.get_ref()),
+        include_bodies: raw.include_bodies.unwrap_or(false),
+        buffer: usize::try_from(buffer).unwrap_or(usize::MAX),
     })
 }
 
@@ -485,9 +533,146 @@ fn models(
                 }
                 Some(*cap.get_ref())
             });
-            (name.clone(), ModelSettings { max_tokens })
+            let prices = prices(check, &format!("{table}.models.{name}"), model);
+            (name.clone(), ModelSettings { max_tokens, prices })
         })
         .collect()
+}
+
+/// Most decimal places a price may have: enough for any list price, and few enough that
+/// every cost stays exact within the decimal type's 28 places.
+const MAX_PRICE_DECIMALS: u32 = 12;
+
+/// A model's prices: `None` when it declares neither a price nor a currency. Any price needs
+/// the currency it is in.
+fn prices(check: &mut Checker<'_>, table: &str, model: &RawModel) -> Option<Arc<Prices>> {
+    let mut price = |field: &str, raw: Option<&Spanned<RawPrice>>| price(check, table, field, raw);
+    let input_per_mtok = price("input_per_mtok", model.input_per_mtok.as_ref());
+    let output_per_mtok = price("output_per_mtok", model.output_per_mtok.as_ref());
+    let cached_input_per_mtok = price(
+        "cached_input_per_mtok",
+        model.cached_input_per_mtok.as_ref(),
+    );
+    let cache_write_per_mtok = price("cache_write_per_mtok", model.cache_write_per_mtok.as_ref());
+    let per_transaction = price("per_transaction", model.per_transaction.as_ref());
+    let any_price = [
+        &model.input_per_mtok,
+        &model.output_per_mtok,
+        &model.cached_input_per_mtok,
+        &model.cache_write_per_mtok,
+        &model.per_transaction,
+    ]
+    .iter()
+    .any(|p| p.is_some());
+    let currency = match &model.currency {
+        Some(code) => currency(check, table, code)?,
+        None if any_price => {
+            check.error(
+                None,
+                table,
+                "currency",
+                "is required with prices: the ISO 4217 code they are in, e.g. \"USD\"".into(),
+            );
+            return None;
+        }
+        None => return None,
+    };
+    Some(Arc::new(Prices {
+        input_per_mtok,
+        output_per_mtok,
+        cached_input_per_mtok,
+        cache_write_per_mtok,
+        per_transaction,
+        currency,
+    }))
+}
+
+/// One price: a decimal, not negative, with at most [`MAX_PRICE_DECIMALS`] places.
+fn price(
+    check: &mut Checker<'_>,
+    table: &str,
+    field: &str,
+    raw: Option<&Spanned<RawPrice>>,
+) -> Option<Decimal> {
+    let raw = raw?;
+    let text = &raw.get_ref().0;
+    let problem = match Decimal::from_str_exact(text) {
+        Ok(value) if value.is_sign_negative() && !value.is_zero() => {
+            format!("must not be negative, got {text}")
+        }
+        Ok(value) if value.normalize().scale() > MAX_PRICE_DECIMALS => {
+            format!("has more than {MAX_PRICE_DECIMALS} decimal places: {text}")
+        }
+        Ok(value) => return Some(value.abs()),
+        Err(_) => format!("`{text}` is not a price; write e.g. 1.25 or \"1.25\""),
+    };
+    check.error(Some(raw.span()), table, field, problem);
+    None
+}
+
+/// An ISO 4217 currency code: three capital letters.
+fn currency(check: &mut Checker<'_>, table: &str, code: &Spanned<String>) -> Option<Arc<str>> {
+    let text = code.get_ref();
+    if text.len() == 3 && text.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Some(Arc::from(text.as_str()));
+    }
+    check.error(
+        Some(code.span()),
+        table,
+        "currency",
+        format!("`{text}` is not an ISO 4217 code (three capital letters, e.g. \"USD\")"),
+    );
+    None
+}
+
+/// `[accounting]`: the transaction header and how long and how many paid transactions are
+/// remembered.
+fn accounting(check: &mut Checker<'_>, raw: &RawConfig) -> AccountingSettings {
+    let defaults = AccountingSettings::default();
+    let raw = &raw.accounting;
+    let transaction_header = match &raw.transaction_header {
+        None => defaults.transaction_header,
+        Some(name) => match HeaderName::try_from(name.get_ref().to_ascii_lowercase()) {
+            Ok(header) => header,
+            Err(_) => {
+                check.error(
+                    Some(name.span()),
+                    "accounting",
+                    "transaction_header",
+                    format!(
+                        "`{}` is not a header name; write e.g. \"x-transaction-id\"",
+                        name.get_ref()
+                    ),
+                );
+                defaults.transaction_header
+            }
+        },
+    };
+    let max_transactions = match &raw.max_transactions {
+        None => defaults.max_transactions,
+        Some(count) => match usize::try_from(*count.get_ref()) {
+            Ok(count) if count >= 1 => count,
+            _ => {
+                check.error(
+                    Some(count.span()),
+                    "accounting",
+                    "max_transactions",
+                    "must be at least 1".into(),
+                );
+                defaults.max_transactions
+            }
+        },
+    };
+    AccountingSettings {
+        transaction_header,
+        transaction_window: check.duration(
+            raw.transaction_window.as_ref(),
+            "accounting",
+            "transaction_window",
+            defaults.transaction_window,
+        ),
+        max_transactions,
+    }
 }
 
 fn base_url(check: &mut Checker<'_>, table: &str, url: &Spanned<String>) -> String {
@@ -676,6 +861,7 @@ fn make_target(provider: &Arc<Provider>, model: &str, weight: u32) -> Target {
         label: Arc::from(format!("{}/{model}", provider.name)),
         weight,
         max_tokens: provider.models.get(model).and_then(|m| m.max_tokens),
+        prices: provider.models.get(model).and_then(|m| m.prices.clone()),
     }
 }
 
@@ -993,6 +1179,147 @@ targets = ["mistral/mistral-small-latest", "qwen/qwen-plus"]
     fn all_errors_are_reported_at_once() {
         let text = "[routing]\nattempt_timeout = \"x\"\nrequest_timeout = \"y\"\n";
         assert_eq!(parse(text).unwrap_err().0.len(), 2);
+    }
+
+    const PRICED: &str = r#"
+[providers.qwen]
+kind = "qwen"
+base_url = "https://dashscope-intl.aliyuncs.com/compatible-mode/v1"
+api_key_env = "QWEN_KEY"
+
+[providers.qwen.models."qwen-max"]
+input_per_mtok = 1.6
+output_per_mtok = 6.4
+cached_input_per_mtok = 0.64
+currency = "USD"
+
+[providers.qwen.models."exact"]
+input_per_mtok = "0.000000000001"
+cache_write_per_mtok = 3
+per_transaction = 0.01
+currency = "CNY"
+
+[providers.qwen.models."free"]
+currency = "EUR"
+
+[providers.qwen.models."unpriced"]
+
+[routes.r]
+targets = ["qwen/qwen-max", "qwen/unpriced"]
+"#;
+
+    fn dec(text: &str) -> Decimal {
+        Decimal::from_str_exact(text).unwrap()
+    }
+
+    #[test]
+    fn prices_become_exact_decimals_and_travel_with_targets() {
+        let snapshot = parse(PRICED).unwrap();
+        let route = snapshot.route("r").unwrap();
+        let max = route.targets[0].prices.as_deref().unwrap();
+        assert_eq!(max.input_per_mtok, Some(dec("1.6")));
+        assert_eq!(max.output_per_mtok, Some(dec("6.4")));
+        assert_eq!(max.cached_input_per_mtok, Some(dec("0.64")));
+        assert_eq!(max.cache_write_per_mtok, None);
+        assert_eq!(&*max.currency, "USD");
+        assert!(route.targets[1].prices.is_none());
+        let exact = snapshot.route("qwen/exact").unwrap().targets[0]
+            .prices
+            .clone()
+            .unwrap();
+        assert_eq!(exact.input_per_mtok, Some(dec("0.000000000001")));
+        assert_eq!(exact.cache_write_per_mtok, Some(dec("3")));
+        assert_eq!(exact.per_transaction, Some(dec("0.01")));
+        let free = snapshot.route("qwen/free").unwrap().targets[0]
+            .prices
+            .clone()
+            .unwrap();
+        assert_eq!((free.input_per_mtok, &*free.currency), (None, "EUR"));
+    }
+
+    #[test]
+    fn bad_prices_name_the_model_table_and_field() {
+        let model = |fields: &str| {
+            format!("[providers.m]\nkind = \"mock\"\n[providers.m.models.\"x\"]\n{fields}\n")
+        };
+        let cases = [
+            (
+                "input_per_mtok = -1.5\ncurrency = \"USD\"",
+                "input_per_mtok",
+                "negative",
+            ),
+            (
+                "per_transaction = \"-0.01\"\ncurrency = \"CNY\"",
+                "per_transaction",
+                "negative",
+            ),
+            (
+                "output_per_mtok = \"cheap\"\ncurrency = \"USD\"",
+                "output_per_mtok",
+                "not a price",
+            ),
+            (
+                "output_per_mtok = nan\ncurrency = \"USD\"",
+                "output_per_mtok",
+                "not a price",
+            ),
+            (
+                "cached_input_per_mtok = \"0.0000000000001\"\ncurrency = \"USD\"",
+                "cached_input_per_mtok",
+                "decimal places",
+            ),
+            ("input_per_mtok = 1", "currency", "required"),
+            (
+                "input_per_mtok = 1\ncurrency = \"usd\"",
+                "currency",
+                "ISO 4217",
+            ),
+            ("currency = \"DOLLARS\"", "currency", "ISO 4217"),
+        ];
+        for (fields, field, reason) in cases {
+            let error = first_error(&model(fields));
+            assert_eq!(
+                (error.table.as_str(), error.field.as_str()),
+                ("providers.m.models.x", field),
+                "{fields}"
+            );
+            assert!(error.reason.contains(reason), "{fields}: {error}");
+        }
+        let error = first_error(&model("input_per_mtok = true\ncurrency = \"USD\""));
+        assert!(error.reason.contains("a price"), "{error}");
+    }
+
+    #[test]
+    fn accounting_settings_are_checked() {
+        let snapshot = parse("").unwrap();
+        assert_eq!(snapshot.accounting.transaction_header, "x-transaction-id");
+        assert_eq!(
+            snapshot.accounting.transaction_window,
+            Duration::from_secs(86400)
+        );
+        assert_eq!(snapshot.accounting.max_transactions, 100_000);
+        let snapshot = parse(
+            "[accounting]\ntransaction_header = \"X-Order-Id\"\ntransaction_window = \"1h\"\nmax_transactions = 5\n",
+        )
+        .unwrap();
+        assert_eq!(snapshot.accounting.transaction_header, "x-order-id");
+        assert_eq!(
+            snapshot.accounting.transaction_window,
+            Duration::from_secs(3600)
+        );
+        assert_eq!(snapshot.accounting.max_transactions, 5);
+        for (text, field) in [
+            ("transaction_header = \"x id\"", "transaction_header"),
+            ("transaction_window = \"soon\"", "transaction_window"),
+            ("max_transactions = 0", "max_transactions"),
+        ] {
+            let error = first_error(&format!("[accounting]\n{text}\n"));
+            assert_eq!(
+                (error.table.as_str(), error.field.as_str()),
+                ("accounting", field)
+            );
+            assert_eq!(error.line, Some(2), "{error}");
+        }
     }
 
     #[test]

@@ -1890,7 +1890,10 @@ max_tokens = 1000
             Usage {
                 prompt_tokens: 1112,
                 completion_tokens: 30,
-                total_tokens: 1142
+                total_tokens: 1142,
+                cached_tokens: 1000,
+                cache_write_tokens: 100,
+                reasoning_tokens: 0,
             }
         );
     }

@@ -2556,7 +2556,10 @@ mod tests {
             Some(Usage {
                 prompt_tokens: 12,
                 completion_tokens: 12,
-                total_tokens: 24
+                total_tokens: 24,
+                cached_tokens: 4,
+                cache_write_tokens: 0,
+                reasoning_tokens: 7,
             })
         );
     }

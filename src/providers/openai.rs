@@ -1,8 +1,10 @@
 //! `kind = "openai"`: any OpenAI-compatible upstream, and the wire the built-in mock speaks.
 //!
-//! Byte fidelity: the request is the client's body with only `model` replaced, and responses
-//! and stream events are forwarded as the upstream sent them. The router reads `usage` (and
-//! in-band errors) out of them but never re-serialises them.
+//! Byte fidelity: the request is the client's body with only `model` replaced (and, for a
+//! stream, `stream_options.include_usage` ensured, so every stream can be accounted), and
+//! responses and stream events are forwarded as the upstream sent them. The router reads
+//! `usage` (and in-band errors) out of them but never re-serialises them; the one exception,
+//! the usage chunk, is [`crate::stream`]'s business.
 
 use bytes::Bytes;
 use http::header::AUTHORIZATION;
@@ -30,7 +32,7 @@ impl Adapter for OpenAi {
             method: Method::POST,
             path: "/chat/completions".to_owned(),
             headers: bearer_headers(target, chat.is_stream())?,
-            body: chat.body_with_model(&target.model),
+            body: chat.body_with_model_and_usage(&target.model),
         })
     }
 
@@ -379,6 +381,33 @@ mod tests {
         assert_eq!(out[0], data_frame(chunk));
         assert_eq!(out[2], data_frame(DONE));
         assert_eq!(stream.usage().unwrap().total_tokens, 7);
+    }
+
+    #[test]
+    fn cumulative_usage_in_every_chunk_is_taken_last_never_summed() {
+        // DashScope may repeat running totals on every chunk: the last figures are the usage.
+        let mut stream = PassThrough::default();
+        let chunks = [
+            r#"{"choices":[{"delta":{"content":"a"}}],"usage":{"prompt_tokens":10,"completion_tokens":1,"total_tokens":11}}"#,
+            r#"{"choices":[{"delta":{"content":"b"}}],"usage":{"prompt_tokens":10,"completion_tokens":2,"total_tokens":12}}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":3,"total_tokens":13,"prompt_tokens_details":{"cached_tokens":4}}}"#,
+        ];
+        for chunk in chunks {
+            let event = SseEvent {
+                name: None,
+                data: Bytes::from_static(chunk.as_bytes()),
+            };
+            stream.event(&event, &mut Vec::new()).unwrap();
+        }
+        let usage = stream.usage().unwrap();
+        assert_eq!(
+            (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.cached_tokens
+            ),
+            (10, 3, 4)
+        );
     }
 
     #[test]

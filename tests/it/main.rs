@@ -1,5 +1,6 @@
 //! Integration tests: one binary (one link step), one module per area.
 
+mod accounting;
 mod anthropic;
 mod auth;
 mod chat;
@@ -17,3 +18,4 @@ mod shipped_config;
 mod shutdown;
 mod streaming;
 mod support;
+mod usage_log;

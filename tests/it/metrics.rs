@@ -515,3 +515,425 @@ fn the_parser_reads_labels_escapes_and_bare_samples() {
     );
     assert_eq!(m.types["x_total"], "counter");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Per-request metrics: requests, durations, time to first token, tokens, in-flight, cost.
+
+pub(crate) const REQUESTS: &str = "switchboard_requests_total";
+pub(crate) const DURATION_COUNT: &str = "switchboard_request_duration_seconds_count";
+pub(crate) const TTFT_COUNT: &str = "switchboard_time_to_first_token_seconds_count";
+pub(crate) const TOKENS: &str = "switchboard_tokens_total";
+pub(crate) const COST: &str = "switchboard_cost_total";
+pub(crate) const TRANSACTIONS: &str = "switchboard_transactions_total";
+pub(crate) const INFLIGHT: &str = "switchboard_inflight_requests";
+
+/// `requests_total{route, provider, model, status}`.
+fn requests(route: &str, provider: &str, model: &str, status: &str) -> Vec<(String, String)> {
+    [
+        ("model", model),
+        ("provider", provider),
+        ("route", route),
+        ("status", status),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect()
+}
+
+/// Borrowed label pairs of an owned list.
+fn pairs(labels: &[(String, String)]) -> Vec<(&str, &str)> {
+    labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+fn inflight(m: &Exposition) -> f64 {
+    m.get(INFLIGHT, &[])
+        .unwrap_or_else(|| panic!("no {INFLIGHT}"))
+}
+
+fn completion_with_cache(who: &str, cached: u64) -> String {
+    format!(
+        r#"{{"id":"chatcmpl-{who}","object":"chat.completion","created":1700000000,"model":"m-{who}","choices":[{{"index":0,"message":{{"role":"assistant","content":"answer"}},"logprobs":null,"finish_reason":"stop"}}],"usage":{{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18,"prompt_tokens_details":{{"cached_tokens":{cached}}}}}}}"#
+    )
+}
+
+#[tokio::test]
+async fn every_metric_of_the_design_is_exposed_with_its_type_before_any_traffic() {
+    let router = spawn_router(
+        "[providers.local]\nkind = \"mock\"\n[routes.demo]\ntargets = [\"local/echo\"]\n",
+        &[],
+    )
+    .await;
+
+    let m = scrape(&router).await;
+
+    // Vectors without a child yet have no TYPE line in the text format; these must all be
+    // there from the start, so dashboards and alerts see zeros, not gaps.
+    for (name, kind) in [
+        ("switchboard_provider_cooldown_seconds", "gauge"),
+        (INFLIGHT, "gauge"),
+        ("switchboard_config_reloads_total", "counter"),
+        ("switchboard_usage_log_dropped_total", "counter"),
+    ] {
+        assert_eq!(m.types.get(name).map(String::as_str), Some(kind), "{name}");
+    }
+    assert_eq!(inflight(&m), 0.0);
+    for result in ["ok", "error"] {
+        assert_eq!(
+            m.get("switchboard_config_reloads_total", &[("result", result)]),
+            Some(0.0),
+            "{result}"
+        );
+    }
+    assert_eq!(m.get("switchboard_usage_log_dropped_total", &[]), Some(0.0));
+
+    // One request brings the per-request families in, each with its type.
+    assert_eq!(
+        chat(
+            &router,
+            r#"{"model":"demo","stream":true,"messages":[{"role":"user","content":"hi"}]}"#
+        )
+        .await
+        .status,
+        200
+    );
+    let m = scrape(&router).await;
+    for (name, kind) in [
+        (REQUESTS, "counter"),
+        ("switchboard_request_duration_seconds", "histogram"),
+        ("switchboard_time_to_first_token_seconds", "histogram"),
+        (TOKENS, "counter"),
+        (TRANSACTIONS, "counter"),
+        (ATTEMPTS, "counter"),
+    ] {
+        assert_eq!(m.types.get(name).map(String::as_str), Some(kind), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_served_request_moves_requests_durations_and_tokens_by_exactly_one_request() {
+    let a = MockUpstream::start(vec![Reply::json(200, &completion_with_cache("a", 4))]).await;
+    let router = spawn_router(&config("", "", &[("a", a.url("/v1"))]), ENV).await;
+    let before = scrape(&router).await;
+
+    let answer = chat(&router, CHAT).await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let after = scrape(&router).await;
+    let served = requests("r", "a", "m-a", "200");
+    assert_moved(&before, &after, REQUESTS, &[(&pairs(&served), 1.0)]);
+    let route = [("provider", "a"), ("route", "r")];
+    assert_moved(&before, &after, DURATION_COUNT, &[(&route, 1.0)]);
+    // A non-stream answer has no first token of its own: its latency is the duration.
+    assert_moved(&before, &after, TTFT_COUNT, &[]);
+    // 11 prompt tokens of which 4 from the cache: 7 + 4 + the 7 output tokens.
+    assert_moved(
+        &before,
+        &after,
+        TOKENS,
+        &[
+            (
+                &[("kind", "input"), ("model", "m-a"), ("provider", "a")],
+                7.0,
+            ),
+            (
+                &[
+                    ("kind", "cached_input"),
+                    ("model", "m-a"),
+                    ("provider", "a"),
+                ],
+                4.0,
+            ),
+            (
+                &[("kind", "output"), ("model", "m-a"), ("provider", "a")],
+                7.0,
+            ),
+        ],
+    );
+    // The histogram's buckets are the documented LLM-latency ones.
+    let les: Vec<String> = after
+        .series("switchboard_request_duration_seconds_bucket")
+        .iter()
+        .filter(|s| s.labels.get("route").map(String::as_str) == Some("r"))
+        .map(|s| s.labels["le"].clone())
+        .collect();
+    assert_eq!(
+        les,
+        [
+            "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "20", "30", "60", "120",
+            "300", "600", "+Inf"
+        ]
+    );
+    assert_eq!(inflight(&after), 0.0);
+
+    // A second request through the same handles adds exactly one more.
+    assert_eq!(chat(&router, CHAT).await.status, 200);
+    let again = scrape(&router).await;
+    assert_moved(&after, &again, REQUESTS, &[(&pairs(&served), 1.0)]);
+    assert_moved(&after, &again, DURATION_COUNT, &[(&route, 1.0)]);
+}
+
+#[tokio::test]
+async fn a_stream_counts_its_first_token_and_stays_in_flight_until_its_body_ends() {
+    let a = MockUpstream::start(vec![
+        stream_of("a").chunk_delay(std::time::Duration::from_millis(150)),
+    ])
+    .await;
+    let router = spawn_router(&config("", "", &[("a", a.url("/v1"))]), ENV).await;
+    let before = scrape(&router).await;
+    assert_eq!(inflight(&before), 0.0);
+
+    let mut stream = crate::support::open_chat_stream(&router, STREAM_CHAT).await;
+    assert_eq!(stream.status, 200);
+    assert!(stream.next_chunk().await.is_some());
+    let during = scrape(&router).await;
+    assert_eq!(inflight(&during), 1.0, "the open stream is in flight");
+    assert_moved(&before, &during, REQUESTS, &[]);
+
+    let rest = stream.rest().await;
+    assert!(rest.contains("[DONE]"), "{rest}");
+    let after = scrape(&router).await;
+    assert_eq!(inflight(&after), 0.0, "the stream ended");
+    let route = [("provider", "a"), ("route", "r")];
+    assert_moved(
+        &before,
+        &after,
+        REQUESTS,
+        &[(&pairs(&requests("r", "a", "m-a", "200")), 1.0)],
+    );
+    assert_moved(&before, &after, TTFT_COUNT, &[(&route, 1.0)]);
+    assert_moved(&before, &after, DURATION_COUNT, &[(&route, 1.0)]);
+    // The first token came at once, the whole stream took the chunk delays.
+    let ttft_sum = after.value(
+        "switchboard_time_to_first_token_seconds_sum",
+        &[("provider", "a"), ("route", "r")],
+    );
+    let duration_sum = after.value(
+        "switchboard_request_duration_seconds_sum",
+        &[("provider", "a"), ("route", "r")],
+    );
+    assert!(ttft_sum < duration_sum, "{ttft_sum} < {duration_sum}");
+    assert!(duration_sum >= 0.45, "{duration_sum}");
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_mid_stream_leaves_nothing_in_flight() {
+    let many: Vec<&str> = std::iter::repeat_n(
+        r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"tick "},"finish_reason":null}]}"#,
+        40,
+    )
+    .chain(std::iter::once("[DONE]"))
+    .collect();
+    let a = MockUpstream::start(vec![
+        Reply::sse_data(&many).chunk_delay(std::time::Duration::from_millis(50)),
+    ])
+    .await;
+    let router = spawn_router(&config("", "", &[("a", a.url("/v1"))]), ENV).await;
+    let before = scrape(&router).await;
+
+    let mut stream = crate::support::open_chat_stream(&router, STREAM_CHAT).await;
+    assert!(stream.next_chunk().await.is_some());
+    assert_eq!(inflight(&scrape(&router).await), 1.0);
+    drop(stream);
+
+    // The router notices at its next write; the record is then finished and counted once.
+    let mut after = scrape(&router).await;
+    for _ in 0..100 {
+        if inflight(&after) == 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        after = scrape(&router).await;
+    }
+    assert_eq!(
+        inflight(&after),
+        0.0,
+        "the abandoned stream is no longer in flight"
+    );
+    assert_moved(
+        &before,
+        &after,
+        REQUESTS,
+        &[(&pairs(&requests("r", "a", "m-a", "200")), 1.0)],
+    );
+}
+
+#[tokio::test]
+async fn errors_are_counted_under_bounded_labels_never_the_clients_model() {
+    let rejecting = MockUpstream::start(vec![Reply::json(
+        400,
+        r#"{"error":{"message":"bad","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#,
+    )])
+    .await;
+    let down = MockUpstream::start(vec![Reply::json(503, "{}")]).await;
+    let text = config("", "", &[("a", rejecting.url("/v1"))])
+        + &format!(
+            "\n[providers.d]\nkind = \"openai\"\nbase_url = \"{}\"\napi_key_env = \"UP_KEY\"\n\n[routes.down]\ntargets = [\"d/m-d\"]\n",
+            down.url("/v1")
+        );
+    let router = spawn_router(&text, ENV).await;
+    let before = scrape(&router).await;
+
+    let unknown = chat(
+        &router,
+        r#"{"model":"made-up-model-x7","messages":[{"role":"user","content":"hi"}]}"#,
+    )
+    .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.text());
+    assert_eq!(chat(&router, "{not json").await.status, 400);
+    assert_eq!(chat(&router, CHAT).await.status, 400, "the upstream's 400");
+    let all_down = chat(
+        &router,
+        r#"{"model":"down","messages":[{"role":"user","content":"hi"}]}"#,
+    )
+    .await;
+    assert_eq!(all_down.status, 503, "{}", all_down.text());
+
+    let after = scrape(&router).await;
+    assert_moved(
+        &before,
+        &after,
+        REQUESTS,
+        &[
+            (&pairs(&requests("unknown", "none", "none", "404")), 1.0),
+            (&pairs(&requests("unknown", "none", "none", "400")), 1.0),
+            (&pairs(&requests("r", "none", "none", "400")), 1.0),
+            (&pairs(&requests("down", "none", "none", "503")), 1.0),
+        ],
+    );
+    assert_moved(
+        &before,
+        &after,
+        DURATION_COUNT,
+        &[
+            (&[("provider", "none"), ("route", "unknown")], 2.0),
+            (&[("provider", "none"), ("route", "r")], 1.0),
+            (&[("provider", "none"), ("route", "down")], 1.0),
+        ],
+    );
+    assert_moved(&before, &after, TOKENS, &[]);
+    // What the client typed is nowhere in the exposition.
+    let text = send("GET", &router.url("/metrics"), &[], "").await.text();
+    assert!(!text.contains("made-up-model-x7"), "{text}");
+    assert_eq!(inflight(&after), 0.0);
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_before_the_answer_is_counted_once_as_499() {
+    use tokio::io::AsyncWriteExt;
+
+    let a = MockUpstream::start(vec![
+        Reply::json(200, &completion("a")).delay(std::time::Duration::from_millis(600)),
+    ])
+    .await;
+    let router = spawn_router(&config("", "", &[("a", a.url("/v1"))]), ENV).await;
+    let before = scrape(&router).await;
+
+    let mut client = tokio::net::TcpStream::connect(router.addr).await.unwrap();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{CHAT}",
+        CHAT.len()
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+    while a.calls() == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(inflight(&scrape(&router).await), 1.0);
+    drop(client);
+
+    let mut after = scrape(&router).await;
+    for _ in 0..100 {
+        if inflight(&after) == 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        after = scrape(&router).await;
+    }
+    assert_eq!(inflight(&after), 0.0);
+    assert_moved(
+        &before,
+        &after,
+        REQUESTS,
+        &[(&pairs(&requests("r", "none", "none", "499")), 1.0)],
+    );
+}
+
+/// The `cost_total` moves between two scrapes, by label set, with a float tolerance (the
+/// counter is a float made from exact amounts).
+fn cost_moved(before: &Exposition, after: &Exposition, labels: &[(&str, &str)]) -> f64 {
+    after.value(COST, labels) - before.value(COST, labels)
+}
+
+#[tokio::test]
+async fn cost_and_transactions_are_counted_per_key_currency_and_transaction() {
+    let a = MockUpstream::start(vec![Reply::json(200, &completion("a"))]).await;
+    let pay = MockUpstream::start(vec![Reply::json(200, &completion("pay"))]).await;
+    let keys = "[[keys]]\nname = \"web\"\nkey_env = \"KEY_WEB\"\n\n[[keys]]\nname = \"batch\"\nkey_env = \"KEY_BATCH\"\n";
+    let text = config("", keys, &[("a", a.url("/v1")), ("pay", pay.url("/v1"))])
+        .replace(
+            "[routes.r]\ntargets = [\"a/m-a\", \"pay/m-pay\"]",
+            "[providers.a.models.\"m-a\"]\ninput_per_mtok = 1.6\noutput_per_mtok = 6.4\ncurrency = \"USD\"\n\n\
+             [providers.pay.models.\"m-pay\"]\nper_transaction = 0.01\ncurrency = \"CNY\"\n\n\
+             [routes.r]\ntargets = [\"a/m-a\"]\n\n[routes.p]\ntargets = [\"pay/m-pay\"]",
+        );
+    let env = [
+        ("UP_KEY", "sk-upstream-secret"),
+        ("KEY_WEB", "sk-web"),
+        ("KEY_BATCH", "sk-batch"),
+    ];
+    let router = spawn_router(&text, &env).await;
+    let web = ("authorization", "Bearer sk-web");
+    let batch = ("authorization", "Bearer sk-batch");
+    let pay_chat = r#"{"model":"p","messages":[{"role":"user","content":"pay"}]}"#;
+    let before = scrape(&router).await;
+
+    // 5 prompt and 3 completion tokens: 5 x 1.6 + 3 x 6.4 = 27.2 USD per million requests.
+    assert_eq!(chat_with(&router, &[web], CHAT).await.status, 200);
+    for _ in 0..2 {
+        assert_eq!(chat_with(&router, &[batch], CHAT).await.status, 200);
+    }
+    // A confirmation and a commit under one transaction id pay one fee; another id another.
+    for _ in 0..2 {
+        let answer = chat_with(&router, &[web, ("x-transaction-id", "tx-1")], pay_chat).await;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+    }
+    let answer = chat_with(&router, &[batch, ("x-transaction-id", "tx-2")], pay_chat).await;
+    assert_eq!(answer.status, 200);
+
+    let after = scrape(&router).await;
+    let expected = [
+        ("a", "m-a", "web", "USD", 0.000_027_2),
+        ("a", "m-a", "batch", "USD", 0.000_054_4),
+        ("pay", "m-pay", "web", "CNY", 0.01),
+        ("pay", "m-pay", "batch", "CNY", 0.01),
+    ];
+    for (provider, model, key, currency, amount) in expected {
+        let labels = [
+            ("currency", currency),
+            ("key", key),
+            ("model", model),
+            ("provider", provider),
+        ];
+        let moved = cost_moved(&before, &after, &labels);
+        assert!(
+            (moved - amount).abs() < 1e-12,
+            "{labels:?} moved by {moved}, want {amount}"
+        );
+    }
+    assert_eq!(
+        after.series(COST).len(),
+        expected.len(),
+        "no other cost series"
+    );
+    assert_moved(
+        &before,
+        &after,
+        TRANSACTIONS,
+        &[
+            (&[("model", "m-pay"), ("provider", "pay")], 2.0),
+            (&[("model", "m-a"), ("provider", "a")], 0.0),
+        ],
+    );
+}
