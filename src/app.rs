@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 
 use crate::api;
 use crate::config::Snapshot;
+use crate::config::reload::Reloads;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::router::Balancer;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub balancer: Balancer,
     /// Prometheus collectors.
     pub metrics: Metrics,
+    /// The reload task's handle and the last rejected reload, for the admin endpoints.
+    pub reloads: Reloads,
     shutting_down: AtomicBool,
     id_prefix: u32,
     next_id: AtomicU64,
@@ -48,6 +51,7 @@ impl AppState {
     /// State for a loaded configuration.
     pub fn new(snapshot: Snapshot, upstream: Upstream) -> Result<Self, prometheus::Error> {
         Ok(Self {
+            reloads: Reloads::new(&snapshot),
             config: ArcSwap::from_pointee(snapshot),
             upstream,
             health: Health::default(),

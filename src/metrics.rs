@@ -36,6 +36,7 @@ pub struct Metrics {
     failovers: IntCounterVec,
     rate_limited: IntCounterVec,
     provider_cooldown: GaugeVec,
+    config_reloads: IntCounterVec,
 }
 
 impl Metrics {
@@ -71,12 +72,22 @@ impl Metrics {
             &["provider"],
         )?;
         registry.register(Box::new(provider_cooldown.clone()))?;
+        let config_reloads = counter(
+            "config_reloads_total",
+            "Configuration reloads by result: ok (the file is running) or error (it was refused).",
+            &["result"],
+        )?;
+        // Both series exist from the start, so an alert on `error` needs no `absent()`.
+        for result in ["ok", "error"] {
+            config_reloads.with_label_values(&[result]);
+        }
         Ok(Self {
             registry,
             upstream_attempts,
             failovers,
             rate_limited,
             provider_cooldown,
+            config_reloads,
         })
     }
 
@@ -100,6 +111,19 @@ impl Metrics {
         self.rate_limited
             .with_label_values(&[scope.as_str(), name])
             .inc();
+    }
+
+    /// Counts one reload, applied (`ok`) or refused.
+    pub fn config_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.config_reloads.with_label_values(&[result]).inc();
+    }
+
+    /// Drops the gauges of a provider that is no longer configured. Its counters stay: they
+    /// are totals, and removing them would read as a reset to `rate()`.
+    pub fn forget_provider(&self, name: &str) {
+        // Absent when it was never scraped; nothing to remove then.
+        let _ = self.provider_cooldown.remove_label_values(&[name]);
     }
 
     /// The text exposition, with cooldown gauges read at scrape time.

@@ -99,6 +99,16 @@ impl Health {
             .map_or(Duration::ZERO, |until| until.saturating_duration_since(now))
     }
 
+    /// Forgets `provider`'s breaker: it is usable at once (a reload pointed it elsewhere).
+    pub fn reset(&self, provider: &str) {
+        self.lock().remove(provider);
+    }
+
+    /// Keeps only the breakers of providers for which `keep` is true (the configured ones).
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.lock().retain(|name, _| keep(name));
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Breaker>> {
         self.breakers.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -275,6 +285,22 @@ mod tests {
         late_error.failed(&failure(FailureKind::Rejected, None), &settings());
         late_failure.failed(&failure(FailureKind::Unavailable, None), &settings());
         assert_eq!(health.cooldown_left("p"), Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reset_and_retain_forget_breakers() {
+        let health = Health::default();
+        for name in ["p", "q", "r"] {
+            health
+                .admit(name)
+                .unwrap()
+                .failed(&failure(FailureKind::Unavailable, None), &settings());
+        }
+        health.reset("p");
+        health.retain(|name| name != "q");
+        assert!(health.admit("p").is_ok());
+        assert!(health.admit("q").is_ok());
+        assert!(health.admit("r").is_err(), "kept");
     }
 
     #[tokio::test(start_paused = true)]

@@ -11,6 +11,7 @@ mod limits;
 mod metrics;
 mod mistral;
 mod qwen;
+mod reload;
 mod sdk_async_openai;
 mod sdk_python;
 mod shipped_config;
