@@ -1406,7 +1406,7 @@ fn native_then_b(kind: &str, a_base: &str, model: &str, b: &MockUpstream) -> Str
 async fn gemini_retry_delay_in_the_body_sets_the_cooldown() {
     let a = MockUpstream::start(vec![Reply::json(
         429,
-        r#"{"error":{"code":429,"message":"Resource has been exhausted","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerMinutePerProjectPerModel"}]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"37s"}]}}"#,
+        r#"{"error":{"code":429,"message":"Resource has been exhausted","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerMinutePerProject"}]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"37s"}]}}"#,
     )])
     .await;
     let b = MockUpstream::start(vec![ok("b")]).await;
