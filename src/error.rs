@@ -68,6 +68,9 @@ pub struct UpstreamFailure {
     pub param: Option<String>,
     /// The upstream's error `code`, kept for [`FailureKind::Rejected`] errors.
     pub code: Option<String>,
+    /// The upstream said the limit applies to this model only, not the whole provider (Qwen's
+    /// per-model rate limits, Gemini's `PerModel` quotas): only the model cools down.
+    pub per_model: bool,
 }
 
 impl UpstreamFailure {
@@ -81,6 +84,7 @@ impl UpstreamFailure {
             error_type: None,
             param: None,
             code: None,
+            per_model: false,
         }
     }
 
