@@ -1,5 +1,6 @@
 //! The front door's routing table: which path and method go to which handler.
 
+mod admin;
 mod chat;
 mod models;
 
@@ -19,8 +20,8 @@ pub(crate) async fn dispatch(
     let path = request.uri().path();
     let method = request.method();
     let allowed = match path {
-        "/v1/chat/completions" => "POST",
-        "/v1/models" | "/healthz" | "/readyz" | "/metrics" => "GET",
+        "/v1/chat/completions" | "/admin/reload" => "POST",
+        "/v1/models" | "/healthz" | "/readyz" | "/metrics" | "/admin/config" => "GET",
         p if p.starts_with("/v1/models/") => "GET",
         _ => {
             return error(ApiError::UnknownPath {
@@ -43,6 +44,10 @@ pub(crate) async fn dispatch(
     }
     match path {
         "/v1/chat/completions" => chat::handle(state, request, request_id).await,
+        "/admin/config" => admin::config(state, request.headers()).unwrap_or_else(error),
+        "/admin/reload" => admin::reload(state, request.headers())
+            .await
+            .unwrap_or_else(error),
         "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#),
         "/metrics" => metrics(state),
         "/readyz" if state.is_shutting_down() => json(

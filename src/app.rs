@@ -14,6 +14,7 @@ use crate::access_log::RequestRecord;
 use crate::accounting::{SeenTransactions, TransactionLedger};
 use crate::api;
 use crate::config::Snapshot;
+use crate::config::reload::Reloads;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::router::Balancer;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The usage log's sending side, when `[usage_log]` is configured.
     pub usage_log: Option<UsageLog>,
+    /// The reload task's handle and the last rejected reload, for the admin endpoints.
+    pub reloads: Reloads,
     shutting_down: AtomicBool,
     id_prefix: u32,
     next_id: AtomicU64,
@@ -55,6 +58,7 @@ impl AppState {
     /// State for a loaded configuration.
     pub fn new(snapshot: Snapshot, upstream: Upstream) -> Result<Self, prometheus::Error> {
         Ok(Self {
+            reloads: Reloads::new(&snapshot),
             config: ArcSwap::from_pointee(snapshot),
             upstream,
             health: Health::default(),

@@ -3,10 +3,14 @@
 //! `raw` mirrors the file, `validate` turns it into checked types (durations, sizes, URLs,
 //! resolved targets, secrets read from the environment through an injected lookup). Nothing
 //! on the request path re-checks what is here. Errors name the file, the table and the field,
-//! and the line where the TOML parser knows it; they never reach HTTP.
+//! and the line where the TOML parser knows it; they never reach HTTP. [`reload`] swaps a new
+//! snapshot in while the router runs; [`view`] is the secret-free picture of a snapshot that the
+//! admin endpoint shows and `--check --against` compares.
 
 mod raw;
+pub mod reload;
 mod validate;
+pub mod view;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -16,7 +20,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
 
 pub use crate::accounting::AccountingSettings;
 use crate::accounting::Prices;
@@ -52,6 +57,8 @@ pub struct Snapshot {
     pub loaded_at: SystemTime,
     /// `[usage_log]`, when configured. Read once at start-up.
     pub usage_log: Option<UsageLogSettings>,
+    /// SHA-256 of the file's bytes, in lower-case hex: names the running version.
+    pub sha256: String,
 }
 
 /// `[usage_log]`: one JSON line per chat request, written off the request path.
@@ -74,6 +81,9 @@ pub struct ServerSettings {
     pub max_body: usize,
     /// How long in-flight requests (streams included) may run after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// How often the file is checked for changes; zero turns the watch off (SIGHUP and
+    /// `POST /admin/reload` still reload).
+    pub reload_interval: Duration,
 }
 
 /// `[routing]`: attempts, timeouts and cooldowns.
@@ -116,6 +126,8 @@ pub struct ClientKey {
     pub limits: LimitSettings,
     /// Where the secret comes from, for the start-up summary.
     pub source: String,
+    /// Whether this key may use the `/admin/*` endpoints.
+    pub admin: bool,
 }
 
 /// The wire format a provider speaks.
@@ -176,6 +188,8 @@ pub struct Provider {
     pub kind: ProviderKind,
     /// Base URL without a trailing slash; empty for `mock`.
     pub base_url: String,
+    /// The variable its API key is read from, when it names one.
+    pub api_key_env: Option<String>,
     /// Its API key, when it needs one.
     pub secret: Option<Secret>,
     /// `None` when usable, else why not (e.g. its key variable is not set).
@@ -188,6 +202,17 @@ pub struct Provider {
     pub mock: Option<MockSettings>,
     /// Per-model settings of the models declared under `[providers.NAME.models]`.
     pub models: BTreeMap<String, ModelSettings>,
+}
+
+impl Provider {
+    /// Whether `other` talks to the same upstream account: same wire, same URL, same key. A
+    /// provider that keeps its name but changes any of these is a different upstream, so its
+    /// cooldown is not carried over a reload.
+    pub fn same_upstream(&self, other: &Provider) -> bool {
+        self.kind == other.kind
+            && self.base_url == other.base_url
+            && self.secret.as_ref().map(Secret::expose) == other.secret.as_ref().map(Secret::expose)
+    }
 }
 
 /// `[providers.NAME.models."MODEL"]`.
@@ -275,7 +300,7 @@ pub struct Route {
 }
 
 /// One configuration problem, located as precisely as the file allows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigError {
     /// The file.
     pub file: String,
@@ -339,6 +364,25 @@ pub fn parse(text: &str, file: &str, env: EnvLookup<'_>) -> Result<Snapshot, Con
     validate::validate(text, file, env)
 }
 
+/// Validates the bytes of a configuration file, which must be UTF-8.
+pub fn parse_bytes(bytes: &[u8], file: &str, env: EnvLookup<'_>) -> Result<Snapshot, ConfigErrors> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse(text, file, env),
+        Err(e) => Err(ConfigErrors(vec![ConfigError {
+            file: file.to_owned(),
+            line: None,
+            table: "top level".to_owned(),
+            field: String::new(),
+            reason: format!("the file is not UTF-8 text ({e})"),
+        }])),
+    }
+}
+
+/// SHA-256 of `bytes` in lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
 impl Snapshot {
     /// The route or direct target a client's `model` names.
     pub fn route(&self, model: &str) -> Option<&Route> {
@@ -387,7 +431,8 @@ impl Snapshot {
                 } else {
                     "inactive: its variable is not set"
                 };
-                out += &format!("  {} ({}): {state}\n", key.name, key.source);
+                let role = if key.admin { ", admin" } else { "" };
+                out += &format!("  {} ({}{role}): {state}\n", key.name, key.source);
             }
         }
         out

@@ -68,6 +68,9 @@ pub struct UpstreamFailure {
     pub param: Option<String>,
     /// The upstream's error `code`, kept for [`FailureKind::Rejected`] errors.
     pub code: Option<String>,
+    /// The upstream said the limit applies to this model only, not the whole provider (Qwen's
+    /// per-model rate limits, Gemini's `PerModel` quotas): only the model cools down.
+    pub per_model: bool,
 }
 
 impl UpstreamFailure {
@@ -81,6 +84,7 @@ impl UpstreamFailure {
             error_type: None,
             param: None,
             code: None,
+            per_model: false,
         }
     }
 
@@ -173,6 +177,22 @@ pub enum ApiError {
     /// The provider failed after the stream had started; sent as the stream's last event.
     #[error("The stream was interrupted: {}", .0.message)]
     StreamInterrupted(UpstreamFailure),
+    /// The key may not use this endpoint (admin endpoints need an `admin = true` key).
+    #[error("{message}")]
+    Forbidden {
+        /// What is missing, for a person.
+        message: String,
+        /// A machine-readable code.
+        code: &'static str,
+    },
+    /// `POST /admin/reload` on a router that was not started from a file.
+    #[error(
+        "This router was not started from a configuration file, so there is nothing to reload."
+    )]
+    ReloadUnavailable,
+    /// `POST /admin/reload` read a file that is not valid; the running configuration stays.
+    #[error("The configuration was not reloaded; the running one keeps serving. {0}")]
+    ConfigRejected(String),
     /// The router is shutting down and takes no new requests.
     #[error("The router is shutting down; send the request again to another instance.")]
     ShuttingDown,
@@ -246,6 +266,9 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::ModelNotFound(_) | Self::UnknownPath { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::ReloadUnavailable => StatusCode::CONFLICT,
+            Self::ConfigRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Rejected(failure) => failure
                 .status
@@ -273,7 +296,10 @@ impl ApiError {
             | Self::UnknownPath { .. }
             | Self::MethodNotAllowed { .. }
             | Self::PayloadTooLarge { .. } => "invalid_request_error",
-            Self::Unauthorized => "invalid_request_error",
+            Self::Unauthorized | Self::ReloadUnavailable | Self::ConfigRejected(_) => {
+                "invalid_request_error"
+            }
+            Self::Forbidden { .. } => "permission_error",
             Self::KeyRateLimited { budget, .. } => budget,
             Self::Rejected(failure) => failure
                 .error_type
@@ -295,6 +321,9 @@ impl ApiError {
         match self {
             Self::BadRequest { code, .. } => code,
             Self::Unauthorized => "invalid_api_key",
+            Self::Forbidden { code, .. } => code,
+            Self::ReloadUnavailable => "reload_unavailable",
+            Self::ConfigRejected(_) => "config_invalid",
             Self::ModelNotFound(_) => "model_not_found",
             Self::UnknownPath { .. } => "unknown_url",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
@@ -320,6 +349,9 @@ impl ApiError {
             Self::Rejected(failure) => failure.param.as_deref(),
             Self::ModelNotFound(_) => Some("model"),
             Self::Unauthorized
+            | Self::Forbidden { .. }
+            | Self::ReloadUnavailable
+            | Self::ConfigRejected(_)
             | Self::KeyRateLimited { .. }
             | Self::UnknownPath { .. }
             | Self::MethodNotAllowed { .. }
@@ -338,6 +370,9 @@ impl ApiError {
             Self::KeyRateLimited { retry_after, .. } => Some(*retry_after),
             Self::BadRequest { .. }
             | Self::Unauthorized
+            | Self::Forbidden { .. }
+            | Self::ReloadUnavailable
+            | Self::ConfigRejected(_)
             | Self::ModelNotFound(_)
             | Self::UnknownPath { .. }
             | Self::MethodNotAllowed { .. }

@@ -8,9 +8,12 @@
 //! against the [`config`] snapshot, has a provider adapter ([`providers`]) build the request,
 //! sends it through [`upstream`], and the answer comes back whole or as a [`stream`] of
 //! [`sse`] events. [`error`] is the only place an error becomes an HTTP response.
+//! [`config::reload`] swaps in a new configuration while the router runs; [`admin_client`]
+//! fetches a running router's configuration for `--check --against`.
 
 pub mod access_log;
 pub mod accounting;
+pub mod admin_client;
 mod api;
 pub mod app;
 pub mod auth;

@@ -155,6 +155,26 @@ impl Limits {
         self.get(&self.keys, name, settings)
     }
 
+    /// Keeps the provider and key limiters whose name and settings are still configured, so
+    /// memory stays bounded by the configuration however often it changes.
+    pub fn retain(
+        &self,
+        keep_provider: impl Fn(&str, LimitSettings) -> bool,
+        keep_key: impl Fn(&str, LimitSettings) -> bool,
+    ) {
+        for (map, keep) in [
+            (
+                &self.providers,
+                &keep_provider as &dyn Fn(&str, LimitSettings) -> bool,
+            ),
+            (&self.keys, &keep_key),
+        ] {
+            map.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|(name, settings), _| keep(name, *settings));
+        }
+    }
+
     fn get(
         &self,
         map: &Mutex<HashMap<(String, LimitSettings), Arc<Limiter>>>,
@@ -260,6 +280,20 @@ mod tests {
         let changed = limits.provider("p", settings(Some(5), None)).unwrap();
         assert!(changed.try_acquire(0).is_ok());
         assert!(limits.provider("p", settings(None, None)).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retain_drops_limiters_no_longer_configured() {
+        let limits = Limits::default();
+        let kept = limits.provider("p", settings(Some(1), None)).unwrap();
+        assert!(kept.try_acquire(0).is_ok());
+        let gone = limits.key("k", settings(Some(1), None)).unwrap();
+        assert!(gone.try_acquire(0).is_ok());
+        limits.retain(|name, _| name == "p", |_, _| false);
+        let p = limits.provider("p", settings(Some(1), None)).unwrap();
+        assert!(p.try_acquire(0).is_err(), "the kept bucket is the same");
+        let k = limits.key("k", settings(Some(1), None)).unwrap();
+        assert!(k.try_acquire(0).is_ok(), "a forgotten key starts afresh");
     }
 
     #[test]

@@ -1,25 +1,37 @@
-//! The `switchboard` binary: parse arguments, load `providers.toml`, serve until a signal.
+//! The `switchboard` binary: parse arguments, load `providers.toml`, serve until a signal,
+//! reloading the file when it changes or on SIGHUP.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use switchboard::config::{self, Snapshot};
+use switchboard::config::reload::{self, ReloadHandle, Source, Trigger};
+use switchboard::config::{self, Snapshot, view};
 use switchboard::server::Server;
 
-const USAGE: &str = "usage: switchboard [--config PATH] [--listen ADDR] [--check]
+const USAGE: &str =
+    "usage: switchboard [--config PATH] [--listen ADDR] [--check [--against URL [--key KEY]]]
 
   --config PATH   configuration file (default: providers.toml)
   --listen ADDR   address to listen on, overriding [server] listen
   --check         validate the file, print a summary of providers, routes and keys, and exit
+  --against URL   with --check: also print what the file would change in the router running
+                  at URL (read from its GET /admin/config)
+  --key KEY       the admin key for --against (default: $SWITCHBOARD_ADMIN_KEY)
 ";
+
+/// The variable `--against` reads the admin key from when `--key` is not given.
+const ADMIN_KEY_ENV: &str = "SWITCHBOARD_ADMIN_KEY";
 
 /// What the command line asked for.
 struct Args {
     config: PathBuf,
     listen: Option<SocketAddr>,
     check: bool,
+    against: Option<String>,
+    key: Option<String>,
 }
 
 fn parse_args() -> Result<Option<Args>, lexopt::Error> {
@@ -28,6 +40,8 @@ fn parse_args() -> Result<Option<Args>, lexopt::Error> {
         config: PathBuf::from("providers.toml"),
         listen: None,
         check: false,
+        against: None,
+        key: None,
     };
     let mut parser = lexopt::Parser::from_env();
     while let Some(arg) = parser.next()? {
@@ -35,9 +49,14 @@ fn parse_args() -> Result<Option<Args>, lexopt::Error> {
             Long("config") | Short('c') => args.config = parser.value()?.into(),
             Long("listen") | Short('l') => args.listen = Some(parser.value()?.parse()?),
             Long("check") => args.check = true,
+            Long("against") => args.against = Some(parser.value()?.parse()?),
+            Long("key") => args.key = Some(parser.value()?.parse()?),
             Long("help") | Short('h') => return Ok(None),
             _ => return Err(arg.unexpected()),
         }
+    }
+    if args.against.is_some() && !args.check {
+        return Err("--against only works with --check".into());
     }
     Ok(Some(args))
 }
@@ -63,7 +82,10 @@ fn main() -> ExitCode {
     };
     if args.check {
         let _ = std::io::stdout().write_all(snapshot.summary().as_bytes());
-        return ExitCode::SUCCESS;
+        return match &args.against {
+            Some(url) => compare(&snapshot, url, args.key.as_deref()),
+            None => ExitCode::SUCCESS,
+        };
     }
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -76,7 +98,39 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(snapshot, args.listen))
+    runtime.block_on(serve(snapshot, args.config, args.listen))
+}
+
+/// `--check --against URL`: prints what the file would change in the running router. The file
+/// is valid by now, so the answer is 0 whatever the differences; 2 when the router could not
+/// be asked (unreachable, wrong key), since then nothing was compared.
+fn compare(snapshot: &Snapshot, url: &str, key: Option<&str>) -> ExitCode {
+    let key = key
+        .map(str::to_owned)
+        .or_else(|| config::process_env(ADMIN_KEY_ENV));
+    let fetched = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|runtime| {
+            runtime
+                .block_on(switchboard::admin_client::fetch_config(url, key.as_deref()))
+                .map_err(|e| e.to_string())
+        });
+    match fetched {
+        Ok(running) => {
+            let report = format!("against {url}\n{}", view::compare(&running, snapshot));
+            let _ = std::io::stdout().write_all(report.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "switchboard: the file is valid, but it could not be compared: {e}"
+            );
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn init_tracing() {
@@ -88,7 +142,7 @@ fn init_tracing() {
         .init();
 }
 
-async fn serve(snapshot: Snapshot, listen: Option<SocketAddr>) -> ExitCode {
+async fn serve(snapshot: Snapshot, path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
     for line in snapshot.summary().lines() {
         tracing::info!("{line}");
     }
@@ -103,11 +157,42 @@ async fn serve(snapshot: Snapshot, listen: Option<SocketAddr>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let reload = reload::spawn(
+        &server.state(),
+        Source::new(path, Arc::new(config::process_env)),
+    );
+    // Before the "listening" line: from then on a SIGHUP must reload, not end the process.
+    listen_for_hangup(reload);
     let addr = server.local_addr().map_or(listen, |a| a);
     tracing::info!("switchboard listening on http://{addr} (OpenAI base URL http://{addr}/v1)");
     server.run(shutdown_signal()).await;
     ExitCode::SUCCESS
 }
+
+/// Reloads the configuration on every SIGHUP.
+#[cfg(unix)]
+fn listen_for_hangup(reload: ReloadHandle) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(hangup) => hangup,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload through the file or /admin/reload");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP received");
+            if !reload.trigger(Trigger::Signal) {
+                tracing::info!("a reload is already queued; it will read the current file");
+            }
+        }
+    });
+}
+
+/// No SIGHUP outside Unix: the file watch and /admin/reload remain.
+#[cfg(not(unix))]
+fn listen_for_hangup(_reload: ReloadHandle) {}
 
 /// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {

@@ -360,6 +360,13 @@ impl Metrics {
             .inc();
     }
 
+    /// Drops the gauges of a provider that is no longer configured. Its counters stay: they
+    /// are totals, and removing them would read as a reset to `rate()`.
+    pub fn forget_provider(&self, name: &str) {
+        // Absent when it was never scraped; nothing to remove then.
+        let _ = self.families.provider_cooldown.remove_label_values(&[name]);
+    }
+
     /// Marks one chat request in flight until the guard is dropped.
     pub fn inflight(&self) -> InflightGuard {
         self.families.inflight.inc();

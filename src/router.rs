@@ -21,7 +21,7 @@ use http_body_util::{BodyExt, Limited};
 use tokio::time::Instant;
 
 pub use self::balance::Balancer;
-use self::health::Ticket;
+use self::health::TargetTicket;
 use crate::app::AppState;
 use crate::config::{Snapshot, Target};
 use crate::error::{ApiError, AttemptReport, FailureKind, UpstreamFailure};
@@ -275,9 +275,10 @@ fn reserve<'s>(
     state: &'s AppState,
     target: &'s Target,
     estimated_tokens: u32,
-) -> Result<(Ticket<'s>, Option<Arc<Limiter>>), Skip> {
+) -> Result<(TargetTicket<'s>, Option<Arc<Limiter>>), Skip> {
     let provider = &target.provider;
-    let ticket = state.health.admit(&provider.name).map_err(|cooling| {
+    let admitted = state.health.admit_target(&provider.name, &target.label);
+    let ticket = admitted.map_err(|cooling| {
         let left = cooling.until.saturating_duration_since(Instant::now());
         Skip {
             kind: Some(cooling.reason),

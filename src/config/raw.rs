@@ -49,6 +49,7 @@ pub(super) struct RawServer {
     pub(super) listen: Option<Spanned<String>>,
     pub(super) max_body: Option<Spanned<String>>,
     pub(super) shutdown_grace: Option<Spanned<String>>,
+    pub(super) reload_interval: Option<Spanned<String>>,
 }
 
 /// `[routing]`.
@@ -88,8 +89,10 @@ pub(super) struct RawKey {
     pub(super) name: Spanned<String>,
     pub(super) key_env: Option<Spanned<String>>,
     pub(super) sha256: Option<Spanned<String>>,
-    pub(super) rpm: Option<Spanned<u32>>,
-    pub(super) tpm: Option<Spanned<u32>>,
+    pub(super) rpm: Option<Spanned<i64>>,
+    pub(super) tpm: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub(super) admin: bool,
 }
 
 /// One `[providers.NAME]` table.
@@ -99,8 +102,10 @@ pub(super) struct RawProvider {
     pub(super) kind: ProviderKind,
     pub(super) base_url: Option<Spanned<String>>,
     pub(super) api_key_env: Option<Spanned<String>>,
-    pub(super) rpm: Option<Spanned<u32>>,
-    pub(super) tpm: Option<Spanned<u32>>,
+    // Limits are read as signed so that `rpm = -1` gets "must be at least 1" rather than a
+    // type error about `u32`.
+    pub(super) rpm: Option<Spanned<i64>>,
+    pub(super) tpm: Option<Spanned<i64>>,
     #[serde(default)]
     pub(super) forward_headers: Vec<Spanned<String>>,
     #[serde(default)]

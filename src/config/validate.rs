@@ -24,6 +24,8 @@ use super::{
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_MAX_BODY: usize = 4 << 20;
+const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+const MIN_RELOAD_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Collects errors with their location while the file is checked.
 struct Checker<'a> {
@@ -189,6 +191,18 @@ pub(super) fn validate(
         })
         .collect();
     let routes = routes(&mut check, &raw, &providers);
+    if raw.providers.is_empty() && raw.routes.is_empty() {
+        // An empty file, or one cut short while it was being written, must never replace a
+        // working configuration: it would route nothing.
+        check.error(
+            None,
+            "top level",
+            "",
+            "defines no [providers] and no [routes], so nothing could be served; is the file \
+             empty or only partly written?"
+                .into(),
+        );
+    }
     let usage_log = usage_log(&mut check, &raw);
     if !check.errors.is_empty() {
         return Err(ConfigErrors(check.errors));
@@ -204,6 +218,7 @@ pub(super) fn validate(
         routes,
         loaded_at: SystemTime::now(),
         usage_log,
+        sha256: super::sha256_hex(text.as_bytes()),
     })
 }
 
@@ -264,18 +279,24 @@ fn max_attempts(check: &mut Checker<'_>, raw: &RawConfig) -> u32 {
 fn limits(
     check: &mut Checker<'_>,
     table: &str,
-    rpm: Option<&Spanned<u32>>,
-    tpm: Option<&Spanned<u32>>,
+    rpm: Option<&Spanned<i64>>,
+    tpm: Option<&Spanned<i64>>,
 ) -> LimitSettings {
-    let mut positive = |field: &str, value: Option<&Spanned<u32>>| {
+    let mut positive = |field: &str, value: Option<&Spanned<i64>>| {
         let value = value?;
-        let checked = NonZeroU32::new(*value.get_ref());
+        let checked = u32::try_from(*value.get_ref())
+            .ok()
+            .and_then(NonZeroU32::new);
         if checked.is_none() {
             check.error(
                 Some(value.span()),
                 table,
                 field,
-                "must be at least 1 (leave it out for no limit)".into(),
+                format!(
+                    "must be a whole number from 1 to {}, got {} (leave it out for no limit)",
+                    u32::MAX,
+                    value.get_ref()
+                ),
             );
         }
         checked
@@ -332,6 +353,39 @@ fn server(check: &mut Checker<'_>, raw: &RawConfig) -> ServerSettings {
             "shutdown_grace",
             Duration::from_secs(30),
         ),
+        reload_interval: reload_interval(check, raw),
+    }
+}
+
+/// `server.reload_interval`: `"0s"` turns the file watch off; anything shorter than
+/// [`MIN_RELOAD_INTERVAL`] would only burn CPU on `stat` calls.
+fn reload_interval(check: &mut Checker<'_>, raw: &RawConfig) -> Duration {
+    let Some(value) = &raw.server.reload_interval else {
+        return DEFAULT_RELOAD_INTERVAL;
+    };
+    match humantime::parse_duration(value.get_ref()) {
+        Ok(interval) if interval.is_zero() || interval >= MIN_RELOAD_INTERVAL => interval,
+        Ok(_) => {
+            check.error(
+                Some(value.span()),
+                "server",
+                "reload_interval",
+                "must be at least 10ms, or \"0s\" to turn the file watch off".into(),
+            );
+            DEFAULT_RELOAD_INTERVAL
+        }
+        Err(e) => {
+            check.error(
+                Some(value.span()),
+                "server",
+                "reload_interval",
+                format!(
+                    "`{}` is not a duration ({e}); write e.g. \"1s\", or \"0s\" for no watch",
+                    value.get_ref()
+                ),
+            );
+            DEFAULT_RELOAD_INTERVAL
+        }
     }
 }
 
@@ -423,6 +477,7 @@ fn keys(check: &mut Checker<'_>, raw: &[Spanned<RawKey>], env: EnvLookup<'_>) ->
             digest,
             limits: limits(check, &table, key.rpm.as_ref(), key.tpm.as_ref()),
             source,
+            admin: key.admin,
         });
     }
     keys
@@ -504,6 +559,7 @@ fn provider(
         name: Arc::from(name),
         kind: raw.kind,
         base_url,
+        api_key_env: raw.api_key_env.as_ref().map(|var| var.get_ref().clone()),
         secret,
         disabled,
         forward_headers,
@@ -1177,7 +1233,8 @@ targets = ["mistral/mistral-small-latest", "qwen/qwen-plus"]
 
     #[test]
     fn all_errors_are_reported_at_once() {
-        let text = "[routing]\nattempt_timeout = \"x\"\nrequest_timeout = \"y\"\n";
+        let text = "[routing]\nattempt_timeout = \"x\"\nrequest_timeout = \"y\"\n\
+                    [providers.m]\nkind = \"mock\"\n";
         assert_eq!(parse(text).unwrap_err().0.len(), 2);
     }
 
@@ -1291,7 +1348,7 @@ targets = ["qwen/qwen-max", "qwen/unpriced"]
 
     #[test]
     fn accounting_settings_are_checked() {
-        let snapshot = parse("").unwrap();
+        let snapshot = parse("[providers.m]\nkind = \"mock\"\n").unwrap();
         assert_eq!(snapshot.accounting.transaction_header, "x-transaction-id");
         assert_eq!(
             snapshot.accounting.transaction_window,
@@ -1299,7 +1356,7 @@ targets = ["qwen/qwen-max", "qwen/unpriced"]
         );
         assert_eq!(snapshot.accounting.max_transactions, 100_000);
         let snapshot = parse(
-            "[accounting]\ntransaction_header = \"X-Order-Id\"\ntransaction_window = \"1h\"\nmax_transactions = 5\n",
+            "[providers.m]\nkind = \"mock\"\n[accounting]\ntransaction_header = \"X-Order-Id\"\ntransaction_window = \"1h\"\nmax_transactions = 5\n",
         )
         .unwrap();
         assert_eq!(snapshot.accounting.transaction_header, "x-order-id");
@@ -1320,6 +1377,75 @@ targets = ["qwen/qwen-max", "qwen/unpriced"]
             );
             assert_eq!(error.line, Some(2), "{error}");
         }
+    }
+
+    #[test]
+    fn reload_interval_defaults_to_a_second_and_zero_turns_the_watch_off() {
+        let mock = "[providers.m]\nkind = \"mock\"\n";
+        let interval = |server: &str| {
+            parse(&format!("[server]\n{server}\n{mock}"))
+                .map(|s| s.server.reload_interval)
+                .map_err(|mut e| e.0.remove(0))
+        };
+        assert_eq!(interval(""), Ok(Duration::from_secs(1)));
+        assert_eq!(interval("reload_interval = \"0s\""), Ok(Duration::ZERO));
+        assert_eq!(
+            interval("reload_interval = \"250ms\""),
+            Ok(Duration::from_millis(250))
+        );
+        for bad in ["reload_interval = \"1ms\"", "reload_interval = \"soon\""] {
+            let error = interval(bad).unwrap_err();
+            assert_eq!(
+                (error.table.as_str(), error.field.as_str()),
+                ("server", "reload_interval")
+            );
+            assert!(error.reason.contains("0s"), "{error}");
+        }
+    }
+
+    #[test]
+    fn keys_are_not_admin_unless_marked() {
+        let text = "[[keys]]\nname = \"a\"\nkey_env = \"CLIENT_KEY\"\n\
+                    [[keys]]\nname = \"b\"\nsha256 = \"00\"\nadmin = true\n";
+        let text = text.replace("\"00\"", &format!("\"{}\"", "ab".repeat(32)));
+        let snapshot = parse(&format!("{text}[providers.m]\nkind = \"mock\"\n")).unwrap();
+        assert!(!snapshot.keys[0].admin);
+        assert!(snapshot.keys[1].admin);
+    }
+
+    #[test]
+    fn limits_must_be_positive_whole_numbers() {
+        for (value, shown) in [
+            ("0", "got 0"),
+            ("-1", "got -1"),
+            ("5000000000", "got 5000000000"),
+        ] {
+            let error = first_error(&format!("[providers.m]\nkind = \"mock\"\nrpm = {value}\n"));
+            assert_eq!(
+                (error.table.as_str(), error.field.as_str()),
+                ("providers.m", "rpm")
+            );
+            assert_eq!(error.line, Some(3));
+            assert!(error.reason.contains(shown), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_file_with_nothing_to_serve_is_refused() {
+        for text in ["", "# only a comment\n", "[server]\nmax_body = \"1MiB\"\n"] {
+            let error = first_error(text);
+            assert_eq!(error.table, "top level", "{text}");
+            assert!(error.reason.contains("nothing could be served"), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_snapshot_names_its_version_by_the_file_hash() {
+        let snapshot = parse(GOOD).unwrap();
+        assert_eq!(
+            snapshot.sha256,
+            hex::encode(Sha256::digest(GOOD.as_bytes()))
+        );
     }
 
     #[test]

@@ -1977,13 +1977,23 @@ impl GoogleError {
 
     /// Whether a `QuotaFailure` names a per-day quota: the day's quota is gone.
     fn daily_quota(&self) -> bool {
-        self.details_of("QuotaFailure").any(|d| {
+        self.quota_ids().any(|q| q.contains("PerDay"))
+    }
+
+    /// Whether every violated quota is counted per model, so other models still answer.
+    fn per_model_quota(&self) -> bool {
+        let mut ids = self.quota_ids().peekable();
+        ids.peek().is_some() && ids.all(|q| q.contains("PerModel"))
+    }
+
+    /// The `quotaId`s of the `QuotaFailure` violations.
+    fn quota_ids(&self) -> impl Iterator<Item = &str> {
+        self.details_of("QuotaFailure").flat_map(|d| {
             d.get("violations")
                 .and_then(|v| v.as_array())
                 .into_iter()
                 .flatten()
                 .filter_map(|v| v.get("quotaId").and_then(|q| q.as_str()))
-                .any(|q| q.contains("PerDay"))
         })
     }
 
@@ -2011,6 +2021,7 @@ fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> UpstreamFai
     let error = GoogleError::parse(body);
     let kind = kind_of(status, &error);
     let retry_delay = error.retry_delay();
+    let per_model = error.per_model_quota();
     let fields = ErrorFields {
         message: error.message,
         error_type: Some("invalid_request_error".to_owned()),
@@ -2018,8 +2029,11 @@ fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> UpstreamFai
         param: None,
     };
     let mut failure = openai::failure_from(kind, status, headers, fields);
-    if kind == FailureKind::RateLimited && failure.retry_after.is_none() {
-        failure.retry_after = retry_delay;
+    if kind == FailureKind::RateLimited {
+        failure.per_model = per_model;
+        if failure.retry_after.is_none() {
+            failure.retry_after = retry_delay;
+        }
     }
     failure
 }
@@ -3072,6 +3086,16 @@ mod tests {
         );
         assert_eq!(per_minute.kind, FailureKind::RateLimited);
         assert_eq!(per_minute.retry_after, Some(Duration::from_secs(37)));
+        assert!(
+            per_minute.per_model,
+            "a PerModel quota cools only the model"
+        );
+        let per_project = failure(
+            429,
+            &[],
+            &quota("GenerateRequestsPerMinutePerProject", "5s"),
+        );
+        assert!(!per_project.per_model);
         let fractional = failure(429, &[], &quota("PerMinute", "1.5s"));
         assert_eq!(fractional.retry_after, Some(Duration::from_millis(1500)));
         let header_wins = failure(429, &[("retry-after", "5")], &quota("PerMinute", "37s"));

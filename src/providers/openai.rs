@@ -216,6 +216,9 @@ pub(super) fn classify_fields(
     fields: ErrorFields,
 ) -> UpstreamFailure {
     let kind = match status.as_u16() {
+        // An Alipay price quote (reference/alipay-a2m.md), not a billing failure: it goes back
+        // to the client as is, with no cooldown and no failover.
+        402 if headers.contains_key("payment-needed") => FailureKind::Rejected,
         429 if fields.is("insufficient_quota") => FailureKind::Account,
         429 => FailureKind::RateLimited,
         401..=403 => FailureKind::Account,
@@ -333,6 +336,24 @@ mod tests {
         for (status, body, kind) in cases {
             assert_eq!(classify_json(status, body).kind, kind, "{status} {body}");
         }
+    }
+
+    #[test]
+    fn a_402_with_a_payment_quote_is_not_a_billing_failure() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "payment-needed",
+            HeaderValue::from_static("eyJhbW91bnQiOiIwLjAxIn0"),
+        );
+        let quote = classify(
+            StatusCode::PAYMENT_REQUIRED,
+            &headers,
+            br#"{"code":"Payment-Needed"}"#,
+        );
+        assert_eq!(quote.kind, FailureKind::Rejected);
+        assert_eq!(quote.status, Some(StatusCode::PAYMENT_REQUIRED));
+        let billing = classify(StatusCode::PAYMENT_REQUIRED, &HeaderMap::new(), b"{}");
+        assert_eq!(billing.kind, FailureKind::Account);
     }
 
     #[test]

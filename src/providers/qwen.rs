@@ -50,7 +50,11 @@ impl Adapter for Qwen {
             failure.code = Some("content_filter".to_owned());
             return failure;
         }
-        openai::classify_fields(status, headers, fields)
+        let mut failure = openai::classify_fields(status, headers, fields);
+        // DashScope rate limits are per model and root account (reference 5.1): the
+        // provider's other models can still answer.
+        failure.per_model = failure.kind == FailureKind::RateLimited;
+        failure
     }
 }
 
@@ -92,6 +96,7 @@ mod tests {
             r#"{"error":{"message":"Requests rate limit exceeded","type":"limit_requests","code":"limit_requests"}}"#,
         );
         assert_eq!(limit.kind, FailureKind::RateLimited);
+        assert!(limit.per_model, "DashScope limits are per model");
         let quota = classify(
             429,
             r#"{"error":{"message":"quota","type":"insufficient_quota","code":"insufficient_quota"}}"#,

@@ -28,6 +28,14 @@ impl Balancer {
         order
     }
 
+    /// Keeps the state of routes for which `keep` is true (the configured ones).
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|name, _| keep(name));
+    }
+
     fn pick(&self, route: &Route) -> usize {
         let weights: Vec<i64> = route.targets.iter().map(|t| i64::from(t.weight)).collect();
         let total: i64 = weights.iter().sum();

@@ -6,8 +6,9 @@
 //! provider is skipped without a network call. When the cooldown ends, exactly one request
 //! goes through (half-open): success closes the breaker, failure opens it again for longer.
 //!
-//! State is keyed by provider name and lives outside the config snapshot, so it survives
-//! reloads. Locks are held only for a few field updates, never across an await.
+//! Breakers are keyed by provider name, and by `provider/model` for limits the upstream says
+//! are per model. State lives outside the config snapshot, so it survives reloads. Locks are
+//! held only for a few field updates, never across an await.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -55,6 +56,35 @@ pub struct Ticket<'h> {
     generation: Option<u64>,
 }
 
+/// Admission of one target: its provider's breaker and its own `provider/model` breaker.
+#[derive(Debug)]
+pub struct TargetTicket<'h> {
+    provider: Ticket<'h>,
+    model: Ticket<'h>,
+}
+
+impl TargetTicket<'_> {
+    /// The target answered: both breakers may close.
+    pub fn succeeded(self) {
+        self.provider.succeeded();
+        self.model.succeeded();
+    }
+
+    /// The attempt failed: a per-model limit opens only the model's breaker, anything else the
+    /// provider's. The ticket left unsettled releases its probe, if it held one.
+    pub fn failed(self, failure: &UpstreamFailure, settings: &RoutingSettings) -> Duration {
+        if failure.kind == FailureKind::Rejected {
+            self.model.failed(failure, settings);
+            return self.provider.failed(failure, settings);
+        }
+        if failure.per_model {
+            self.model.failed(failure, settings)
+        } else {
+            self.provider.failed(failure, settings)
+        }
+    }
+}
+
 /// How long a half-open provider is reported busy while its probe is in flight.
 const PROBE_BUSY: Duration = Duration::from_secs(1);
 
@@ -90,6 +120,17 @@ impl Health {
         Ok(ticket)
     }
 
+    /// Asks whether the target `label` (`provider/model`) of `provider` may be tried now.
+    pub fn admit_target<'h>(
+        &'h self,
+        provider: &'h str,
+        label: &'h str,
+    ) -> Result<TargetTicket<'h>, Cooling> {
+        let provider = self.admit(provider)?;
+        let model = self.admit(label)?;
+        Ok(TargetTicket { provider, model })
+    }
+
     /// Seconds until `provider` is usable again (0 when it is).
     pub fn cooldown_left(&self, provider: &str) -> Duration {
         let now = Instant::now();
@@ -99,9 +140,25 @@ impl Health {
             .map_or(Duration::ZERO, |until| until.saturating_duration_since(now))
     }
 
+    /// Forgets `provider`'s breaker: it is usable at once (a reload pointed it elsewhere).
+    pub fn reset(&self, provider: &str) {
+        self.lock().retain(|key, _| provider_of(key) != provider);
+    }
+
+    /// Keeps only the breakers of providers for which `keep` is true (the configured ones),
+    /// their per-model breakers included.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.lock().retain(|key, _| keep(provider_of(key)));
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Breaker>> {
         self.breakers.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The provider a breaker key belongs to: keys are `provider` or `provider/model`.
+fn provider_of(key: &str) -> &str {
+    key.split_once('/').map_or(key, |(provider, _)| provider)
 }
 
 impl Ticket<'_> {
@@ -275,6 +332,48 @@ mod tests {
         late_error.failed(&failure(FailureKind::Rejected, None), &settings());
         late_failure.failed(&failure(FailureKind::Unavailable, None), &settings());
         assert_eq!(health.cooldown_left("p"), Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn per_model_limits_cool_only_the_model() {
+        let health = Health::default();
+        let mut limit = failure(FailureKind::RateLimited, Some(20));
+        limit.per_model = true;
+        health
+            .admit_target("p", "p/a")
+            .unwrap()
+            .failed(&limit, &settings());
+        assert!(health.admit_target("p", "p/a").is_err());
+        assert!(
+            health.admit_target("p", "p/b").is_ok(),
+            "other models still answer"
+        );
+        health
+            .admit_target("p", "p/b")
+            .unwrap()
+            .failed(&failure(FailureKind::Unavailable, None), &settings());
+        assert!(
+            health.admit_target("p", "p/c").is_err(),
+            "a provider failure cools all"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reset_and_retain_forget_breakers() {
+        let health = Health::default();
+        for name in ["p", "q", "r", "p/m", "q/m", "r/m"] {
+            health
+                .admit(name)
+                .unwrap()
+                .failed(&failure(FailureKind::Unavailable, None), &settings());
+        }
+        health.reset("p");
+        health.retain(|name| name != "q");
+        for gone in ["p", "p/m", "q", "q/m"] {
+            assert!(health.admit(gone).is_ok(), "{gone} forgotten");
+        }
+        assert!(health.admit("r").is_err(), "kept");
+        assert!(health.admit("r/m").is_err(), "kept");
     }
 
     #[tokio::test(start_paused = true)]

@@ -1406,7 +1406,7 @@ fn native_then_b(kind: &str, a_base: &str, model: &str, b: &MockUpstream) -> Str
 async fn gemini_retry_delay_in_the_body_sets_the_cooldown() {
     let a = MockUpstream::start(vec![Reply::json(
         429,
-        r#"{"error":{"code":429,"message":"Resource has been exhausted","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerMinutePerProjectPerModel"}]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"37s"}]}}"#,
+        r#"{"error":{"code":429,"message":"Resource has been exhausted","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerMinutePerProject"}]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"37s"}]}}"#,
     )])
     .await;
     let b = MockUpstream::start(vec![ok("b")]).await;
@@ -1453,5 +1453,43 @@ async fn anthropic_reset_headers_set_the_cooldown_when_no_retry_after_is_sent() 
     assert!(
         (40.0..=45.0).contains(&left),
         "cooldown from the reset header: {left}"
+    );
+}
+
+#[tokio::test]
+async fn a_per_model_limit_cools_only_that_model() {
+    let limit = Reply::json(
+        429,
+        r#"{"error":{"message":"Requests rate limit exceeded","type":"limit_requests","param":null,"code":"limit_requests"}}"#,
+    )
+    .header("retry-after", "30");
+    let qwen = MockUpstream::start(vec![limit, ok("a"), ok("a")]).await;
+    let config = format!(
+        "[providers.a]\nkind = \"qwen\"\nbase_url = \"{}\"\napi_key_env = \"UP_KEY\"\n\n\
+         [routes.r]\ntargets = [\"a/qwen-max\", \"a/qwen-plus\"]\n",
+        qwen.url("/v1")
+    );
+    let router = spawn_router(&config, ENV).await;
+
+    let first = chat(&router, CHAT).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.headers["x-switchboard-model"], "qwen-plus");
+    assert_eq!(first.headers["x-switchboard-attempts"], "2");
+    let second = chat(&router, CHAT).await;
+    assert_eq!(second.headers["x-switchboard-model"], "qwen-plus");
+    assert_eq!(
+        second.headers["x-switchboard-attempts"], "1",
+        "qwen-max is cooling"
+    );
+    let models: Vec<String> = qwen
+        .requests()
+        .iter()
+        .map(|r| r.json()["model"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(models, ["qwen-max", "qwen-plus", "qwen-plus"]);
+    assert_eq!(
+        cooldown(&scrape(&router).await, "a"),
+        0.0,
+        "the provider itself is usable"
     );
 }

@@ -12,6 +12,7 @@ mod limits;
 mod metrics;
 mod mistral;
 mod qwen;
+mod reload;
 mod sdk_async_openai;
 mod sdk_python;
 mod shipped_config;

@@ -1,10 +1,12 @@
 //! Test support: scripted mock upstreams (real HTTP servers on 127.0.0.1:0), a router started
-//! on port 0 from a TOML string, and a plain HTTP client.
+//! on port 0 from a TOML string or from a file it reloads, and a plain HTTP client.
 #![cfg(test)]
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -216,6 +218,10 @@ pub(crate) struct RouterHandle {
     pub(crate) addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    /// The reload task's handle, for a router started from a file.
+    pub(crate) reload: Option<switchboard::config::reload::ReloadHandle>,
+    /// The directory holding its configuration file, removed with the router.
+    _dir: Option<TempDir>,
 }
 
 impl RouterHandle {
@@ -252,17 +258,53 @@ impl Drop for RouterHandle {
 
 /// Starts a router from TOML text, with `env` as its whole environment.
 pub(crate) async fn spawn_router(toml: &str, env: &[(&str, &str)]) -> RouterHandle {
+    let lookup = env_lookup(env);
+    let snapshot = switchboard::config::parse(toml, "test.toml", &*lookup)
+        .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
+    start(snapshot, None).await
+}
+
+/// Starts a router from the file at `path` (a symlink is fine) and its reload task, with
+/// `env` as its whole environment.
+pub(crate) async fn spawn_router_at(path: &Path, env: &[(&str, &str)]) -> RouterHandle {
+    let lookup = env_lookup(env);
+    let snapshot = switchboard::config::load(path, &*lookup)
+        .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
+    start(
+        snapshot,
+        Some(switchboard::config::reload::Source::new(path, lookup)),
+    )
+    .await
+}
+
+/// Writes `toml` to `providers.toml` in a fresh temporary directory and starts a router that
+/// reloads it. Returns the router (which removes the directory when dropped) and the path.
+pub(crate) async fn spawn_router_file(toml: &str, env: &[(&str, &str)]) -> (RouterHandle, PathBuf) {
+    let dir = TempDir::new("router");
+    let path = dir.path().join("providers.toml");
+    std::fs::write(&path, toml).unwrap();
+    let mut router = spawn_router_at(&path, env).await;
+    router._dir = Some(dir);
+    (router, path)
+}
+
+fn env_lookup(env: &[(&str, &str)]) -> switchboard::config::reload::SharedEnv {
     let env: HashMap<String, String> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let lookup = move |name: &str| env.get(name).cloned();
-    let snapshot = switchboard::config::parse(toml, "test.toml", &lookup)
-        .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
+    Arc::new(move |name: &str| env.get(name).cloned())
+}
+
+async fn start(
+    snapshot: switchboard::config::Snapshot,
+    source: Option<switchboard::config::reload::Source>,
+) -> RouterHandle {
     let server = switchboard::server::Server::bind(snapshot, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let addr = server.local_addr().unwrap();
+    let reload = source.map(|source| switchboard::config::reload::spawn(&server.state(), source));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(server.run(async move {
         let _ = stopped.await;
@@ -271,6 +313,57 @@ pub(crate) async fn spawn_router(toml: &str, env: &[(&str, &str)]) -> RouterHand
         addr,
         stop: Some(stop),
         task: Some(task),
+        reload,
+        _dir: None,
+    }
+}
+
+/// A directory under the system's temporary directory, unique to this test, removed on drop.
+pub(crate) struct TempDir(PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(tag: &str) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let path = std::env::temp_dir().join(format!(
+            "switchboard-{tag}-{}-{nanos}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds; panics with `what` after `within`.
+pub(crate) async fn eventually<F, Fut>(within: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = tokio::time::Instant::now() + within;
+    loop {
+        if condition().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

@@ -459,7 +459,8 @@ async fn usage_log_settings_are_checked_with_table_field_and_line() {
         ("[usage_log]\npath = \"u.jsonl\"\nbuffer = 0\n", "buffer"),
         ("[usage_log]\npath = \"u.jsonl\"\nbufer = 10\n", "bufer"),
     ];
-    for (text, field) in cases {
+    for (usage_log, field) in cases {
+        let text = &format!("{usage_log}[providers.m]\nkind = \"mock\"\n");
         let errors = switchboard::config::parse(text, "test.toml", &env)
             .expect_err(text)
             .0;
@@ -471,10 +472,14 @@ async fn usage_log_settings_are_checked_with_table_field_and_line() {
         );
         assert!(error.line.is_some(), "{text}: {error}");
     }
-    let settings = switchboard::config::parse("[usage_log]\npath = \"u.jsonl\"\n", "t", &env)
-        .unwrap()
-        .usage_log
-        .unwrap();
+    let settings = switchboard::config::parse(
+        "[usage_log]\npath = \"u.jsonl\"\n[providers.m]\nkind = \"mock\"\n",
+        "t",
+        &env,
+    )
+    .unwrap()
+    .usage_log
+    .unwrap();
     assert_eq!(settings.buffer, 10_000);
     assert!(!settings.include_bodies);
 
