@@ -1010,3 +1010,33 @@ targets = ["b/m"]
     assert_eq!(invalid.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("[providers.a] rpm"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_paid_transaction_stays_paid_across_a_reload() {
+    let priced = |reply: &str| {
+        format!(
+            "[server]\nreload_interval = \"0s\"\n\n[providers.a]\nkind = \"mock\"\nreply = \"{reply}\"\n\n\
+             [providers.a.models.m]\nper_transaction = 0.01\ncurrency = \"CNY\"\n\n\
+             [routes.r]\ntargets = [\"a/m\"]\n"
+        )
+    };
+    let (router, path) = spawn_router_file(&priced("first"), &[]).await;
+    let order = [("x-transaction-id", "order-42")];
+    let confirm = chat_with(&router, &order, CHAT).await;
+    let paid = confirm.headers["x-switchboard-cost"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(paid.starts_with("0.01") && paid.ends_with(" CNY"), "{paid}");
+
+    std::fs::write(&path, priced("second")).unwrap();
+    applied(reload(&router).await);
+
+    let commit = chat_with(&router, &order, CHAT).await;
+    assert_eq!(commit.json()["choices"][0]["message"]["content"], "second");
+    let cost = commit.headers["x-switchboard-cost"].to_str().unwrap();
+    assert!(
+        cost.starts_with("0.000000000"),
+        "the fee was paid before the reload: {cost}"
+    );
+}
