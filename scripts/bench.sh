@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# The router's overhead, measured: direct to a fast fake provider vs through switchboard, for
+# plain and streamed completions at 1, 32 and 256 connections, plus memory at idle and with
+# 1,000 streams open. Everything runs on 127.0.0.1 and every load is bounded in time.
+#
+#   scripts/bench.sh            # 5 s per cell
+#   DURATION=10 scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+DURATION=${DURATION:-5}
+UPSTREAM=127.0.0.1:18901
+SLOW_UPSTREAM=127.0.0.1:18902
+ROUTER=127.0.0.1:18900
+KEY=bench-key-0123456789
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk (Debian package)..." >&2
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get install -y -qq wrk >/dev/null 2>&1) || (apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null)
+  else
+    echo "wrk is missing; install it with: sudo apt-get install wrk" >&2
+    exit 1
+  fi
+fi
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+echo "building (release)..." >&2
+cargo build --release --quiet --bin switchboard --example bench_upstream
+BIN=target/release/switchboard
+UP=target/release/examples/bench_upstream
+
+cat > "$WORK/bench.toml" <<TOML
+# As a user would run it: a client key with limits, provider limits, metrics on.
+[server]
+listen = "$ROUTER"
+
+[[keys]]
+name = "bench"
+key_env = "BENCH_KEY"
+rpm = 100000000
+tpm = 2000000000
+
+[providers.up]
+kind = "openai"
+base_url = "http://$UPSTREAM/v1"
+api_key_env = "BENCH_UPSTREAM_KEY"
+rpm = 100000000
+tpm = 2000000000
+
+[providers.slow]
+kind = "openai"
+base_url = "http://$SLOW_UPSTREAM/v1"
+api_key_env = "BENCH_UPSTREAM_KEY"
+
+[routes.bench]
+targets = ["up/bench"]
+
+[routes.slow]
+targets = ["slow/bench"]
+TOML
+
+"$UP" "$UPSTREAM" & PIDS+=($!)
+"$UP" "$SLOW_UPSTREAM" 500 & PIDS+=($!)
+BENCH_KEY=$KEY BENCH_UPSTREAM_KEY=sk-bench RUST_LOG=warn "$BIN" --config "$WORK/bench.toml" & ROUTER_PID=$!
+PIDS+=("$ROUTER_PID")
+for _ in $(seq 50); do curl -sf "http://$ROUTER/healthz" >/dev/null && break; sleep 0.1; done
+
+rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICKS=$(getconf CLK_TCK)
+
+for mode in plain stream; do
+  stream=false; [ "$mode" = stream ] && stream=true
+  cat > "$WORK/$mode.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"model":"bench","stream":$stream,"messages":[{"role":"user","content":"Say something about foxes and dogs, please."}]}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $KEY"
+LUA
+done
+
+IDLE_RSS=$(rss_mib "$ROUTER_PID")
+
+# wrk_cell MODE URL CONNS -> "rps p50 p99 requests"
+wrk_cell() {
+  local threads=2; [ "$3" -lt 2 ] && threads=1
+  wrk -t"$threads" -c"$3" -d"${DURATION}s" --latency -s "$WORK/$1.lua" "$2" > "$WORK/out" 2>&1 || true
+  awk '
+    /Requests\/sec/ {rps=$2}
+    /^ +50%/ {p50=$2}
+    /^ +99%/ {p99=$2}
+    /requests in/ {n=$1}
+    END {printf "%s %s %s %s", rps, p50, p99, n}' "$WORK/out"
+}
+
+printf '\n%-7s %-6s %5s %12s %10s %10s %14s %10s\n' mode path conns "req/s" p50 p99 "router CPU/req" "RSS MiB"
+for mode in plain stream; do
+  for conns in 1 32 256; do
+    read -r rps p50 p99 _ <<<"$(wrk_cell "$mode" "http://$UPSTREAM/v1/chat/completions" "$conns")"
+    printf '%-7s %-6s %5s %12s %10s %10s %14s %10s\n' "$mode" direct "$conns" "$rps" "$p50" "$p99" - -
+    before=$(cpu_ticks "$ROUTER_PID")
+    read -r rps p50 p99 n <<<"$(wrk_cell "$mode" "http://$ROUTER/v1/chat/completions" "$conns")"
+    after=$(cpu_ticks "$ROUTER_PID")
+    per_req=$(awk -v t=$((after - before)) -v hz="$TICKS" -v n="$n" 'BEGIN { if (n > 0) printf "%.1f us", t / hz * 1e6 / n; else print "-" }')
+    printf '%-7s %-6s %5s %12s %10s %10s %14s %10s\n' "$mode" router "$conns" "$rps" "$p50" "$p99" "$per_req" "$(rss_mib "$ROUTER_PID")"
+  done
+done
+
+# 1,000 streams held open at once: the slow upstream spaces its 21 chunks 500 ms apart.
+sed -i 's/"model":"bench"/"model":"slow"/' "$WORK/stream.lua"
+wrk -t2 -c1000 -d8s -s "$WORK/stream.lua" "http://$ROUTER/v1/chat/completions" > /dev/null 2>&1 &
+WRK_PID=$!
+sleep 5
+OPEN=$(ss -Htn state established "( sport = :${ROUTER##*:} )" | wc -l)
+HELD_RSS=$(rss_mib "$ROUTER_PID")
+wait "$WRK_PID" || true
+
+printf '\nidle RSS: %s MiB; with %s client connections streaming: %s MiB\n' "$IDLE_RSS" "$OPEN" "$HELD_RSS"
