@@ -38,7 +38,8 @@ BIN=target/release/switchboard
 UP=target/release/examples/bench_upstream
 
 cat > "$WORK/bench.toml" <<TOML
-# As a user would run it: a client key with limits, provider limits, metrics on.
+# As a user would run it: a client key with limits, provider limits, prices (cost accounting),
+# metrics on.
 [server]
 listen = "$ROUTER"
 
@@ -54,6 +55,12 @@ base_url = "http://$UPSTREAM/v1"
 api_key_env = "BENCH_UPSTREAM_KEY"
 rpm = 100000000
 tpm = 2000000000
+
+[providers.up.models.bench]
+input_per_mtok = 1.25
+output_per_mtok = 10
+cached_input_per_mtok = 0.125
+currency = "USD"
 
 [providers.slow]
 kind = "openai"
