@@ -314,6 +314,19 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+impl ConfigError {
+    /// A problem with the file as a whole: it cannot be read, is not text, and the like.
+    pub fn whole_file(file: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            file: file.into(),
+            line: None,
+            table: "top level".to_owned(),
+            field: String::new(),
+            reason: reason.into(),
+        }
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file)?;
@@ -348,13 +361,10 @@ impl fmt::Display for ConfigErrors {
 pub fn load(path: &Path, env: EnvLookup<'_>) -> Result<Snapshot, ConfigErrors> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            file: file.clone(),
-            line: None,
-            table: String::new(),
-            field: String::new(),
-            reason: format!("cannot read the file: {e}"),
-        }])
+        ConfigErrors(vec![ConfigError::whole_file(
+            &file,
+            format!("cannot read the file: {e}"),
+        )])
     })?;
     parse(&text, &file, env)
 }
@@ -368,13 +378,10 @@ pub fn parse(text: &str, file: &str, env: EnvLookup<'_>) -> Result<Snapshot, Con
 pub fn parse_bytes(bytes: &[u8], file: &str, env: EnvLookup<'_>) -> Result<Snapshot, ConfigErrors> {
     match std::str::from_utf8(bytes) {
         Ok(text) => parse(text, file, env),
-        Err(e) => Err(ConfigErrors(vec![ConfigError {
-            file: file.to_owned(),
-            line: None,
-            table: "top level".to_owned(),
-            field: String::new(),
-            reason: format!("the file is not UTF-8 text ({e})"),
-        }])),
+        Err(e) => Err(ConfigErrors(vec![ConfigError::whole_file(
+            file,
+            format!("the file is not UTF-8 text ({e})"),
+        )])),
     }
 }
 

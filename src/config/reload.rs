@@ -267,13 +267,10 @@ async fn reload_now(
             load(state, source, trigger, content).await
         }
         Err(e) => {
-            let error = ConfigError {
-                file: source.path.display().to_string(),
-                line: None,
-                table: "top level".to_owned(),
-                field: String::new(),
-                reason: format!("cannot read the file: {e}"),
-            };
+            let error = ConfigError::whole_file(
+                source.path.display().to_string(),
+                format!("cannot read the file: {e}"),
+            );
             reject(state, trigger, None, ConfigErrors(vec![error]))
         }
     }
@@ -292,13 +289,10 @@ async fn load(state: &AppState, source: &Source, trigger: Trigger, content: Cont
         Ok(Ok(snapshot)) => swap(state, snapshot, trigger),
         Ok(Err(errors)) => reject(state, trigger, Some(sha256), errors),
         Err(e) => {
-            let error = ConfigError {
-                file: source.path.display().to_string(),
-                line: None,
-                table: "top level".to_owned(),
-                field: String::new(),
-                reason: format!("validation did not finish: {e}"),
-            };
+            let error = ConfigError::whole_file(
+                source.path.display().to_string(),
+                format!("validation did not finish: {e}"),
+            );
             reject(state, trigger, Some(sha256), ConfigErrors(vec![error]))
         }
     }
