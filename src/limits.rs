@@ -140,9 +140,13 @@ impl Limiter {
 #[derive(Debug, Default)]
 pub struct Limits {
     clock: TokioClock,
-    providers: Mutex<HashMap<(String, LimitSettings), Arc<Limiter>>>,
-    keys: Mutex<HashMap<(String, LimitSettings), Arc<Limiter>>>,
+    providers: Mutex<LimiterMap>,
+    keys: Mutex<LimiterMap>,
 }
+
+/// Limiters by name, then by settings: looked up with a borrowed name, so the request path
+/// allocates only when a limiter is first made.
+type LimiterMap = HashMap<String, HashMap<LimitSettings, Arc<Limiter>>>;
 
 impl Limits {
     /// The limiter of provider `name` with `settings`; `None` when it has no limits.
@@ -169,15 +173,17 @@ impl Limits {
             ),
             (&self.keys, &keep_key),
         ] {
-            map.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .retain(|(name, settings), _| keep(name, *settings));
+            let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
+            map.retain(|name, by_settings| {
+                by_settings.retain(|settings, _| keep(name, *settings));
+                !by_settings.is_empty()
+            });
         }
     }
 
     fn get(
         &self,
-        map: &Mutex<HashMap<(String, LimitSettings), Arc<Limiter>>>,
+        map: &Mutex<LimiterMap>,
         name: &str,
         settings: LimitSettings,
     ) -> Option<Arc<Limiter>> {
@@ -185,10 +191,14 @@ impl Limits {
             return None;
         }
         let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
-        let limiter = map
-            .entry((name.to_owned(), settings))
-            .or_insert_with(|| Arc::new(Limiter::new(settings, &self.clock)));
-        Some(limiter.clone())
+        if let Some(limiter) = map.get(name).and_then(|by| by.get(&settings)) {
+            return Some(limiter.clone());
+        }
+        let limiter = Arc::new(Limiter::new(settings, &self.clock));
+        map.entry(name.to_owned())
+            .or_default()
+            .insert(settings, limiter.clone());
+        Some(limiter)
     }
 }
 

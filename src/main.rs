@@ -11,6 +11,11 @@ use switchboard::config::reload::{self, ReloadHandle, Source, Trigger};
 use switchboard::config::{self, Snapshot, view};
 use switchboard::server::Server;
 
+/// mimalloc instead of glibc's malloc: every request allocates and frees small buffers on
+/// several threads, where glibc's malloc showed up at several percent of the router's CPU.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str =
     "usage: switchboard [--config PATH] [--listen ADDR] [--check [--against URL [--key KEY]]]
 
