@@ -68,6 +68,17 @@ impl Cost {
     }
 }
 
+/// A pay-per-call transaction a seller validated, for reconciliation with Alipay's bills.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaidCall {
+    /// Alipay's trade number.
+    pub trade_no: String,
+    /// The seller's order number.
+    pub out_trade_no: String,
+    /// The quoted amount and currency: what the call cost.
+    pub cost: Cost,
+}
+
 /// The prices of one provider model, from `[providers.P.models."M"]`. Token prices are per
 /// million tokens; an absent price is zero, except that cache reads and writes fall back to
 /// the input price.
