@@ -127,6 +127,18 @@ impl Prices {
         per_million.checked_mul(Decimal::new(1, 6))
     }
 
+    /// The prices of a call sold for `quote`: the quoted amount as its one fee, no token price.
+    pub fn quoted(quote: &Cost) -> Self {
+        Self {
+            input_per_mtok: None,
+            output_per_mtok: None,
+            cached_input_per_mtok: None,
+            cache_write_per_mtok: None,
+            per_transaction: Some(quote.amount),
+            currency: quote.currency.clone(),
+        }
+    }
+
     /// The cost of a request that used `usage` and, with `fee`, paid the transaction fee.
     pub fn cost(&self, usage: Option<&Usage>, fee: bool) -> Option<Cost> {
         let tokens = match usage {

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use crate::access_log::RequestRecord;
-use crate::accounting::{Account, AccountingSettings, Charge, Cost, PaidCall};
+use crate::accounting::{Account, AccountingSettings, Cost, PaidCall, Prices};
 use crate::app::{AppState, ResponseBody};
 use crate::auth;
 use crate::config::{Snapshot, Target};
@@ -121,12 +121,25 @@ async fn serve(
         limiter.into_iter().chain(key_limiter).collect(),
         estimated_tokens,
     );
+    record.payment = paid(state, &target, &upstream_headers);
+    // A validated pay-per-call transaction costs its quote, whatever the model's prices say.
+    // Its transaction is the seller's order, so a validation seen twice is charged once.
+    let (prices, transaction) = match &record.payment {
+        Some(paid) => (
+            Some(Arc::new(Prices::quoted(&paid.cost))),
+            Some(format!(
+                "a2m\u{0}{}\u{0}{}",
+                target.provider.name, paid.out_trade_no
+            )),
+        ),
+        None => (target.prices.clone(), record.transaction.clone()),
+    };
     let account = Account::new(
-        target.prices.clone(),
+        prices,
         state.transactions.clone(),
         &snapshot.accounting,
         &record.key,
-        record.transaction.as_deref(),
+        transaction.as_deref(),
     );
     let mut response = Response::new(());
     let headers = response.headers_mut();
@@ -135,16 +148,7 @@ async fn serve(
     match answer {
         Answer::Complete(translated) => {
             record.usage = translated.usage;
-            let charge = match paid(state, &target, &upstream_headers) {
-                Some(paid) => {
-                    record.payment = Some(paid.clone());
-                    Charge {
-                        cost: Some(paid.cost),
-                        fee_charged: true,
-                    }
-                }
-                None => account.charge(record.usage.as_ref(), true),
-            };
+            let charge = account.charge(record.usage.as_ref(), true);
             if let Some(cost) = &charge.cost
                 && let Ok(value) = HeaderValue::try_from(cost.header_value())
             {
