@@ -6,7 +6,9 @@
 use serde_json::Value;
 
 use crate::metrics::{COST, Exposition, TRANSACTIONS, scrape};
-use crate::support::{MockUpstream, Reply, RouterHandle, chat_with, closed_port, spawn_router};
+use crate::support::{
+    MockUpstream, Reply, RouterHandle, TempDir, chat_with, closed_port, spawn_router,
+};
 
 /// base64url without padding, as the seller writes its headers.
 fn b64url(json: &str) -> String {
@@ -289,4 +291,59 @@ async fn malformed_and_expired_quotes_pass_through_without_harm() {
         3.0
     );
     assert_eq!(count(&metrics, "payments_completed_total", "seller"), 0.0);
+}
+
+#[tokio::test]
+async fn a_paid_stream_costs_its_quote_once_and_the_usage_log_can_reconcile_it() {
+    let dir = TempDir::new("payments");
+    let log = dir.path().join("usage.jsonl");
+    let header = quote_header("o-7", LATER);
+    let validation = b64url(r#"{"trade_no":"2026T7","out_trade_no":"o-7","validated":true}"#);
+    let stream = Reply::sse_data(&[
+        r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"ai","choices":[{"index":0,"delta":{"content":"paid"},"finish_reason":null}]}"#,
+        r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"ai","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#,
+        "[DONE]",
+    ])
+    .header("payment-validation", &validation);
+    let seller = MockUpstream::start(vec![quote_reply(&header), stream]).await;
+    let cheap = MockUpstream::start(vec![Reply::json(200, ANSWER)]).await;
+    let usage_log = format!("\n[usage_log]\npath = \"{}\"\n", log.display());
+    let router = router(
+        &cheap.url("/v1"),
+        &seller.url("/v1"),
+        r#"["seller/ai"]"#,
+        &usage_log,
+    )
+    .await;
+    const ASK_STREAM: &str = r#"{"model":"r","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#;
+
+    assert_eq!(chat_with(&router, &[], ASK_STREAM).await.status, 402);
+    let proof = proof();
+    for _ in 0..2 {
+        // The second is a replay of the same validated order: served, never charged again.
+        let paid = chat_with(&router, &[("payment-proof", &proof)], ASK_STREAM).await;
+        assert_eq!(paid.status, 200);
+        assert!(paid.text().contains("paid"));
+    }
+    let first = seller.requests();
+    assert_eq!(first.len(), 3);
+
+    let metrics = scrape(&router).await;
+    let labels = [("provider", "seller"), ("model", "ai")];
+    assert_eq!(metrics.value(TRANSACTIONS, &labels), 1.0);
+    router.shutdown().await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    let paid: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|line| line.get("payment").is_some())
+        .collect();
+    assert_eq!(paid.len(), 2, "{text}");
+    assert_eq!(paid[0]["payment"]["trade_no"], "2026T7");
+    assert_eq!(paid[0]["payment"]["out_trade_no"], "o-7");
+    assert_eq!(paid[0]["payment"]["amount"], "0.01");
+    assert_eq!(paid[0]["payment"]["currency"], "CNY");
+    assert_eq!(paid[0]["cost"], "0.010000000");
+    assert_eq!(paid[0]["fee_charged"], true);
+    assert_eq!(paid[1]["fee_charged"], false);
 }
