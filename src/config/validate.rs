@@ -1159,6 +1159,30 @@ targets = ["mistral/mistral-small-latest", "qwen/qwen-plus"]
     }
 
     #[test]
+    fn a2m_payment_is_only_for_openai_wire_providers() {
+        let error = first_error(
+            "[providers.m]\nkind = \"mistral\"\nbase_url = \"http://x\"\npayment = \"a2m\"\n",
+        );
+        assert_eq!(
+            (error.table.as_str(), error.field.as_str()),
+            ("providers.m", "payment")
+        );
+        let snapshot = parse(
+            "[providers.a]\nkind = \"qwen\"\nbase_url = \"http://x\"\npayment = \"a2m\"\n\
+             [routes.r]\ntargets = [\"a/m\"]\non_payment_required = \"failover\"\n",
+        )
+        .unwrap();
+        let route = snapshot.route("r").unwrap();
+        assert_eq!(route.on_payment_required, OnPaymentRequired::Failover);
+        assert_eq!(route.targets[0].provider.payment, Payment::A2m);
+        let error = first_error(
+            "[providers.a]\nkind = \"qwen\"\nbase_url = \"http://x\"\n\
+             [routes.r]\ntargets = [\"a/m\"]\non_payment_required = \"pay\"\n",
+        );
+        assert!(error.reason.contains("pay"), "{error}");
+    }
+
+    #[test]
     fn unknown_kind_is_an_error() {
         let error = first_error("[providers.x]\nkind = \"telepathy\"\n");
         assert!(error.reason.contains("telepathy"), "{error}");
