@@ -223,7 +223,9 @@ pub struct RecentQuotes {
 /// The quotes, by request and by order, with their insertion order for eviction.
 #[derive(Debug, Default)]
 struct Remembered {
-    by_request: HashMap<QuoteKey, (Arc<str>, Instant)>,
+    /// The quoting target, until when, and the order it quoted (a request quoted again names
+    /// its newer order, so evicting the older one must leave it).
+    by_request: HashMap<QuoteKey, (Arc<str>, Instant, String)>,
     by_order: HashMap<String, (Quote, Instant)>,
     order: VecDeque<(QuoteKey, String)>,
 }
@@ -263,17 +265,25 @@ impl QuoteMemory for RecentQuotes {
             let Some((old_key, old_order)) = inner.order.pop_front() else {
                 break;
             };
-            inner.by_request.remove(&old_key);
+            if inner
+                .by_request
+                .get(&old_key)
+                .is_some_and(|(_, _, order)| *order == old_order)
+            {
+                inner.by_request.remove(&old_key);
+            }
             inner.by_order.remove(&old_order);
         }
-        inner.by_request.insert(key.clone(), (quoted.target, until));
+        inner
+            .by_request
+            .insert(key.clone(), (quoted.target, until, order.clone()));
         inner.by_order.insert(order.clone(), (quoted.quote, until));
         inner.order.push_back((key, order));
     }
 
     fn seller(&self, key: &QuoteKey) -> Option<Arc<str>> {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let (target, until) = inner.by_request.get(key)?;
+        let (target, until, _) = inner.by_request.get(key)?;
         (*until > Instant::now()).then(|| target.clone())
     }
 
@@ -368,6 +378,20 @@ mod tests {
         assert_eq!(memory.seller(&key(b"a")), None);
         assert_eq!(memory.seller(&key(b"b")).as_deref(), Some("p/m"));
         assert!(memory.order("p", "2").is_some());
+        // Quoted again: the newer quote stays when the older one is evicted.
+        let memory = RecentQuotes::new(2);
+        for no in ["4", "5", "6"] {
+            let quote = quote(no, hour);
+            memory.remember(
+                key(b"d"),
+                Quoted {
+                    target: Arc::from("p/m"),
+                    quote,
+                },
+            );
+        }
+        assert_eq!(memory.seller(&key(b"d")).as_deref(), Some("p/m"));
+        assert!(memory.order("p", "4").is_none());
         memory.remember(
             key(b"c"),
             Quoted {
