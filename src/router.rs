@@ -245,6 +245,11 @@ pub async fn route(
             ticket.succeeded();
             let quoted = quoted(state, target, call, failure);
             if route.on_payment_required == OnPaymentRequired::Failover && others_left {
+                state.metrics.failover(
+                    &route.name,
+                    &target.provider.name,
+                    FailureKind::PaymentRequired,
+                );
                 tally.note(
                     target,
                     None,

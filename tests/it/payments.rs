@@ -243,6 +243,12 @@ async fn failover_policy_sends_the_call_to_a_token_billed_target() {
     assert_eq!(answer.headers["x-switchboard-cost"], "0.001200000 USD");
     let metrics = scrape(&router).await;
     assert_eq!(count(&metrics, "payment_quotes_total", "seller"), 1.0);
+    let failover = [
+        ("route", "r"),
+        ("from_provider", "seller"),
+        ("reason", "payment_required"),
+    ];
+    assert_eq!(metrics.value("switchboard_failovers_total", &failover), 1.0);
     assert_eq!(
         metrics.get(
             "switchboard_provider_cooldown_seconds",
