@@ -4,10 +4,12 @@
 # 1. Installs Prometheus (Debian package `prometheus`, which brings `promtool`) when missing.
 # 2. Builds the router (debug, unless SWITCHBOARD_BIN names a binary) and starts it on
 #    127.0.0.1 with a mock-provider config: prices, a failing provider first in a route, a
-#    per-transaction model, a provider limited to one request a minute, and a usage log.
+#    per-transaction model, a provider limited to one request a minute, a pay-per-call seller
+#    (a small Python server speaking the Alipay A2M 402 exchange), and a usage log.
 # 3. Starts Prometheus on 127.0.0.1 (its own config and data dir in a temp dir) scraping the
 #    router's /metrics every second, and sends scripted traffic in two waves: successes
-#    (plain and streamed), a failover, transactions, rate-limit rejections, 400s and 404s.
+#    (plain and streamed), a failover, transactions, rate-limit rejections, 400s and 404s, and
+#    the 402 exchange: quotes, paid retries and refused proofs.
 # 4. Runs every PromQL expression of the dashboard (panel targets, and template variables'
 #    label_values() as `count by`) through /api/v1/query, with Grafana's variables replaced
 #    ($__rate_interval -> 1m, $__range -> 5m, multi-value variables -> .*): each must parse
@@ -92,15 +94,18 @@ fi
 work="$(mktemp -d -t switchboard-dashboard.XXXXXX)"
 router_pid=""
 prometheus_pid=""
+seller_pid=""
 cleanup() {
     stop "$prometheus_pid"
     stop "$router_pid"
+    stop "$seller_pid"
     rm -rf "$work"
 }
 trap cleanup EXIT
 
 router_port="$(free_port)"
 prometheus_port="$(free_port)"
+seller_port="$(free_port)"
 router="http://127.0.0.1:$router_port"
 prometheus_url="http://127.0.0.1:$prometheus_port"
 
@@ -151,7 +156,73 @@ targets = ["pay/pay-model"]
 
 [routes.limited]
 targets = ["tight/echo"]
+
+# An Alipay A2M seller: 402 quotes, then served against a payment proof.
+[providers.seller]
+kind = "openai"
+base_url = "http://127.0.0.1:$seller_port/v1"
+payment = "a2m"
+
+[routes.paid]
+targets = ["seller/ai"]
 EOF
+
+# The seller: a 402 with a Payment-Needed quote without proof, a 400 INVALID_PAYMENT_PROOF for
+# a proof it refuses, else the answer with Payment-Validation (the proof names its order, a
+# shortcut of this fake for the real seller's lookup at Alipay).
+cat >"$work/seller.py" <<'PY'
+import base64, datetime, itertools, json, os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+orders = itertools.count(1)
+
+
+def b64(value):
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+class Seller(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        proof = self.headers.get("payment-proof")
+        if proof is None:
+            deadline = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+            quote = {"out_trade_no": f"o-{next(orders)}", "amount": "0.01", "currency": "CNY",
+                     "pay_before": deadline.isoformat(timespec="seconds"),
+                     "seller_signature": "c2lnbmVk", "seller_sign_type": "RSA2"}
+            self.reply(402, {"code": "Payment-Needed", "message": "pay first"},
+                       {"Payment-Needed": b64(quote)})
+            return
+        decoded = json.loads(base64.urlsafe_b64decode(proof + "=" * (-len(proof) % 4)))
+        order = decoded["protocol"].get("out_trade_no")
+        if not order:
+            self.reply(400, {"code": "INVALID_PAYMENT_PROOF", "message": "bad proof"}, {})
+            return
+        validation = {"trade_no": "T" + order, "out_trade_no": order, "validated": True}
+        answer = {"id": "c", "object": "chat.completion", "created": 1, "model": "ai",
+                  "choices": [{"index": 0, "finish_reason": "stop",
+                               "message": {"role": "assistant", "content": "paid"}}],
+                  "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}
+        self.reply(200, answer, {"Payment-Validation": b64(validation)})
+
+    def reply(self, status, body, headers):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["SELLER_PORT"])), Seller).serve_forever()
+PY
+SELLER_PORT="$seller_port" python3 "$work/seller.py" >"$work/seller.log" 2>&1 &
+seller_pid=$!
 
 cat >"$work/prometheus.yml" <<EOF
 global:
@@ -181,6 +252,7 @@ status=0
 ROUTER="$router" PROMETHEUS="$prometheus_url" DASHBOARD="$dashboard" WORK="$work" \
     python3 - <<'PY' || status=1
 """Scripted traffic, then every dashboard expression through Prometheus's query API."""
+import base64
 import json
 import os
 import re
@@ -194,8 +266,9 @@ ROUTER = os.environ["ROUTER"]
 PROMETHEUS = os.environ["PROMETHEUS"]
 
 
-def chat(model, stream=False, headers=None, raw=None):
-    """Sends one chat request and reads the whole answer; returns the status."""
+def chat(model, stream=False, headers=None, raw=None, answer_headers=None):
+    """Sends one chat request and reads the whole answer; returns the status (and keeps the
+    answer's headers in `answer_headers` when given)."""
     body = raw if raw is not None else json.dumps({
         "model": model,
         "stream": stream,
@@ -208,10 +281,34 @@ def chat(model, stream=False, headers=None, raw=None):
     try:
         with urllib.request.urlopen(request, timeout=10) as answer:
             answer.read()
+            if answer_headers is not None:
+                answer_headers.update({k.lower(): v for k, v in answer.headers.items()})
             return answer.status
     except urllib.error.HTTPError as error:
         error.read()
+        if answer_headers is not None:
+            answer_headers.update({k.lower(): v for k, v in error.headers.items()})
         return error.code
+
+
+def b64(value):
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+def pay_per_call():
+    """The 402 exchange: a quote, the paid retry, and a proof the seller refuses."""
+    quote_headers = {}
+    statuses = [chat("paid", answer_headers=quote_headers)]
+    needed = quote_headers.get("payment-needed", "")
+    quote = json.loads(base64.urlsafe_b64decode(needed + "=" * (-len(needed) % 4)) or b"{}")
+    order = quote.get("out_trade_no", "none")
+    proof = b64({"protocol": {"payment_proof": "p", "trade_no": "T" + order,
+                              "out_trade_no": order},
+                 "method": {"client_session": "c2Vzc2lvbg=="}})
+    statuses.append(chat("paid", headers={"payment-proof": proof}))
+    bad = b64({"protocol": {"payment_proof": "forged"}, "method": {}})
+    statuses.append(chat("paid", headers={"payment-proof": bad}))
+    return statuses
 
 
 def wave(n):
@@ -223,6 +320,7 @@ def wave(n):
         "payments": [chat("payments", headers={"x-transaction-id": f"tx-{n}-{i // 2}"})
                      for i in range(4)],
         "limited": [chat("limited") for _ in range(2)],
+        "pay per call": pay_per_call(),
         "404": [chat("no-such-model")],
         "400": [chat("demo", raw="{not json")],
     }
@@ -272,6 +370,9 @@ for n in range(2):
         if any(s != status for s in statuses[kind]):
             print(f"FAIL traffic: {kind} answered {statuses[kind]}, want {status}")
             sys.exit(1)
+    if statuses["pay per call"] != [402, 200, 400]:
+        print(f"FAIL traffic: pay per call answered {statuses['pay per call']}, want [402, 200, 400]")
+        sys.exit(1)
     if statuses["failover"] != [200]:
         print(f"FAIL traffic: failover answered {statuses['failover']}")
         sys.exit(1)

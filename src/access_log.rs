@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
-use crate::accounting::Cost;
+use crate::accounting::{Cost, PaidCall};
 use crate::metrics::{InflightGuard, Metrics};
 use crate::openai::Usage;
 use crate::usage_log::{Attempt, UsageEntry, UsageLog};
@@ -49,6 +49,8 @@ pub struct RequestRecord {
     pub transaction: Option<String>,
     /// Whether this request paid its transaction's fee.
     pub fee_charged: bool,
+    /// The pay-per-call transaction it completed, if any.
+    pub payment: Option<PaidCall>,
     /// When the first byte of the answer left for the client (streams).
     pub time_to_first_token: Option<Duration>,
     /// When the request arrived.
@@ -89,6 +91,7 @@ impl RequestRecord {
             cost: None,
             transaction: None,
             fee_charged: false,
+            payment: None,
             time_to_first_token: None,
             started,
             request_body: None,
@@ -182,6 +185,7 @@ impl RequestRecord {
             cost: self.cost.take(),
             transaction: self.transaction.take(),
             fee_charged: self.fee_charged,
+            payment: self.payment.take(),
             latency,
             time_to_first_token: self.time_to_first_token,
             request_body: self.request_body.take(),

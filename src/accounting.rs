@@ -68,6 +68,17 @@ impl Cost {
     }
 }
 
+/// A pay-per-call transaction a seller validated, for reconciliation with Alipay's bills.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaidCall {
+    /// Alipay's trade number.
+    pub trade_no: String,
+    /// The seller's order number.
+    pub out_trade_no: String,
+    /// The quoted amount and currency: what the call cost.
+    pub cost: Cost,
+}
+
 /// The prices of one provider model, from `[providers.P.models."M"]`. Token prices are per
 /// million tokens; an absent price is zero, except that cache reads and writes fall back to
 /// the input price.
@@ -114,6 +125,18 @@ impl Prices {
             })?;
         // Multiplying by 10^-6 only moves the decimal point: exact.
         per_million.checked_mul(Decimal::new(1, 6))
+    }
+
+    /// The prices of a call sold for `quote`: the quoted amount as its one fee, no token price.
+    pub fn quoted(quote: &Cost) -> Self {
+        Self {
+            input_per_mtok: None,
+            output_per_mtok: None,
+            cached_input_per_mtok: None,
+            cache_write_per_mtok: None,
+            per_transaction: Some(quote.amount),
+            currency: quote.currency.clone(),
+        }
     }
 
     /// The cost of a request that used `usage` and, with `fee`, paid the transaction fee.

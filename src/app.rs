@@ -17,6 +17,7 @@ use crate::config::Snapshot;
 use crate::config::reload::Reloads;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
+use crate::payment::{QuoteMemory, RecentQuotes};
 use crate::router::Balancer;
 use crate::router::health::Health;
 use crate::stream::ChatStream;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub balancer: Balancer,
     /// Transactions that paid their fee (kept across reloads).
     pub transactions: Arc<dyn TransactionLedger>,
+    /// Recent price quotes, to route and charge paid retries (kept across reloads).
+    pub quotes: Arc<dyn QuoteMemory>,
     /// Prometheus collectors.
     pub metrics: Arc<Metrics>,
     /// The usage log's sending side, when `[usage_log]` is configured.
@@ -65,6 +68,7 @@ impl AppState {
             limits: Limits::default(),
             balancer: Balancer::default(),
             transactions: Arc::new(SeenTransactions::default()),
+            quotes: Arc::new(RecentQuotes::default()),
             metrics: Arc::new(Metrics::new()?),
             usage_log: None,
             shutting_down: AtomicBool::new(false),

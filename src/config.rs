@@ -202,6 +202,8 @@ pub struct Provider {
     pub mock: Option<MockSettings>,
     /// Per-model settings of the models declared under `[providers.NAME.models]`.
     pub models: BTreeMap<String, ModelSettings>,
+    /// How it sells its calls.
+    pub payment: Payment,
 }
 
 impl Provider {
@@ -238,6 +240,29 @@ impl LimitSettings {
     pub fn is_limited(&self) -> bool {
         self.rpm.is_some() || self.tpm.is_some()
     }
+}
+
+/// How a provider sells its calls, from `payment` in `[providers.NAME]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Payment {
+    /// Billed by tokens (or a configured fee); no payment exchange.
+    #[default]
+    None,
+    /// Alipay's agent-to-merchant pay-per-call: 402 quotes, `Payment-Proof` retries.
+    A2m,
+}
+
+/// What a route does with a price quote (a 402 with `Payment-Needed`), from
+/// `on_payment_required` in `[routes.NAME]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnPaymentRequired {
+    /// The client gets the quote, to pay it and retry with proof.
+    #[default]
+    Quote,
+    /// The next target (billed by tokens) answers instead.
+    Failover,
 }
 
 /// How a route spreads requests over its targets.
@@ -295,6 +320,8 @@ pub struct Route {
     /// Whether a timeout after the request was sent may be retried on another target. Off
     /// for calls that must not run twice, such as a payment commit.
     pub failover_on_timeout: bool,
+    /// What a price quote from one of its targets does.
+    pub on_payment_required: OnPaymentRequired,
     /// True for `provider/model` addressing.
     pub direct: bool,
 }

@@ -7,12 +7,15 @@
 //! effects: logging happens once, at the edge, from the rendered response.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, StatusCode};
 use serde::Serialize;
+
+use crate::payment::QuoteHeader;
 
 /// Why an upstream attempt failed, as far as routing is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +37,8 @@ pub enum FailureKind {
     Stream,
     /// The client's request is wrong; the upstream said so (400, 413, 422, content policy).
     Rejected,
+    /// A price quote: a 402 with `Payment-Needed` (Alipay A2M). Not an outage: no cooldown.
+    PaymentRequired,
 }
 
 impl FailureKind {
@@ -47,6 +52,7 @@ impl FailureKind {
             Self::Account => "account",
             Self::Stream => "stream_error",
             Self::Rejected => "client_error",
+            Self::PaymentRequired => "payment_required",
         }
     }
 }
@@ -65,12 +71,14 @@ pub struct UpstreamFailure {
     /// The upstream's error `type`, kept for [`FailureKind::Rejected`] errors.
     pub error_type: Option<String>,
     /// The upstream's error `param`, kept for [`FailureKind::Rejected`] errors.
-    pub param: Option<String>,
+    pub param: Option<Box<str>>,
     /// The upstream's error `code`, kept for [`FailureKind::Rejected`] errors.
     pub code: Option<String>,
     /// The upstream said the limit applies to this model only, not the whole provider (Qwen's
     /// per-model rate limits, Gemini's `PerModel` quotas): only the model cools down.
     pub per_model: bool,
+    /// The `Payment-Needed` header of a [`FailureKind::PaymentRequired`] answer.
+    pub quote: Option<Arc<QuoteHeader>>,
 }
 
 impl UpstreamFailure {
@@ -85,6 +93,7 @@ impl UpstreamFailure {
             param: None,
             code: None,
             per_model: false,
+            quote: None,
         }
     }
 
@@ -162,6 +171,16 @@ pub enum ApiError {
     /// The upstream refused the request as the client's mistake; its status is kept.
     #[error("{}", .0.message)]
     Rejected(UpstreamFailure),
+    /// A seller quoted a price (Alipay A2M): the client pays and retries with `Payment-Proof`.
+    #[error("{}", payment_message(.quote))]
+    PaymentRequired {
+        /// The `Payment-Needed` header as the seller sent it, and what it says.
+        quote: Arc<QuoteHeader>,
+        /// The quoting provider, for `x-switchboard-provider`.
+        provider: Arc<str>,
+        /// The quoting model, for `x-switchboard-model`.
+        model: Arc<str>,
+    },
     /// Every target of the route failed or was skipped.
     #[error("{}", all_targets_message(.attempts))]
     AllTargetsFailed {
@@ -199,6 +218,20 @@ pub enum ApiError {
     /// A bug or an impossible state in the router itself.
     #[error("Internal router error: {0}")]
     Internal(String),
+}
+
+/// What a client reads about a quote: everything needed to pay it.
+fn payment_message(header: &QuoteHeader) -> String {
+    match &header.quote {
+        Some(quote) => format!(
+            "Payment required: {} {} for order {}, to be paid before {}. Pay it and send the \
+             same request again with the Payment-Proof header (see the Payment-Needed header).",
+            quote.amount, quote.currency, quote.out_trade_no, quote.pay_before
+        ),
+        None => "Payment required: the provider's Payment-Needed header (passed on unchanged) \
+                 could not be read by the router."
+            .to_owned(),
+    }
 }
 
 fn all_targets_message(attempts: &[AttemptReport]) -> String {
@@ -285,6 +318,7 @@ impl ApiError {
             Self::AllTargetsFailed { .. } | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::StreamInterrupted(_) => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::PaymentRequired { .. } => StatusCode::PAYMENT_REQUIRED,
         }
     }
 
@@ -300,6 +334,7 @@ impl ApiError {
                 "invalid_request_error"
             }
             Self::Forbidden { .. } => "permission_error",
+            Self::PaymentRequired { .. } => "payment_required",
             Self::KeyRateLimited { budget, .. } => budget,
             Self::Rejected(failure) => failure
                 .error_type
@@ -340,6 +375,7 @@ impl ApiError {
             }
             Self::ShuttingDown => "shutting_down",
             Self::Internal(_) => "internal_error",
+            Self::PaymentRequired { .. } => "payment_required",
         }
     }
 
@@ -358,6 +394,7 @@ impl ApiError {
             | Self::PayloadTooLarge { .. }
             | Self::AllTargetsFailed { .. }
             | Self::StreamInterrupted(_)
+            | Self::PaymentRequired { .. }
             | Self::ShuttingDown
             | Self::Internal(_) => None,
         }
@@ -378,6 +415,7 @@ impl ApiError {
             | Self::MethodNotAllowed { .. }
             | Self::PayloadTooLarge { .. }
             | Self::Rejected(_)
+            | Self::PaymentRequired { .. }
             | Self::StreamInterrupted(_)
             | Self::ShuttingDown
             | Self::Internal(_) => None,
@@ -433,6 +471,14 @@ impl ApiError {
                 }
             }
         }
+        if let Self::PaymentRequired {
+            quote,
+            provider,
+            model,
+        } = &self
+        {
+            payment_headers(headers, quote, provider, model);
+        }
         if let Self::AllTargetsFailed { .. } | Self::ShuttingDown = self {
             // The router already failed over; an SDK retry on top would only add latency to a
             // payment flow that should drop to its fallback now.
@@ -442,12 +488,33 @@ impl ApiError {
     }
 }
 
+/// The headers of a quote's 402: the seller's `Payment-Needed` byte for byte, and who quoted,
+/// so that the client can pin its paid retry with `x-switchboard-target`.
+fn payment_headers(
+    headers: &mut http::HeaderMap,
+    quote: &QuoteHeader,
+    provider: &str,
+    model: &str,
+) {
+    headers.insert(crate::payment::PAYMENT_NEEDED, quote.raw.clone());
+    // A paid retry must not be sent twice by an SDK; the client decides after paying.
+    headers.insert("x-should-retry", HeaderValue::from_static("false"));
+    for (name, value) in [
+        ("x-switchboard-provider", provider),
+        ("x-switchboard-model", model),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    }
+}
+
 impl From<UpstreamFailure> for ApiError {
     /// A failure that ends the request: returned as is when it is the client's fault, else
     /// reported as "nothing could answer" with the one attempt it took.
     fn from(failure: UpstreamFailure) -> Self {
         match failure.kind {
-            FailureKind::Rejected => Self::Rejected(failure),
+            FailureKind::Rejected | FailureKind::PaymentRequired => Self::Rejected(failure),
             kind @ (FailureKind::RateLimited
             | FailureKind::Unavailable
             | FailureKind::Timeout

@@ -22,6 +22,7 @@ pub mod error;
 pub mod limits;
 pub mod metrics;
 pub mod openai;
+pub mod payment;
 pub mod providers;
 pub mod retry_after;
 pub mod router;

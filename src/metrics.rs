@@ -93,6 +93,10 @@ struct Families {
     inflight: IntGauge,
     config_reloads: IntCounterVec,
     usage_log_dropped: IntCounter,
+    payment_quotes: IntCounterVec,
+    payments_completed: IntCounterVec,
+    payment_proofs_rejected: IntCounterVec,
+    payment_headers_malformed: IntCounterVec,
 }
 
 impl Families {
@@ -186,8 +190,41 @@ impl Families {
                 &["result"],
             )?,
             usage_log_dropped,
+            payment_quotes: counter(
+                "payment_quotes_total",
+                "Price quotes (402 with Payment-Needed) from pay-per-call providers.",
+                &["provider"],
+            )?,
+            payments_completed: counter(
+                "payments_completed_total",
+                "Paid calls served (200 with Payment-Validation, validated = true).",
+                &["provider"],
+            )?,
+            payment_proofs_rejected: counter(
+                "payment_proofs_rejected_total",
+                "Payment proofs the provider refused (400 INVALID_PAYMENT_PROOF).",
+                &["provider"],
+            )?,
+            payment_headers_malformed: counter(
+                "payment_headers_malformed_total",
+                "Payment-Needed or Payment-Validation headers the router could not read.",
+                &["provider"],
+            )?,
         })
     }
+}
+
+/// A step of the pay-per-call exchange, counted per provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaymentEvent {
+    /// A price quote came back.
+    Quoted,
+    /// A paid call was served and validated.
+    Completed,
+    /// The provider refused a payment proof.
+    ProofRejected,
+    /// A payment header could not be read.
+    Malformed,
 }
 
 /// The handles one (route, target) pair counts into, resolved when it is first seen.
@@ -341,6 +378,17 @@ impl Metrics {
             .failovers
             .with_label_values(&[route, from_provider, reason.as_str()])
             .inc();
+    }
+
+    /// Counts a step of the pay-per-call exchange; `provider` is a configured name.
+    pub fn payment(&self, provider: &str, event: PaymentEvent) {
+        let family = match event {
+            PaymentEvent::Quoted => &self.families.payment_quotes,
+            PaymentEvent::Completed => &self.families.payments_completed,
+            PaymentEvent::ProofRejected => &self.families.payment_proofs_rejected,
+            PaymentEvent::Malformed => &self.families.payment_headers_malformed,
+        };
+        family.with_label_values(&[provider]).inc();
     }
 
     /// Counts a refusal by the router's own limits.

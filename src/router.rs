@@ -23,11 +23,12 @@ use tokio::time::Instant;
 pub use self::balance::Balancer;
 use self::health::TargetTicket;
 use crate::app::AppState;
-use crate::config::{Snapshot, Target};
+use crate::config::{OnPaymentRequired, Payment, Route, Snapshot, Target};
 use crate::error::{ApiError, AttemptReport, FailureKind, UpstreamFailure};
 use crate::limits::{Limiter, estimate_tokens};
-use crate::metrics::Scope;
+use crate::metrics::{PaymentEvent, Scope};
 use crate::openai::ChatRequest;
+use crate::payment::{INVALID_PAYMENT_PROOF, PAYMENT_PROOF, QuoteKey, Quoted};
 use crate::providers::{Translated, UpstreamRequest, adapter_for};
 use crate::stream::{ChatStream, StreamLimits};
 use crate::upstream::UpstreamBody;
@@ -47,6 +48,12 @@ pub struct Call {
     pub deadline: Instant,
     /// The client's `Idempotency-Key`, passed to every attempt.
     pub idempotency_key: Option<HeaderValue>,
+    /// The client's `Payment-Proof`: the request was paid for one seller.
+    pub payment_proof: Option<HeaderValue>,
+    /// The `provider/model` of `x-switchboard-target`, pinning a paid retry.
+    pub pinned: Option<String>,
+    /// Client key and body hash, under which quotes are remembered.
+    pub quote_key: QuoteKey,
 }
 
 /// A successful attempt.
@@ -155,6 +162,9 @@ pub async fn route(
     let route = snapshot
         .route(&chat.model)
         .ok_or_else(|| ApiError::ModelNotFound(chat.model.to_string()))?;
+    if call.payment_proof.is_some() {
+        return route_paid(state, snapshot, route, chat, call, trail).await;
+    }
     let estimated_tokens = estimate_tokens(chat);
     let mut tally = Tally::new();
     let mut refusal_if_none: Option<ApiError> = None;
@@ -230,6 +240,26 @@ pub async fn route(
             target: target.label.clone(),
             outcome: failure.kind.as_str(),
         });
+        if failure.kind == FailureKind::PaymentRequired {
+            // A quote is a healthy seller naming its price: no cooldown.
+            ticket.succeeded();
+            let quoted = quoted(state, target, call, failure);
+            if route.on_payment_required == OnPaymentRequired::Failover && others_left {
+                state.metrics.failover(
+                    &route.name,
+                    &target.provider.name,
+                    FailureKind::PaymentRequired,
+                );
+                tally.note(
+                    target,
+                    None,
+                    None,
+                    "quoted a price, failing over".to_owned(),
+                );
+                continue;
+            }
+            return Err(quoted);
+        }
         let cooldown = ticket.failed(&failure, &snapshot.routing);
         log_failure(target, &failure);
         if failure.kind == FailureKind::Rejected {
@@ -252,6 +282,175 @@ pub async fn route(
         Some(refusal) if tally.attempts == 0 => Err(refusal),
         _ => Err(tally.give_up()),
     }
+}
+
+/// A price quote from `target`: counted, remembered for the paid retry, and turned into the
+/// client's 402.
+fn quoted(state: &AppState, target: &Target, call: &Call, failure: UpstreamFailure) -> ApiError {
+    let provider = &target.provider.name;
+    let Some(header) = failure.quote else {
+        return ApiError::Rejected(failure);
+    };
+    state.metrics.payment(provider, PaymentEvent::Quoted);
+    match &header.quote {
+        Some(quote) => state.quotes.remember(
+            call.quote_key.clone(),
+            Quoted {
+                target: target.label.clone(),
+                quote: quote.clone(),
+            },
+        ),
+        None => {
+            state.metrics.payment(provider, PaymentEvent::Malformed);
+            tracing::warn!(
+                target = %target.label,
+                "the provider's Payment-Needed header is malformed; passed on unchanged"
+            );
+        }
+    }
+    ApiError::PaymentRequired {
+        quote: header,
+        provider: provider.clone(),
+        model: target.model.clone(),
+    }
+}
+
+/// The seller of a paid retry: the pinned target, else the one that quoted this request, else
+/// the route's first pay-per-call target.
+fn seller<'s>(
+    state: &AppState,
+    snapshot: &'s Snapshot,
+    route: &'s Route,
+    call: &Call,
+) -> Result<&'s Target, ApiError> {
+    let in_route = |label: &str| route.targets.iter().find(|t| &*t.label == label);
+    if let Some(pinned) = &call.pinned {
+        return in_route(pinned)
+            .or_else(|| snapshot.route(pinned).and_then(|r| r.targets.first()))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    format!("x-switchboard-target names no configured target: {pinned}"),
+                    None,
+                )
+            });
+    }
+    if let Some(target) = state
+        .quotes
+        .seller(&call.quote_key)
+        .and_then(|label| in_route(&label))
+    {
+        return Ok(target);
+    }
+    route
+        .targets
+        .iter()
+        .find(|t| t.provider.payment == Payment::A2m)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "This request carries Payment-Proof, but its route has no pay-per-call \
+                 (payment = \"a2m\") target; name the seller with x-switchboard-target.",
+                None,
+            )
+        })
+}
+
+/// A paid retry: one attempt at its seller, never a failover, so it cannot be served (and
+/// charged) twice.
+async fn route_paid(
+    state: &AppState,
+    snapshot: &Snapshot,
+    route: &Route,
+    chat: &ChatRequest<'_>,
+    call: &Call,
+    trail: &mut Vec<Attempt>,
+) -> Result<Served, ApiError> {
+    let target = seller(state, snapshot, route, call)?;
+    let estimated_tokens = estimate_tokens(chat);
+    let mut tally = Tally::new();
+    if let Some(skip) = unusable(target, call) {
+        tally.note(target, skip.kind, skip.usable_at, skip.what);
+        return Err(tally.give_up());
+    }
+    let mut request = adapter_for(target.provider.kind).request(chat, target)?;
+    let (ticket, limiter) = match reserve(state, target, estimated_tokens) {
+        Ok(reserved) => reserved,
+        Err(skip) => {
+            tally.note(target, skip.kind, skip.usable_at, skip.what);
+            return Err(tally.give_up());
+        }
+    };
+    if let Some(proof) = &call.payment_proof {
+        request.headers.insert(PAYMENT_PROOF, proof.clone());
+    }
+    if let Some(key) = &call.idempotency_key {
+        request.headers.insert("idempotency-key", key.clone());
+    }
+    let attempt_deadline = call
+        .deadline
+        .min(Instant::now() + snapshot.routing.attempt_timeout);
+    let outcome = attempt(
+        state,
+        snapshot,
+        chat,
+        target,
+        request,
+        attempt_deadline,
+        call.deadline,
+    )
+    .await;
+    let kind = outcome.as_ref().err().map(|failure| failure.kind);
+    state.metrics.attempt(&target.provider.name, kind);
+    trail.push(Attempt {
+        target: target.label.clone(),
+        outcome: kind.map_or("ok", FailureKind::as_str),
+    });
+    match outcome {
+        Ok((headers, answer)) => {
+            ticket.succeeded();
+            Ok(Served {
+                target: target.clone(),
+                attempts: 1,
+                headers,
+                answer,
+                limiter,
+                estimated_tokens,
+            })
+        }
+        Err(failure) => Err(paid_failure(
+            state, target, call, ticket, snapshot, failure, tally,
+        )),
+    }
+}
+
+/// What the client of a failed paid retry gets: a refused proof or a fresh quote as the seller
+/// said it, anything else as the one failed attempt, with no other target tried.
+fn paid_failure(
+    state: &AppState,
+    target: &Target,
+    call: &Call,
+    ticket: TargetTicket<'_>,
+    snapshot: &Snapshot,
+    failure: UpstreamFailure,
+    mut tally: Tally,
+) -> ApiError {
+    if failure.kind == FailureKind::PaymentRequired {
+        ticket.succeeded();
+        return quoted(state, target, call, failure);
+    }
+    if failure.code.as_deref() == Some(INVALID_PAYMENT_PROOF) {
+        state
+            .metrics
+            .payment(&target.provider.name, PaymentEvent::ProofRejected);
+    }
+    let cooldown = ticket.failed(&failure, &snapshot.routing);
+    log_failure(target, &failure);
+    if failure.kind == FailureKind::Rejected {
+        return ApiError::Rejected(failure);
+    }
+    tally.attempts = 1;
+    let usable_at = Some(Instant::now() + cooldown);
+    tally.note(target, Some(failure.kind), usable_at, describe(&failure));
+    tally.give_up()
 }
 
 /// A target that cannot be tried at all: its provider is disabled or the request's time is up.
@@ -398,7 +597,7 @@ fn log_failure(target: &Target, failure: &UpstreamFailure) {
             target = %target.label, ?status, message = %failure.message,
             "provider refused switchboard's credentials or billing: check its key and account"
         ),
-        FailureKind::Rejected => tracing::debug!(
+        FailureKind::Rejected | FailureKind::PaymentRequired => tracing::debug!(
             target = %target.label, ?status, message = %failure.message,
             "provider rejected the request"
         ),

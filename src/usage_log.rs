@@ -27,7 +27,7 @@ use tokio::fs::File;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::accounting::Cost;
+use crate::accounting::{Cost, PaidCall};
 use crate::config::UsageLogSettings;
 use crate::openai::Usage;
 
@@ -74,6 +74,8 @@ pub struct UsageEntry {
     pub transaction: Option<String>,
     /// Whether this request paid its transaction's fee.
     pub fee_charged: bool,
+    /// The pay-per-call transaction it completed, if any.
+    pub payment: Option<PaidCall>,
     /// From arrival to the last byte sent.
     pub latency: Duration,
     /// From arrival to the first content sent (streams).
@@ -268,12 +270,23 @@ struct Line<'a> {
     currency: Option<&'a str>,
     transaction: Option<&'a str>,
     fee_charged: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment: Option<PaymentLine<'a>>,
     latency_ms: f64,
     time_to_first_token_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     request_body: Option<std::borrow::Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_body: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// A completed pay-per-call transaction in a line, for reconciliation with Alipay's bills.
+#[derive(Serialize)]
+struct PaymentLine<'a> {
+    trade_no: &'a str,
+    out_trade_no: &'a str,
+    amount: String,
+    currency: &'a str,
 }
 
 /// One attempt in a line.
@@ -333,6 +346,12 @@ impl<'a> From<&'a UsageEntry> for Line<'a> {
             currency: entry.cost.as_ref().map(|c| &*c.currency),
             transaction: entry.transaction.as_deref(),
             fee_charged: entry.fee_charged,
+            payment: entry.payment.as_ref().map(|paid| PaymentLine {
+                trade_no: &paid.trade_no,
+                out_trade_no: &paid.out_trade_no,
+                amount: paid.cost.amount.to_string(),
+                currency: &paid.cost.currency,
+            }),
             latency_ms: millis(entry.latency),
             time_to_first_token_ms: entry.time_to_first_token.map(millis),
             request_body: body(&entry.request_body),
@@ -373,6 +392,7 @@ mod tests {
             }),
             transaction: Some("tx-9".into()),
             fee_charged: true,
+            payment: None,
             latency: Duration::from_millis(1500),
             time_to_first_token: None,
             request_body: Some(Bytes::from_static(b"{\n \"a\": 1000.00\n}")),

@@ -11,14 +11,17 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use crate::access_log::RequestRecord;
-use crate::accounting::{Account, AccountingSettings};
+use crate::accounting::{Account, AccountingSettings, Cost, PaidCall, Prices};
 use crate::app::{AppState, ResponseBody};
 use crate::auth;
 use crate::config::{Snapshot, Target};
 use crate::error::ApiError;
 use crate::limits::{Limiter, TokenSettlement, estimate_tokens};
-use crate::metrics::Scope;
+use crate::metrics::{PaymentEvent, Scope};
 use crate::openai::ChatRequest;
+use crate::payment::{
+    PAYMENT_PROOF, PAYMENT_VALIDATION, QuoteKey, TARGET_HEADER, decode_validation,
+};
 use crate::router::{self, Answer, Call, Served};
 use crate::stream::ChatStream;
 
@@ -69,6 +72,12 @@ async fn serve(
     record.transaction = transaction_id(request.headers(), &snapshot.accounting)?;
     let key_limiter = key_limiter(state, snapshot, &record.key);
     let idempotency_key = request.headers().get("idempotency-key").cloned();
+    let payment_proof = request.headers().get(PAYMENT_PROOF).cloned();
+    let pinned = request
+        .headers()
+        .get(TARGET_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned());
     let body = read_body(request, snapshot.server.max_body).await?;
     if record.wants_bodies() {
         record.request_body = Some(body.clone());
@@ -93,6 +102,9 @@ async fn serve(
     let call = Call {
         deadline: started + snapshot.routing.request_timeout,
         idempotency_key,
+        payment_proof,
+        pinned,
+        quote_key: QuoteKey::new(&record.key, &body),
     };
     let served = router::route(state, snapshot, &chat, &call, &mut record.attempt_log).await?;
     record.target = Some(served.target.label.clone());
@@ -109,12 +121,25 @@ async fn serve(
         limiter.into_iter().chain(key_limiter).collect(),
         estimated_tokens,
     );
+    record.payment = paid(state, &target, &upstream_headers);
+    // A validated pay-per-call transaction costs its quote, whatever the model's prices say.
+    // Its transaction is the seller's order, so a validation seen twice is charged once.
+    let (prices, transaction) = match &record.payment {
+        Some(paid) => (
+            Some(Arc::new(Prices::quoted(&paid.cost))),
+            Some(format!(
+                "a2m\u{0}{}\u{0}{}",
+                target.provider.name, paid.out_trade_no
+            )),
+        ),
+        None => (target.prices.clone(), record.transaction.clone()),
+    };
     let account = Account::new(
-        target.prices.clone(),
+        prices,
         state.transactions.clone(),
         &snapshot.accounting,
         &record.key,
-        record.transaction.as_deref(),
+        transaction.as_deref(),
     );
     let mut response = Response::new(());
     let headers = response.headers_mut();
@@ -147,6 +172,32 @@ async fn serve(
             Ok(Reply::Stream(parts, stream, settlement))
         }
     }
+}
+
+/// The transaction a 200 with `Payment-Validation` completed, priced by the quote the router
+/// saw for its order. `None` (and the configured prices apply) when there is no such header,
+/// it is malformed or not validated, or no quote was seen.
+fn paid(state: &AppState, target: &Target, headers: &HeaderMap) -> Option<PaidCall> {
+    let raw = headers.get(PAYMENT_VALIDATION)?;
+    let provider = &target.provider.name;
+    let Some(validation) = decode_validation(raw.as_bytes()) else {
+        state.metrics.payment(provider, PaymentEvent::Malformed);
+        tracing::warn!(target = %target.label, "the provider's Payment-Validation header is malformed");
+        return None;
+    };
+    if !validation.validated {
+        return None;
+    }
+    state.metrics.payment(provider, PaymentEvent::Completed);
+    let quote = state.quotes.order(provider, &validation.out_trade_no)?;
+    Some(PaidCall {
+        trade_no: validation.trade_no,
+        out_trade_no: validation.out_trade_no,
+        cost: Cost {
+            amount: quote.amount,
+            currency: quote.currency,
+        },
+    })
 }
 
 /// The header that tells the client what its request cost.

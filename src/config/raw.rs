@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use toml::Spanned;
 
-use super::{ProviderKind, Strategy};
+use super::{OnPaymentRequired, Payment, ProviderKind, Strategy};
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -115,6 +115,7 @@ pub(super) struct RawProvider {
     pub(super) chunk_delay: Option<Spanned<String>>,
     pub(super) error_rate: Option<Spanned<f64>>,
     pub(super) error_status: Option<Spanned<u16>>,
+    pub(super) payment: Option<Spanned<Payment>>,
 }
 
 /// One `[providers.NAME.models."MODEL"]` table. It declares a model that clients may address
@@ -170,6 +171,8 @@ pub(super) struct RawRoute {
     pub(super) strategy: Strategy,
     pub(super) targets: Spanned<Vec<RawTarget>>,
     pub(super) failover_on_timeout: Option<bool>,
+    #[serde(default)]
+    pub(super) on_payment_required: OnPaymentRequired,
 }
 
 /// A route target: `"provider/model"`, or `{ target = "provider/model", weight = N }`.

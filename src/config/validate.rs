@@ -18,8 +18,9 @@ use crate::accounting::Prices;
 
 use super::{
     AccountingSettings, ClientKey, ConfigError, ConfigErrors, EnvLookup, LimitSettings,
-    MockSettings, ModelSettings, Provider, ProviderKind, Route, RoutingSettings, Secret,
-    ServerSettings, Snapshot, Strategy, Target, UpstreamSettings, UsageLogSettings,
+    MockSettings, ModelSettings, OnPaymentRequired, Payment, Provider, ProviderKind, Route,
+    RoutingSettings, Secret, ServerSettings, Snapshot, Strategy, Target, UpstreamSettings,
+    UsageLogSettings,
 };
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -552,6 +553,7 @@ fn provider(
         .iter()
         .filter_map(|prefix| header_prefix(check, &table, prefix))
         .collect();
+    let payment = payment(check, &table, raw);
     if check.errors.len() > errors_before {
         return None;
     }
@@ -566,7 +568,26 @@ fn provider(
         limits: limits(check, &table, raw.rpm.as_ref(), raw.tpm.as_ref()),
         mock: if is_mock { Some(mock) } else { None },
         models: models(check, &table, raw),
+        payment,
     })
+}
+
+/// `payment`: only OpenAI-wire providers can carry the A2M exchange (its quote and proof
+/// travel in headers around an OpenAI-wire call).
+fn payment(check: &mut Checker<'_>, table: &str, raw: &RawProvider) -> Payment {
+    let Some(payment) = &raw.payment else {
+        return Payment::None;
+    };
+    let wire_ok = matches!(raw.kind, ProviderKind::Qwen | ProviderKind::OpenAi);
+    if *payment.get_ref() == Payment::A2m && !wire_ok {
+        check.error(
+            Some(payment.span()),
+            table,
+            "payment",
+            "\"a2m\" only applies to kind = \"qwen\" or \"openai\"".into(),
+        );
+    }
+    *payment.get_ref()
 }
 
 fn models(
@@ -906,6 +927,7 @@ fn insert_direct(routes: &mut HashMap<String, Route>, provider: &Arc<Provider>, 
             targets: vec![target],
             strategy: Strategy::Priority,
             failover_on_timeout: true,
+            on_payment_required: OnPaymentRequired::Quote,
             direct: true,
         });
 }
@@ -979,6 +1001,7 @@ fn route(
         targets,
         strategy: raw.strategy,
         failover_on_timeout: raw.failover_on_timeout.unwrap_or(true),
+        on_payment_required: raw.on_payment_required,
         direct: false,
     })
 }
@@ -1133,6 +1156,30 @@ targets = ["mistral/mistral-small-latest", "qwen/qwen-plus"]
         assert_eq!(error.line, Some(4));
         assert_eq!(error.table, "providers.x");
         assert!(error.reason.contains("rpn"), "{error}");
+    }
+
+    #[test]
+    fn a2m_payment_is_only_for_openai_wire_providers() {
+        let error = first_error(
+            "[providers.m]\nkind = \"mistral\"\nbase_url = \"http://x\"\npayment = \"a2m\"\n",
+        );
+        assert_eq!(
+            (error.table.as_str(), error.field.as_str()),
+            ("providers.m", "payment")
+        );
+        let snapshot = parse(
+            "[providers.a]\nkind = \"qwen\"\nbase_url = \"http://x\"\npayment = \"a2m\"\n\
+             [routes.r]\ntargets = [\"a/m\"]\non_payment_required = \"failover\"\n",
+        )
+        .unwrap();
+        let route = snapshot.route("r").unwrap();
+        assert_eq!(route.on_payment_required, OnPaymentRequired::Failover);
+        assert_eq!(route.targets[0].provider.payment, Payment::A2m);
+        let error = first_error(
+            "[providers.a]\nkind = \"qwen\"\nbase_url = \"http://x\"\n\
+             [routes.r]\ntargets = [\"a/m\"]\non_payment_required = \"pay\"\n",
+        );
+        assert!(error.reason.contains("pay"), "{error}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{ConfigError, Provider, Route, Snapshot, Strategy};
+use super::{ConfigError, OnPaymentRequired, Payment, Provider, Route, Snapshot, Strategy};
 
 /// Everything `GET /admin/config` answers.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -218,6 +218,9 @@ pub struct ProviderView {
     pub models: BTreeMap<String, Option<u32>>,
     /// The built-in responder's settings, for `mock`.
     pub mock: Option<MockView>,
+    /// `"a2m"` for a pay-per-call seller; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<String>,
 }
 
 /// A `mock` provider's behaviour.
@@ -244,6 +247,9 @@ pub struct RouteView {
     pub targets: Vec<String>,
     /// Whether a timeout may be retried on another target.
     pub failover_on_timeout: bool,
+    /// `"quote"` or `"failover"`: what a price quote from a target does.
+    #[serde(default)]
+    pub on_payment_required: String,
 }
 
 impl ConfigView {
@@ -314,6 +320,7 @@ fn provider_view(provider: &Provider) -> ProviderView {
             error_rate: mock.error_rate,
             error_status: mock.error_status.as_u16(),
         }),
+        payment: (provider.payment == Payment::A2m).then(|| "a2m".to_owned()),
     }
 }
 
@@ -333,6 +340,11 @@ fn route_view(route: &Route) -> RouteView {
             })
             .collect(),
         failover_on_timeout: route.failover_on_timeout,
+        on_payment_required: match route.on_payment_required {
+            OnPaymentRequired::Quote => "quote",
+            OnPaymentRequired::Failover => "failover",
+        }
+        .to_owned(),
     }
 }
 

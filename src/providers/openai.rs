@@ -6,6 +6,8 @@
 //! `usage` (and in-band errors) out of them but never re-serialises them; the one exception,
 //! the usage chunk, is [`crate::stream`]'s business.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Method, StatusCode};
@@ -16,6 +18,7 @@ use super::{Adapter, StreamTranslator, Translated, UpstreamRequest, add_api_key,
 use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
 use crate::openai::{ChatRequest, DONE, Usage, UsageOnly};
+use crate::payment::{PAYMENT_NEEDED, QuoteHeader};
 use crate::retry_after;
 use crate::sse::{SseEvent, data_frame};
 
@@ -215,10 +218,16 @@ pub(super) fn classify_fields(
     headers: &HeaderMap,
     fields: ErrorFields,
 ) -> UpstreamFailure {
+    // An Alipay price quote (reference/alipay-a2m.md), not a billing failure: the router
+    // passes it to the client with its header untouched, without a cooldown.
+    if status == StatusCode::PAYMENT_REQUIRED
+        && let Some(raw) = headers.get(PAYMENT_NEEDED)
+    {
+        let mut failure = failure_from(FailureKind::PaymentRequired, status, headers, fields);
+        failure.quote = Some(Arc::new(QuoteHeader::new(raw)));
+        return failure;
+    }
     let kind = match status.as_u16() {
-        // An Alipay price quote (reference/alipay-a2m.md), not a billing failure: it goes back
-        // to the client as is, with no cooldown and no failover.
-        402 if headers.contains_key("payment-needed") => FailureKind::Rejected,
         429 if fields.is("insufficient_quota") => FailureKind::Account,
         429 => FailureKind::RateLimited,
         401..=403 => FailureKind::Account,
@@ -248,12 +257,14 @@ pub(super) fn failure_from(
             "the provider refused switchboard's own credentials or billing (HTTP {})",
             status.as_u16()
         ),
-        FailureKind::Rejected => fields.message.clone().unwrap_or_else(|| {
-            format!(
-                "the provider rejected the request (HTTP {})",
-                status.as_u16()
-            )
-        }),
+        FailureKind::Rejected | FailureKind::PaymentRequired => {
+            fields.message.clone().unwrap_or_else(|| {
+                format!(
+                    "the provider rejected the request (HTTP {})",
+                    status.as_u16()
+                )
+            })
+        }
         FailureKind::RateLimited
         | FailureKind::Unavailable
         | FailureKind::Timeout
@@ -265,7 +276,7 @@ pub(super) fn failure_from(
     if kind == FailureKind::Rejected {
         failure.error_type = fields.error_type;
         failure.code = fields.code;
-        failure.param = fields.param;
+        failure.param = fields.param.map(String::into_boxed_str);
     }
     failure
 }
@@ -350,8 +361,12 @@ mod tests {
             &headers,
             br#"{"code":"Payment-Needed"}"#,
         );
-        assert_eq!(quote.kind, FailureKind::Rejected);
+        assert_eq!(quote.kind, FailureKind::PaymentRequired);
         assert_eq!(quote.status, Some(StatusCode::PAYMENT_REQUIRED));
+        let header = quote.quote.unwrap();
+        assert_eq!(header.raw, "eyJhbW91bnQiOiIwLjAxIn0");
+        // Missing fields: the header is still passed on, only unread.
+        assert!(header.quote.is_none());
         let billing = classify(StatusCode::PAYMENT_REQUIRED, &HeaderMap::new(), b"{}");
         assert_eq!(billing.kind, FailureKind::Account);
     }

@@ -77,6 +77,7 @@ mod tests {
             targets,
             strategy,
             failover_on_timeout: true,
+            on_payment_required: crate::config::OnPaymentRequired::Quote,
             direct: false,
         }
     }

@@ -11,6 +11,7 @@ mod gemini;
 mod limits;
 mod metrics;
 mod mistral;
+mod payments;
 mod qwen;
 mod reload;
 mod sdk_async_openai;

@@ -385,3 +385,69 @@ targets = ["g/{GEMINI_MODEL}"]
         );
     }
 }
+
+#[tokio::test]
+async fn official_python_sdk_sees_a_price_quote_as_a_402_and_pays_it() {
+    let python = python().await;
+    let quote = "eyJvdXRfdHJhZGVfbm8iOiJvLXB5IiwiYW1vdW50IjoiMC4wMSIsImN1cnJlbmN5IjoiQ05ZIiwicGF5X2JlZm9yZSI6IjI5OTktMDEtMDFUMDA6MDA6MDArMDg6MDAifQ";
+    let validation = "eyJ0cmFkZV9ubyI6IlQiLCJvdXRfdHJhZGVfbm8iOiJvLXB5IiwidmFsaWRhdGVkIjp0cnVlfQ";
+    let seller = MockUpstream::start(vec![
+        Reply::json(402, r#"{"code":"Payment-Needed","message":"pay first"}"#)
+            .header("payment-needed", quote),
+        Reply::json(200, r#"{"id":"c","object":"chat.completion","created":1,"model":"ai","choices":[{"index":0,"message":{"role":"assistant","content":"paid"},"finish_reason":"stop"}]}"#)
+            .header("payment-validation", validation),
+    ])
+    .await;
+    let toml = format!(
+        r#"
+[[keys]]
+name = "python-sdk"
+key_env = "PY_SDK_KEY"
+
+[providers.local]
+kind = "mock"
+
+[providers.seller]
+kind = "qwen"
+base_url = "{seller}"
+payment = "a2m"
+
+[routes.demo]
+targets = ["local/echo"]
+
+[routes.paid]
+targets = ["seller/ai"]
+"#,
+        seller = seller.url("/v1"),
+    );
+    let router = spawn_router(&toml, &[("PY_SDK_KEY", CLIENT_KEY)]).await;
+    let args: Vec<String> = [
+        "--base-url",
+        &router.url("/v1"),
+        "--api-key",
+        CLIENT_KEY,
+        "--payment-model",
+        "paid",
+        "--payment-proof",
+        "eyJwcm9vZiI6InAifQ",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let run = run_script(&python, &args).await;
+    let report = format!("--- stdout\n{}--- stderr\n{}", run.stdout, run.stderr);
+    assert!(run.status.success(), "{report}");
+    assert_eq!(
+        detail(&run.stdout, "APIStatusError 402 for a price quote", &report),
+        format!("{quote} from seller"),
+        "{report}"
+    );
+    assert_eq!(
+        detail(&run.stdout, "paid retry with Payment-Proof", &report),
+        "cost 0.010000000 CNY",
+        "{report}"
+    );
+    let sent = seller.requests();
+    assert_eq!(sent.len(), 2, "{report}");
+    assert_eq!(sent[1].headers["payment-proof"], "eyJwcm9vZiI6InAifQ");
+}

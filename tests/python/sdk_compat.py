@@ -82,6 +82,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=env("SWITCHBOARD_EXPECT_USAGE", "") not in ("", "0"),
         help="the tool-call checks require usage (the stream one asks for it)",
     )
+    parser.add_argument(
+        "--payment-model",
+        default=env("SWITCHBOARD_PAYMENT_MODEL"),
+        help="a route whose pay-per-call seller quotes (402), then serves against a proof",
+    )
+    parser.add_argument(
+        "--payment-proof",
+        default=env("SWITCHBOARD_PAYMENT_PROOF", ""),
+        help="the Payment-Proof header the seller accepts",
+    )
     args = parser.parse_args(argv)
     if not args.base_url:
         parser.error("--base-url (or SWITCHBOARD_BASE_URL) is required")
@@ -314,6 +324,30 @@ def main(argv: list[str]) -> int:
         assert "no-such-model-anywhere" in error.body["message"], error.body["message"]
         return error.body["message"]
 
+    def payment_quote() -> str:
+        error = expect_error(
+            openai.APIStatusError,
+            lambda: client.chat.completions.create(
+                model=args.payment_model, messages=[{"role": "user", "content": "pay me"}]
+            ),
+        )
+        assert error.status_code == 402, f"status {error.status_code}"
+        assert error.code == "payment_required", f"code {error.code!r}"
+        needed = error.response.headers.get("payment-needed")
+        assert needed, "no Payment-Needed header"
+        seller = error.response.headers.get("x-switchboard-provider")
+        return f"{needed} from {seller}"
+
+    def payment_retry() -> str:
+        raw = client.chat.completions.with_raw_response.create(
+            model=args.payment_model,
+            messages=[{"role": "user", "content": "pay me"}],
+            extra_headers={"Payment-Proof": args.payment_proof},
+        )
+        completion = raw.parse()
+        assert completion.choices, "no choices"
+        return f"cost {raw.headers.get('x-switchboard-cost')}"
+
     checks.run("chat, non-stream", non_stream)
     checks.run("chat, stream with include_usage", stream)
     if args.tool_model:
@@ -324,6 +358,9 @@ def main(argv: list[str]) -> int:
     checks.run("BadRequestError for empty messages", bad_request)
     checks.run("AuthenticationError for a wrong key", wrong_key)
     checks.run("NotFoundError for an unknown model", unknown_model)
+    if args.payment_model:
+        checks.run("APIStatusError 402 for a price quote", payment_quote)
+        checks.run("paid retry with Payment-Proof", payment_retry)
     print(f"{checks.passed} passed, 0 failed", flush=True)
     return 0
 
