@@ -1,8 +1,19 @@
-//! Alipay pay-per-call (A2M) through the router, against a scripted seller on real HTTP: the
+//! Alipay pay-per-call (A2M) through the router, against sellers on real HTTP (scripted, and one
+//! that checks proofs against the orders it quoted and the payments made): the
 //! 402 quote reaches the client intact, the paid retry reaches its seller once and is charged
 //! the quoted amount, a refused proof is a 400, and nothing crashes on malformed headers.
 #![cfg(test)]
 
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
 use crate::metrics::{COST, Exposition, TRANSACTIONS, scrape};
@@ -352,4 +363,210 @@ async fn a_paid_stream_costs_its_quote_once_and_the_usage_log_can_reconcile_it()
     assert_eq!(paid[0]["cost"], "0.010000000");
     assert_eq!(paid[0]["fee_charged"], true);
     assert_eq!(paid[1]["fee_charged"], false);
+}
+
+// === a seller that checks proofs itself ===
+
+/// A stateful A2M seller on real HTTP: quotes unpaid calls, checks each proof against the
+/// orders it quoted and the payments made to them, refuses unknown, reused or late proofs with
+/// 400 `INVALID_PAYMENT_PROOF`, and serves paid calls with `Payment-Validation`.
+struct Seller {
+    url: String,
+    state: Arc<Mutex<Ledger>>,
+}
+
+#[derive(Default)]
+struct Ledger {
+    /// out_trade_no → pay_before, for every quote issued.
+    quoted: HashMap<String, String>,
+    /// trade_no → out_trade_no, for every payment made (by the test, as Alipay would).
+    paid: HashMap<String, String>,
+    /// trade_nos already served: a proof pays for one call.
+    used: Vec<String>,
+    /// The `client_session` of every proof received, as received.
+    sessions: Vec<String>,
+    calls: usize,
+}
+
+impl Seller {
+    async fn start(pay_before: &'static str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let state: Arc<Mutex<Ledger>> = Arc::default();
+        let ledger = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let ledger = ledger.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request: Request<Incoming>| {
+                        let ledger = ledger.clone();
+                        async move { Ok::<_, Infallible>(sell(request, &ledger, pay_before)) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { url, state }
+    }
+
+    /// Pays order `out_trade_no` through "Alipay": returns the proof header to send.
+    fn pay(&self, out_trade_no: &str) -> String {
+        let mut ledger = self.state.lock().unwrap();
+        let trade_no = format!("2026{:08}", ledger.paid.len() + 1);
+        ledger
+            .paid
+            .insert(trade_no.clone(), out_trade_no.to_owned());
+        b64url(&format!(
+            r#"{{"protocol":{{"payment_proof":"sig+/=","trade_no":"{trade_no}"}},"method":{{"client_session":"c2Vzc2lvbi0x+/=="}}}}"#
+        ))
+    }
+}
+
+fn sell(
+    request: Request<Incoming>,
+    ledger: &Mutex<Ledger>,
+    pay_before: &str,
+) -> Response<Full<Bytes>> {
+    let mut ledger = ledger.lock().unwrap();
+    ledger.calls += 1;
+    let Some(proof) = request.headers().get("payment-proof") else {
+        let order = format!("o-{}", ledger.quoted.len() + 1);
+        ledger.quoted.insert(order.clone(), pay_before.to_owned());
+        let header = b64url(&format!(
+            r#"{{"out_trade_no":"{order}","amount":"0.05","currency":"CNY","resource_id":"chat","pay_before":"{pay_before}","seller_signature":"c2ln+/==","seller_sign_type":"RSA2","seller_id":"2088000000000001","goods_name":"AI call"}}"#
+        ));
+        let body = format!(
+            r#"{{"code":"Payment-Needed","message":"pay first","out_trade_no":"{order}","amount":"0.05","currency":"CNY"}}"#
+        );
+        return seller_reply(402, body, Some(("payment-needed", header)));
+    };
+    let decoded = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        proof.as_bytes(),
+    )
+    .ok()
+    .and_then(|json| serde_json::from_slice::<Value>(&json).ok());
+    let trade_no = decoded
+        .as_ref()
+        .and_then(|p| p["protocol"]["trade_no"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    if let Some(session) = decoded
+        .as_ref()
+        .and_then(|p| p["method"]["client_session"].as_str())
+    {
+        ledger.sessions.push(session.to_owned());
+    }
+    let order = ledger.paid.get(&trade_no).cloned();
+    let in_time = order
+        .as_ref()
+        .and_then(|o| ledger.quoted.get(o))
+        .is_some_and(|deadline| deadline.as_str() > "2026-11-26");
+    let fresh = !ledger.used.contains(&trade_no);
+    let (Some(order), true, true) = (order, in_time, fresh) else {
+        let body = r#"{"code":"INVALID_PAYMENT_PROOF","message":"the payment proof is invalid or expired"}"#;
+        return seller_reply(400, body.to_owned(), None);
+    };
+    ledger.used.push(trade_no.clone());
+    let validation = b64url(&format!(
+        r#"{{"trade_no":"{trade_no}","out_trade_no":"{order}","validated":true,"resource_id":"chat"}}"#
+    ));
+    seller_reply(
+        200,
+        ANSWER.to_owned(),
+        Some(("payment-validation", validation)),
+    )
+}
+
+fn seller_reply(
+    status: u16,
+    body: String,
+    header: Option<(&'static str, String)>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+    response.headers_mut().insert(
+        "content-type",
+        http::HeaderValue::from_static("application/json"),
+    );
+    if let Some((name, value)) = header {
+        response.headers_mut().insert(name, value.parse().unwrap());
+    }
+    response
+}
+
+/// The `out_trade_no` inside a 402's `Payment-Needed` header.
+fn quoted_order(answer: &crate::support::Answer) -> String {
+    let header = answer.headers["payment-needed"].to_str().unwrap();
+    let json =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header).unwrap();
+    serde_json::from_slice::<Value>(&json).unwrap()["out_trade_no"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_whole_exchange_with_a_seller_that_checks_proofs() {
+    let seller = Seller::start(LATER).await;
+    let cheap = MockUpstream::start(vec![Reply::json(200, ANSWER)]).await;
+    let router = router(
+        &cheap.url("/v1"),
+        &seller.url,
+        r#"["seller/ai", "cheap/m"]"#,
+        "",
+    )
+    .await;
+
+    let quote = chat_with(&router, &[], ASK).await;
+    assert_eq!(quote.status, 402, "{}", quote.text());
+    let order = quoted_order(&quote);
+    let proof = seller.pay(&order);
+    let paid = chat_with(&router, &[("payment-proof", &proof)], ASK).await;
+    assert_eq!(paid.status, 200, "{}", paid.text());
+    assert_eq!(paid.headers["x-switchboard-cost"], "0.050000000 CNY");
+
+    // The same proof again pays for nothing: the seller refuses it and nobody else is asked.
+    let reused = chat_with(&router, &[("payment-proof", &proof)], ASK).await;
+    assert_eq!(reused.status, 400, "{}", reused.text());
+    assert_eq!(cheap.calls(), 0);
+    let ledger = seller.state.lock().unwrap();
+    assert_eq!(ledger.calls, 3);
+    assert_eq!(
+        ledger.sessions,
+        ["c2Vzc2lvbi0x+/==", "c2Vzc2lvbi0x+/=="],
+        "client_session reaches the seller as sent"
+    );
+}
+
+#[tokio::test]
+async fn a_proof_paid_after_the_deadline_is_refused_by_the_seller() {
+    let seller = Seller::start("2020-01-01T00:00:00+08:00").await;
+    let cheap = MockUpstream::start(vec![Reply::json(200, ANSWER)]).await;
+    let router = router(
+        &cheap.url("/v1"),
+        &seller.url,
+        r#"["seller/ai", "cheap/m"]"#,
+        "",
+    )
+    .await;
+
+    let quote = chat_with(&router, &[], ASK).await;
+    assert_eq!(quote.status, 402, "{}", quote.text());
+    let proof = seller.pay(&quoted_order(&quote));
+    let late = chat_with(&router, &[("payment-proof", &proof)], ASK).await;
+    assert_eq!(late.status, 400, "{}", late.text());
+    assert!(
+        late.text().contains("INVALID_PAYMENT_PROOF")
+            || late.text().to_lowercase().contains("proof"),
+        "{}",
+        late.text()
+    );
+    assert_eq!(cheap.calls(), 0, "a refused proof never goes elsewhere");
+    assert!(late.headers.get("x-switchboard-cost").is_none());
 }
