@@ -37,6 +37,13 @@ pub const TTFT_BUCKETS: &[f64] = &[
     0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
 ];
 
+/// Buckets of `overhead_seconds`: the router's own time per request, from microseconds (a
+/// pass-through) to the milliseconds that would mean something is wrong.
+pub const OVERHEAD_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.1,
+];
+
 /// The `route` label of a request whose `model` names no route (or that failed before its
 /// body was read).
 pub const UNKNOWN_ROUTE: &str = "unknown";
@@ -93,6 +100,7 @@ struct Families {
     inflight: IntGauge,
     config_reloads: IntCounterVec,
     usage_log_dropped: IntCounter,
+    overhead: Histogram,
     payment_quotes: IntCounterVec,
     payments_completed: IntCounterVec,
     payment_proofs_rejected: IntCounterVec,
@@ -139,6 +147,16 @@ impl Families {
             "Usage-log lines lost: the writer's queue was full, or the write failed.",
         )?;
         registry.register(Box::new(usage_log_dropped.clone()))?;
+        let overhead = Histogram::with_opts(
+            HistogramOpts::new(
+                "overhead_seconds",
+                "Time a chat request spent in the router itself: until its response headers, \
+                 minus the time spent waiting on providers (headers, complete bodies, a \
+                 stream's first content); a stream's body is not counted.",
+            )
+            .buckets(OVERHEAD_BUCKETS.to_vec()),
+        )?;
+        registry.register(Box::new(overhead.clone()))?;
         Ok(Self {
             requests: counter(
                 "requests_total",
@@ -190,6 +208,7 @@ impl Families {
                 &["result"],
             )?,
             usage_log_dropped,
+            overhead,
             payment_quotes: counter(
                 "payment_quotes_total",
                 "Price quotes (402 with Payment-Needed) from pay-per-call providers.",
@@ -413,6 +432,11 @@ impl Metrics {
     pub fn forget_provider(&self, name: &str) {
         // Absent when it was never scraped; nothing to remove then.
         let _ = self.families.provider_cooldown.remove_label_values(&[name]);
+    }
+
+    /// Records the router's own time for one answered chat request.
+    pub fn overhead(&self, overhead: Duration) {
+        self.families.overhead.observe(overhead.as_secs_f64());
     }
 
     /// Marks one chat request in flight until the guard is dropped.

@@ -70,6 +70,31 @@ pub struct Served {
     pub limiter: Option<Arc<Limiter>>,
     /// The token estimate taken from the limiters.
     pub estimated_tokens: u32,
+    /// Time spent waiting on providers, every attempt included: until response headers,
+    /// reading a complete body, reading a stream to its commit point. What the request took
+    /// beyond this is the router's own overhead.
+    pub upstream_wait: Duration,
+}
+
+/// The two deadlines an attempt runs under.
+#[derive(Clone, Copy, Debug)]
+struct Deadlines {
+    /// Response headers (a stream's first content) must arrive by this.
+    attempt: Instant,
+    /// The whole request must be over by this.
+    request: Instant,
+}
+
+impl Deadlines {
+    /// The deadlines of an attempt starting now.
+    fn for_attempt(call: &Call, snapshot: &Snapshot) -> Self {
+        Self {
+            attempt: call
+                .deadline
+                .min(Instant::now() + snapshot.routing.attempt_timeout),
+            request: call.deadline,
+        }
+    }
 }
 
 /// What a successful attempt produced.
@@ -168,6 +193,7 @@ pub async fn route(
     let estimated_tokens = estimate_tokens(chat);
     let mut tally = Tally::new();
     let mut refusal_if_none: Option<ApiError> = None;
+    let mut upstream_wait = Duration::ZERO;
     let order = state.balancer.order(route);
     for (position, &index) in order.iter().enumerate() {
         let target = &route.targets[index];
@@ -201,17 +227,15 @@ pub async fn route(
             request.headers.insert("idempotency-key", key.clone());
         }
         tally.attempts += 1;
-        let attempt_deadline = call
-            .deadline
-            .min(Instant::now() + snapshot.routing.attempt_timeout);
+        let deadlines = Deadlines::for_attempt(call, snapshot);
         let outcome = attempt(
             state,
             snapshot,
             chat,
             target,
             request,
-            attempt_deadline,
-            call.deadline,
+            deadlines,
+            &mut upstream_wait,
         )
         .await;
         let failure = match outcome {
@@ -229,6 +253,7 @@ pub async fn route(
                     answer,
                     limiter,
                     estimated_tokens,
+                    upstream_wait,
                 });
             }
             Err(failure) => failure,
@@ -385,17 +410,15 @@ async fn route_paid(
     if let Some(key) = &call.idempotency_key {
         request.headers.insert("idempotency-key", key.clone());
     }
-    let attempt_deadline = call
-        .deadline
-        .min(Instant::now() + snapshot.routing.attempt_timeout);
+    let mut upstream_wait = Duration::ZERO;
     let outcome = attempt(
         state,
         snapshot,
         chat,
         target,
         request,
-        attempt_deadline,
-        call.deadline,
+        Deadlines::for_attempt(call, snapshot),
+        &mut upstream_wait,
     )
     .await;
     let kind = outcome.as_ref().err().map(|failure| failure.kind);
@@ -414,6 +437,7 @@ async fn route_paid(
                 answer,
                 limiter,
                 estimated_tokens,
+                upstream_wait,
             })
         }
         Err(failure) => Err(paid_failure(
@@ -535,18 +559,24 @@ async fn attempt(
     chat: &ChatRequest<'_>,
     target: &Target,
     request: UpstreamRequest,
-    attempt_deadline: Instant,
-    deadline: Instant,
+    deadlines: Deadlines,
+    waited: &mut Duration,
 ) -> Result<(HeaderMap, Answer), UpstreamFailure> {
+    let Deadlines {
+        attempt: attempt_deadline,
+        request: deadline,
+    } = deadlines;
     let adapter = adapter_for(target.provider.kind);
-    let response = tokio::time::timeout_at(attempt_deadline, state.upstream.send(target, request))
-        .await
-        .map_err(|_| {
-            UpstreamFailure::new(
-                FailureKind::Timeout,
-                "no response headers within routing.attempt_timeout",
-            )
-        })??;
+    let sent = Instant::now();
+    let response =
+        tokio::time::timeout_at(attempt_deadline, state.upstream.send(target, request)).await;
+    *waited += sent.elapsed();
+    let response = response.map_err(|_| {
+        UpstreamFailure::new(
+            FailureKind::Timeout,
+            "no response headers within routing.attempt_timeout",
+        )
+    })??;
     let (parts, body) = response.into_parts();
     if !parts.status.is_success() {
         // The error body belongs to the failed attempt: a provider that stalls it must not hold
@@ -562,10 +592,16 @@ async fn attempt(
             idle_timeout: snapshot.routing.stream_idle_timeout,
         };
         let mut stream = ChatStream::new(body, adapter.stream(chat, target), limits);
-        stream.prime(attempt_deadline).await?;
+        let reading = Instant::now();
+        let primed = stream.prime(attempt_deadline).await;
+        *waited += reading.elapsed();
+        primed?;
         return Ok((parts.headers, Answer::Stream(Box::new(stream))));
     }
-    let bytes = read_body(body, MAX_RESPONSE_BYTES, deadline).await?;
+    let reading = Instant::now();
+    let bytes = read_body(body, MAX_RESPONSE_BYTES, deadline).await;
+    *waited += reading.elapsed();
+    let bytes = bytes?;
     let translated = adapter.response(chat, target, bytes)?;
     Ok((parts.headers, Answer::Complete(translated)))
 }

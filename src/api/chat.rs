@@ -2,6 +2,7 @@
 //! limit, validate, route, and shape the answer with the router's headers.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
@@ -116,6 +117,7 @@ async fn serve(
         answer,
         limiter,
         estimated_tokens,
+        upstream_wait,
     } = served;
     let settlement = TokenSettlement::new(
         limiter.into_iter().chain(key_limiter).collect(),
@@ -144,6 +146,11 @@ async fn serve(
     let mut response = Response::new(());
     let headers = response.headers_mut();
     router_headers(headers, &target, attempts);
+    overhead_header(
+        state,
+        headers,
+        started.elapsed().saturating_sub(upstream_wait),
+    );
     forward_headers(headers, &upstream_headers, &target);
     match answer {
         Answer::Complete(translated) => {
@@ -266,6 +273,17 @@ fn router_headers(headers: &mut HeaderMap, target: &Target, attempts: u32) {
         headers.insert("x-switchboard-model", model);
     }
     headers.insert("x-switchboard-attempts", HeaderValue::from(attempts));
+}
+
+/// `x-switchboard-overhead-ms`: the router's own time so far (everything but waiting on
+/// providers), so users can check the router's cost in production; also observed in
+/// `switchboard_overhead_seconds`.
+fn overhead_header(state: &AppState, headers: &mut HeaderMap, overhead: Duration) {
+    state.metrics.overhead(overhead);
+    let millis = format!("{:.3}", overhead.as_secs_f64() * 1000.0);
+    if let Ok(value) = HeaderValue::from_str(&millis) {
+        headers.insert("x-switchboard-overhead-ms", value);
+    }
 }
 
 /// Passes the upstream headers the provider's `forward_headers` prefixes name; nothing else.

@@ -937,3 +937,39 @@ async fn cost_and_transactions_are_counted_per_key_currency_and_transaction() {
         ],
     );
 }
+
+#[tokio::test]
+async fn overhead_is_reported_without_the_providers_time() {
+    let completion = r#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#;
+    let slow = MockUpstream::start(vec![
+        Reply::json(200, completion).delay(std::time::Duration::from_millis(300)),
+    ])
+    .await;
+    let config = format!(
+        "[providers.up]\nkind = \"openai\"\nbase_url = \"{}\"\n\n[routes.r]\ntargets = [\"up/m\"]\n",
+        slow.url("/v1")
+    );
+    let router = spawn_router(&config, &[]).await;
+    let before = scrape(&router).await;
+
+    let answer = chat(
+        &router,
+        r#"{"model":"r","messages":[{"role":"user","content":"hi"}]}"#,
+    )
+    .await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let overhead: f64 = answer.headers["x-switchboard-overhead-ms"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The provider took 300 ms to answer; none of that is the router's own time.
+    assert!((0.0..150.0).contains(&overhead), "overhead {overhead} ms");
+    let after = scrape(&router).await;
+    let count = |m: &Exposition| {
+        m.get("switchboard_overhead_seconds_count", &[])
+            .unwrap_or(0.0)
+    };
+    assert_eq!(count(&after) - count(&before), 1.0);
+}
