@@ -128,58 +128,31 @@ pub(super) fn validate(
         errors: Vec::new(),
     };
     let server = server(&mut check, &raw);
+    let max_attempts = max_attempts(&mut check, &raw);
+    let r = &raw.routing;
+    let mut routing_duration = |value: Option<&Spanned<String>>, field: &str, secs: u64| {
+        check.duration(value, "routing", field, Duration::from_secs(secs))
+    };
     let routing = RoutingSettings {
-        max_attempts: max_attempts(&mut check, &raw),
-        default_cooldown: check.duration(
-            raw.routing.default_cooldown.as_ref(),
-            "routing",
-            "default_cooldown",
-            Duration::from_secs(30),
-        ),
-        max_cooldown: check.duration(
-            raw.routing.max_cooldown.as_ref(),
-            "routing",
-            "max_cooldown",
-            Duration::from_secs(300),
-        ),
-        account_cooldown: check.duration(
-            raw.routing.account_cooldown.as_ref(),
-            "routing",
-            "account_cooldown",
-            Duration::from_secs(600),
-        ),
-        attempt_timeout: check.duration(
-            raw.routing.attempt_timeout.as_ref(),
-            "routing",
-            "attempt_timeout",
-            Duration::from_secs(30),
-        ),
-        request_timeout: check.duration(
-            raw.routing.request_timeout.as_ref(),
-            "routing",
-            "request_timeout",
-            Duration::from_secs(600),
-        ),
-        stream_idle_timeout: check.duration(
-            raw.routing.stream_idle_timeout.as_ref(),
-            "routing",
+        max_attempts,
+        default_cooldown: routing_duration(r.default_cooldown.as_ref(), "default_cooldown", 30),
+        max_cooldown: routing_duration(r.max_cooldown.as_ref(), "max_cooldown", 300),
+        account_cooldown: routing_duration(r.account_cooldown.as_ref(), "account_cooldown", 600),
+        attempt_timeout: routing_duration(r.attempt_timeout.as_ref(), "attempt_timeout", 30),
+        request_timeout: routing_duration(r.request_timeout.as_ref(), "request_timeout", 600),
+        stream_idle_timeout: routing_duration(
+            r.stream_idle_timeout.as_ref(),
             "stream_idle_timeout",
-            Duration::from_secs(60),
+            60,
         ),
     };
+    let u = &raw.upstream;
+    let mut upstream_duration = |value: Option<&Spanned<String>>, field: &str, secs: u64| {
+        check.duration(value, "upstream", field, Duration::from_secs(secs))
+    };
     let upstream = UpstreamSettings {
-        connect_timeout: check.duration(
-            raw.upstream.connect_timeout.as_ref(),
-            "upstream",
-            "connect_timeout",
-            Duration::from_secs(5),
-        ),
-        pool_idle_timeout: check.duration(
-            raw.upstream.pool_idle_timeout.as_ref(),
-            "upstream",
-            "pool_idle_timeout",
-            Duration::from_secs(90),
-        ),
+        connect_timeout: upstream_duration(u.connect_timeout.as_ref(), "connect_timeout", 5),
+        pool_idle_timeout: upstream_duration(u.pool_idle_timeout.as_ref(), "pool_idle_timeout", 90),
     };
     let accounting = accounting(&mut check, &raw);
     let keys = keys(&mut check, &raw.keys, env);
