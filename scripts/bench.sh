@@ -5,10 +5,14 @@
 #
 #   scripts/bench.sh            # 5 s per cell
 #   DURATION=10 scripts/bench.sh
+#   MODES=plain CONNS=32 HELD=0 scripts/bench.sh   # one cell, no 1,000-stream run
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 DURATION=${DURATION:-5}
+MODES=${MODES:-plain stream}
+CONNS=${CONNS:-1 32 256}
+HELD=${HELD:-1}
 UPSTREAM=127.0.0.1:18901
 SLOW_UPSTREAM=127.0.0.1:18902
 ROUTER=127.0.0.1:18900
@@ -109,8 +113,8 @@ wrk_cell() {
 }
 
 printf '\n%-7s %-6s %5s %12s %10s %10s %14s %10s\n' mode path conns "req/s" p50 p99 "router CPU/req" "RSS MiB"
-for mode in plain stream; do
-  for conns in 1 32 256; do
+for mode in $MODES; do
+  for conns in $CONNS; do
     read -r rps p50 p99 _ <<<"$(wrk_cell "$mode" "http://$UPSTREAM/v1/chat/completions" "$conns")"
     printf '%-7s %-6s %5s %12s %10s %10s %14s %10s\n' "$mode" direct "$conns" "$rps" "$p50" "$p99" - -
     before=$(cpu_ticks "$ROUTER_PID")
@@ -120,6 +124,11 @@ for mode in plain stream; do
     printf '%-7s %-6s %5s %12s %10s %10s %14s %10s\n' "$mode" router "$conns" "$rps" "$p50" "$p99" "$per_req" "$(rss_mib "$ROUTER_PID")"
   done
 done
+
+if [ "$HELD" = 0 ]; then
+  printf '\nidle RSS: %s MiB\n' "$IDLE_RSS"
+  exit 0
+fi
 
 # 1,000 streams held open at once: the slow upstream spaces its 21 chunks 500 ms apart.
 sed -i 's/"model":"bench"/"model":"slow"/' "$WORK/stream.lua"

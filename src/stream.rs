@@ -3,7 +3,8 @@
 //! A stream has a commit point: its first content or tool-call delta. Until then the router
 //! holds the preamble (the role-only chunk) back and [`ChatStream::prime`] reports any failure
 //! as a failed attempt, so the router can fail over without the client seeing anything. After
-//! it, frames leave as soon as they are translated; the body enforces the stream's deadlines
+//! it, frames leave as soon as they are translated (events that arrived together leave
+//! together, in one write); the body enforces the stream's deadlines
 //! (the request's overall timeout and the longest silence between events) and ends a broken
 //! stream with an OpenAI error event and no `[DONE]`, so a client can never mistake a
 //! provider's failure for a normal finish. The request's log record is written, and its
@@ -19,10 +20,10 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame};
 use tokio::time::{Instant, Sleep};
 
@@ -36,6 +37,14 @@ use crate::upstream::UpstreamBody;
 
 /// The largest single event the router will hold (a provider's chunk is a few KiB at most).
 const MAX_EVENT_BYTES: usize = 8 << 20;
+
+/// The most frames the router holds back to send together (see [`ChatStream`]'s `poll_frame`).
+const MAX_BATCH_FRAMES: usize = 64;
+
+/// How many turns without news the router waits before it sends what it holds. hyper's
+/// client passes a body on one chunk at a time, and the next chunk takes two turns of the
+/// runtime to come through (measured), so two quiet turns mean the burst is over.
+const QUIET_TURNS_BEFORE_SENDING: u8 = 2;
 
 /// Deadlines that bound a stream.
 #[derive(Clone, Copy, Debug)]
@@ -57,6 +66,10 @@ pub struct ChatStream {
     deadline: Pin<Box<Sleep>>,
     idle: Pin<Box<Sleep>>,
     finished: bool,
+    /// Something arrived since the idle timer was last set.
+    heard_from_upstream: bool,
+    /// Turns given to the upstream connection since anything last arrived.
+    quiet_turns: u8,
     record: Option<RequestRecord>,
     settlement: Option<TokenSettlement>,
     /// What the request costs, charged once.
@@ -82,6 +95,8 @@ impl ChatStream {
             deadline: Box::pin(tokio::time::sleep_until(limits.deadline)),
             idle: Box::pin(tokio::time::sleep(limits.idle_timeout)),
             finished: false,
+            heard_from_upstream: false,
+            quiet_turns: 0,
             record: None,
             settlement: None,
             account: None,
@@ -250,30 +265,19 @@ impl ChatStream {
         self.closed_record()
     }
 
-    /// Reads and translates one upstream frame; `Pending` means nothing new arrived.
+    /// Reads and translates one upstream frame; `Pending` means nothing new arrived. The
+    /// timers are looked at only when the upstream has nothing ready, which a stream always
+    /// reaches between bursts: one clock read and one timer update per burst, not per frame.
     fn pull(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), UpstreamFailure>> {
-        if self.deadline.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Err(UpstreamFailure::new(
-                FailureKind::Timeout,
-                "the request took longer than routing.request_timeout",
-            )));
-        }
-        if self.idle.as_mut().poll(cx).is_ready() {
-            let message = format!(
-                "the provider sent nothing for {:?} (routing.stream_idle_timeout)",
-                self.limits.idle_timeout
-            );
-            return Poll::Ready(Err(UpstreamFailure::new(FailureKind::Stream, message)));
-        }
-        let result = match ready!(Pin::new(&mut self.upstream).poll_frame(cx)) {
-            Some(Ok(frame)) => {
-                let idle_until = Instant::now() + self.limits.idle_timeout;
-                self.idle.as_mut().reset(idle_until);
-                match frame.into_data() {
-                    Ok(data) => self.absorb(&data),
-                    Err(_trailers) => Ok(()),
-                }
-            }
+        let Poll::Ready(frame) = Pin::new(&mut self.upstream).poll_frame(cx) else {
+            return self.poll_deadlines(cx);
+        };
+        self.heard_from_upstream = true;
+        Poll::Ready(match frame {
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => self.absorb(&data),
+                Err(_trailers) => Ok(()),
+            },
             Some(Err(e)) => Err(UpstreamFailure::new(
                 FailureKind::Stream,
                 format!("the connection to the provider broke: {e}"),
@@ -282,8 +286,66 @@ impl ChatStream {
                 self.finished = true;
                 self.end()
             }
-        };
-        Poll::Ready(result)
+        })
+    }
+
+    /// While the upstream is silent: `Ready(Err)` once the request's deadline or the idle
+    /// timeout has passed, else `Pending` with both timers set to wake the stream.
+    fn poll_deadlines(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), UpstreamFailure>> {
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(UpstreamFailure::new(
+                FailureKind::Timeout,
+                "the request took longer than routing.request_timeout",
+            )));
+        }
+        if std::mem::take(&mut self.heard_from_upstream) {
+            let idle_until = Instant::now() + self.limits.idle_timeout;
+            self.idle.as_mut().reset(idle_until);
+        }
+        if self.idle.as_mut().poll(cx).is_ready() {
+            let message = format!(
+                "the provider sent nothing for {:?} (routing.stream_idle_timeout)",
+                self.limits.idle_timeout
+            );
+            return Poll::Ready(Err(UpstreamFailure::new(FailureKind::Stream, message)));
+        }
+        Poll::Pending
+    }
+
+    /// Pulls what the upstream has ready, up to [`MAX_BATCH_FRAMES`] held frames; true when
+    /// anything arrived (a failure included).
+    fn read_ahead(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut arrived = false;
+        while !self.finished && self.ready.len() < MAX_BATCH_FRAMES {
+            match self.pull(cx) {
+                Poll::Ready(Ok(())) => arrived = true,
+                Poll::Ready(Err(failure)) => {
+                    self.fail(failure);
+                    arrived = true;
+                }
+                Poll::Pending => break,
+            }
+        }
+        arrived
+    }
+
+    /// Everything held, as the client gets it, in one frame: several SSE events in one
+    /// chunk are one write for the router and one read for the client.
+    fn take_batch(&mut self) -> Option<Bytes> {
+        while let Some(frame) = self.ready.pop_front() {
+            if let Some(frame) = self.outgoing(frame) {
+                self.scratch.push(frame);
+            }
+        }
+        if self.scratch.len() <= 1 {
+            return self.scratch.pop();
+        }
+        let size = self.scratch.iter().map(Bytes::len).sum();
+        let mut batch = BytesMut::with_capacity(size);
+        for frame in self.scratch.drain(..) {
+            batch.extend_from_slice(&frame);
+        }
+        Some(batch.freeze())
     }
 }
 
@@ -330,22 +392,33 @@ impl Body for ChatStream {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = self.get_mut();
-        loop {
-            if let Some(frame) = this.ready.pop_front() {
-                let Some(frame) = this.outgoing(frame) else {
-                    continue;
-                };
-                this.note_sent();
-                return Poll::Ready(Some(Ok(Frame::data(frame))));
-            }
-            if this.finished {
-                this.close_record();
-                return Poll::Ready(None);
-            }
-            if let Err(failure) = ready!(this.pull(cx)) {
-                this.fail(failure);
-            }
+        let arrived = this.read_ahead(cx);
+        // hyper's client hands a response body over one chunk per turn of its connection
+        // task, and hyper's server writes whatever it holds as soon as a body is pending. So
+        // while chunks keep arriving, give the connection task another turn before sending:
+        // a burst then leaves in one write instead of one write (and one client wake-up) per
+        // chunk. A quiet upstream costs two extra turns, microseconds.
+        if arrived {
+            this.quiet_turns = 0;
         }
+        if !this.finished
+            && !this.ready.is_empty()
+            && this.ready.len() < MAX_BATCH_FRAMES
+            && this.quiet_turns < QUIET_TURNS_BEFORE_SENDING
+        {
+            this.quiet_turns += 1;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        if let Some(batch) = this.take_batch() {
+            this.note_sent();
+            return Poll::Ready(Some(Ok(Frame::data(batch))));
+        }
+        if this.finished {
+            this.close_record();
+            return Poll::Ready(None);
+        }
+        Poll::Pending
     }
 
     fn is_end_stream(&self) -> bool {
@@ -396,9 +469,29 @@ mod tests {
         })
     }
 
-    /// A primed stream of `kind` over `events` (each a whole SSE block), accounted at qwen-max
-    /// prices, for a client that did or did not ask for usage.
-    async fn stream(kind: ProviderKind, events: &[String], client_wants_usage: bool) -> ChatStream {
+    /// An upstream body that sends `events` (each a whole SSE block) and ends.
+    fn ending(events: &[String]) -> UpstreamBody {
+        Full::new(Bytes::from(events.concat()))
+            .map_err(|never| match never {})
+            .boxed_unsync()
+    }
+
+    /// An upstream body that sends `events` and then stays open, saying nothing more.
+    fn left_open(events: &[String]) -> UpstreamBody {
+        use futures_util::StreamExt as _;
+        let frames = futures_util::stream::iter(events.to_vec())
+            .map(|event| Ok(Frame::data(Bytes::from(event))))
+            .chain(futures_util::stream::pending());
+        http_body_util::StreamBody::new(frames).boxed_unsync()
+    }
+
+    /// A primed stream of `kind` over `upstream`, accounted at qwen-max prices, for a client
+    /// that did or did not ask for usage.
+    async fn stream(
+        kind: ProviderKind,
+        upstream: UpstreamBody,
+        client_wants_usage: bool,
+    ) -> ChatStream {
         let options = if client_wants_usage {
             r#","stream_options":{"include_usage":true}"#
         } else {
@@ -409,9 +502,6 @@ mod tests {
         );
         let chat = ChatRequest::parse(body.as_bytes()).unwrap();
         let target = test_target(kind.as_str(), "p", "m");
-        let upstream = Full::new(Bytes::from(events.concat()))
-            .map_err(|never| match never {})
-            .boxed_unsync();
         let limits = StreamLimits {
             deadline: Instant::now() + Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
@@ -448,7 +538,7 @@ mod tests {
     #[tokio::test]
     async fn a_usage_chunk_the_client_did_not_ask_for_is_dropped_and_nothing_else_changes() {
         let events = data_events(&OPENAI_EVENTS);
-        let mut stream = stream(ProviderKind::OpenAi, &events, false).await;
+        let mut stream = stream(ProviderKind::OpenAi, ending(&events), false).await;
         let sent = all_frames(&mut stream).await;
         let expected = [&events[0], &events[1], &events[3]]
             .map(String::as_str)
@@ -459,7 +549,7 @@ mod tests {
     #[tokio::test]
     async fn a_usage_chunk_the_client_asked_for_carries_the_cost_fee_included() {
         let events = data_events(&OPENAI_EVENTS);
-        let mut stream = stream(ProviderKind::OpenAi, &events, true).await;
+        let mut stream = stream(ProviderKind::OpenAi, ending(&events), true).await;
         let sent = all_frames(&mut stream).await;
         // 1134 x 1.6 + 100 x 0.64 + 56 x 6.4 = 2236.8 per MTok, plus the 0.01 fee.
         let usage_chunk = OPENAI_EVENTS[2].replace(
@@ -485,7 +575,7 @@ mod tests {
             "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n".to_owned(),
             "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n".to_owned(),
         ];
-        let mut stream = stream(ProviderKind::Anthropic, &events, false).await;
+        let mut stream = stream(ProviderKind::Anthropic, left_open(&events), false).await;
         assert!(next_frame(&mut stream).await.is_some());
         let record = stream.abandoned_record().unwrap();
         assert_eq!(record.error_code.as_deref(), Some("client_disconnected"));
@@ -494,6 +584,42 @@ mod tests {
         let cost = record.cost.clone().unwrap();
         assert_eq!(cost.header_value(), "0.001926400 USD");
         assert!(!record.fee_charged);
+    }
+
+    fn content_events(words: &[&str]) -> Vec<String> {
+        let payloads: Vec<String> = words
+            .iter()
+            .map(|word| {
+                format!(r#"{{"id":"c","object":"chat.completion.chunk","choices":[{{"index":0,"delta":{{"content":"{word}"}}}}]}}"#)
+            })
+            .collect();
+        data_events(&payloads.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    #[tokio::test]
+    async fn events_that_arrive_together_leave_in_one_frame() {
+        let events = content_events(&["one", "two", "three", "four"]);
+        let mut stream = stream(ProviderKind::OpenAi, left_open(&events), false).await;
+        let frame = next_frame(&mut stream).await.unwrap();
+        assert_eq!(frame, events.concat());
+    }
+
+    #[tokio::test]
+    async fn an_event_that_arrives_alone_leaves_without_waiting_for_more() {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let frames = futures_util::stream::unfold(receiver, |mut receiver| async move {
+            let event = receiver.recv().await?;
+            Some((Ok(Frame::data(Bytes::from(event))), receiver))
+        });
+        let upstream = http_body_util::StreamBody::new(frames).boxed_unsync();
+        let events = content_events(&["first", "second"]);
+        sender.send(events[0].clone()).unwrap();
+        let mut stream = stream(ProviderKind::OpenAi, upstream, false).await;
+        assert_eq!(next_frame(&mut stream).await.unwrap(), events[0]);
+        sender.send(events[1].clone()).unwrap();
+        // The upstream stays open: the frame must not wait for a burst that never comes.
+        let second = tokio::time::timeout(Duration::from_secs(5), next_frame(&mut stream)).await;
+        assert_eq!(second.unwrap().unwrap(), events[1]);
     }
 
     #[test]
