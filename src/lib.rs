@@ -2,9 +2,9 @@
 //! routes each request to Qwen (Alibaba Model Studio, Alipay endpoints included), Mistral,
 //! any OpenAI-compatible upstream, or its own built-in mock.
 //!
-//! The request path, in module order: [`server`] accepts connections, [`app`] gives each
-//! request an id and hands it to [`api`], which authenticates ([`auth`]), validates the
-//! body ([`openai`]) and asks the [`router`] for an answer. The router resolves the model
+//! The request path, in module order: [`server`] accepts connections and hands each to one
+//! of the [`workers`], [`app`] gives each request an id and hands it to [`api`], which
+//! authenticates ([`auth`]), validates the body ([`openai`]) and asks the [`router`] for an answer. The router resolves the model
 //! against the [`config`] snapshot, has a provider adapter ([`providers`]) build the request,
 //! sends it through [`upstream`], and the answer comes back whole or as a [`stream`] of
 //! [`sse`] events. [`error`] is the only place an error becomes an HTTP response.
@@ -31,3 +31,4 @@ pub mod sse;
 pub mod stream;
 pub mod upstream;
 pub mod usage_log;
+pub mod workers;

@@ -3,6 +3,7 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use switchboard::config::reload::{self, ReloadHandle, Source, Trigger};
 use switchboard::config::{self, Snapshot, view};
 use switchboard::server::Server;
+use switchboard::workers;
 
 /// mimalloc instead of glibc's malloc: every request allocates and frees small buffers on
 /// several threads, where glibc's malloc showed up at several percent of the router's CPU.
@@ -21,6 +23,7 @@ const USAGE: &str =
 
   --config PATH   configuration file (default: providers.toml)
   --listen ADDR   address to listen on, overriding [server] listen
+  --workers N     threads that serve connections (default: one per core)
   --check         validate the file, print a summary of providers, routes and keys, and exit
   --against URL   with --check: also print what the file would change in the router running
                   at URL (read from its GET /admin/config)
@@ -34,6 +37,7 @@ const ADMIN_KEY_ENV: &str = "SWITCHBOARD_ADMIN_KEY";
 struct Args {
     config: PathBuf,
     listen: Option<SocketAddr>,
+    workers: NonZeroUsize,
     check: bool,
     against: Option<String>,
     key: Option<String>,
@@ -44,6 +48,7 @@ fn parse_args() -> Result<Option<Args>, lexopt::Error> {
     let mut args = Args {
         config: PathBuf::from("providers.toml"),
         listen: None,
+        workers: workers::default_count(),
         check: false,
         against: None,
         key: None,
@@ -53,6 +58,7 @@ fn parse_args() -> Result<Option<Args>, lexopt::Error> {
         match arg {
             Long("config") | Short('c') => args.config = parser.value()?.into(),
             Long("listen") | Short('l') => args.listen = Some(parser.value()?.parse()?),
+            Long("workers") => args.workers = parser.value()?.parse()?,
             Long("check") => args.check = true,
             Long("against") => args.against = Some(parser.value()?.parse()?),
             Long("key") => args.key = Some(parser.value()?.parse()?),
@@ -93,7 +99,9 @@ fn main() -> ExitCode {
         };
     }
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // This thread accepts connections and runs the background tasks (reloads, the usage
+    // log); the workers serve the connections.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -103,7 +111,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(snapshot, args.config, args.listen))
+    runtime.block_on(serve(snapshot, args.config, args.listen, args.workers))
 }
 
 /// `--check --against URL`: prints what the file would change in the running router. The file
@@ -147,7 +155,12 @@ fn init_tracing() {
         .init();
 }
 
-async fn serve(snapshot: Snapshot, path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
+async fn serve(
+    snapshot: Snapshot,
+    path: PathBuf,
+    listen: Option<SocketAddr>,
+    workers: NonZeroUsize,
+) -> ExitCode {
     for line in snapshot.summary().lines() {
         tracing::info!("{line}");
     }
@@ -155,7 +168,7 @@ async fn serve(snapshot: Snapshot, path: PathBuf, listen: Option<SocketAddr>) ->
         tracing::warn!("no [[keys]] configured: any client can use this router");
     }
     let listen = listen.unwrap_or(snapshot.server.listen);
-    let server = match Server::bind(snapshot, listen).await {
+    let server = match Server::bind(snapshot, listen, workers).await {
         Ok(server) => server,
         Err(e) => {
             tracing::error!(%listen, error = %e, "cannot start (listener or usage log)");
@@ -169,7 +182,10 @@ async fn serve(snapshot: Snapshot, path: PathBuf, listen: Option<SocketAddr>) ->
     // Before the "listening" line: from then on a SIGHUP must reload, not end the process.
     listen_for_hangup(reload);
     let addr = server.local_addr().map_or(listen, |a| a);
-    tracing::info!("switchboard listening on http://{addr} (OpenAI base URL http://{addr}/v1)");
+    tracing::info!(
+        workers = workers.get(),
+        "switchboard listening on http://{addr} (OpenAI base URL http://{addr}/v1)"
+    );
     server.run(shutdown_signal()).await;
     ExitCode::SUCCESS
 }

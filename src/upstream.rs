@@ -1,8 +1,11 @@
-//! The one HTTP client every provider shares: pooled, TLS through rustls, HTTP/2 where the
-//! server offers it by ALPN, TCP_NODELAY on every socket. Mock providers are served in
-//! process through the same call, so the rest of the router cannot tell them apart.
+//! The HTTP client every provider shares: pooled, TLS through rustls, HTTP/2 where the
+//! server offers it by ALPN, TCP_NODELAY on every socket. There is one connection pool per
+//! worker thread ([`crate::workers`]), so a request and the upstream connection it uses are
+//! served by the same thread. Mock providers are served in process through the same call, so
+//! the rest of the router cannot tell them apart.
 
 use std::error::Error as _;
+use std::num::NonZeroUsize;
 
 use bytes::Bytes;
 use http::{Request, Response, Uri};
@@ -16,36 +19,29 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use crate::config::{Target, UpstreamSettings};
 use crate::error::{FailureKind, UpstreamFailure};
 use crate::providers::{UpstreamRequest, mock};
+use crate::workers;
 
 /// A response body from a provider (or from the built-in mock).
 pub type UpstreamBody = UnsyncBoxBody<Bytes, hyper::Error>;
 
+/// One pooled client.
+type PooledClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
 /// The shared upstream client.
 #[derive(Clone, Debug)]
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// One per worker, indexed by [`workers::current`].
+    clients: Box<[PooledClient]>,
 }
 
 impl Upstream {
-    /// Builds the client. Fails only if the TLS roots cannot be set up.
-    pub fn new(settings: &UpstreamSettings) -> Result<Self, rustls::Error> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(settings.connect_timeout));
-        http.set_keepalive(Some(std::time::Duration::from_secs(60)));
-        let https = HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(settings.pool_idle_timeout)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(https);
-        Ok(Self { client })
+    /// Builds a client with one connection pool for each of `workers` worker threads. Fails
+    /// only if the TLS roots cannot be set up.
+    pub fn new(settings: &UpstreamSettings, workers: NonZeroUsize) -> Result<Self, rustls::Error> {
+        let clients = (0..workers.get())
+            .map(|_| pooled_client(settings))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { clients })
     }
 
     /// Sends one attempt and returns the response once its headers have arrived.
@@ -66,13 +62,30 @@ impl Upstream {
         *outgoing.method_mut() = request.method;
         *outgoing.uri_mut() = uri;
         *outgoing.headers_mut() = request.headers;
-        let response = self
-            .client
-            .request(outgoing)
-            .await
-            .map_err(transport_failure)?;
+        let client = &self.clients[workers::current() % self.clients.len()];
+        let response = client.request(outgoing).await.map_err(transport_failure)?;
         Ok(response.map(BodyExt::boxed_unsync))
     }
+}
+
+/// A client whose connections are owned by the runtime that first opens them.
+fn pooled_client(settings: &UpstreamSettings) -> Result<PooledClient, rustls::Error> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(settings.connect_timeout));
+    http.set_keepalive(Some(std::time::Duration::from_secs(60)));
+    let https = HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(settings.pool_idle_timeout)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(https))
 }
 
 /// Describes a transport error without anything secret (it only knows hosts and causes).

@@ -300,7 +300,10 @@ async fn start(
     snapshot: switchboard::config::Snapshot,
     source: Option<switchboard::config::reload::Source>,
 ) -> RouterHandle {
-    let server = switchboard::server::Server::bind(snapshot, "127.0.0.1:0".parse().unwrap())
+    // Served as the binary serves: by worker threads of its own, two as on the CI machine.
+    let workers = std::num::NonZeroUsize::new(2).unwrap();
+    let listen = "127.0.0.1:0".parse().unwrap();
+    let server = switchboard::server::Server::bind(snapshot, listen, workers)
         .await
         .unwrap();
     let addr = server.local_addr().unwrap();

@@ -490,7 +490,8 @@ async fn usage_log_settings_are_checked_with_table_field_and_line() {
         missing.display()
     );
     let snapshot = switchboard::config::parse(&text, "t", &env).unwrap();
-    let error = switchboard::server::Server::bind(snapshot, "127.0.0.1:0".parse().unwrap())
+    let listen = "127.0.0.1:0".parse().unwrap();
+    let error = switchboard::server::Server::bind(snapshot, listen, std::num::NonZeroUsize::MIN)
         .await
         .err()
         .expect("bind must fail");
