@@ -18,7 +18,7 @@ use switchboard::config::ProviderKind;
 use switchboard::openai::ChatRequest;
 use switchboard::providers::adapter_for;
 
-use common::{ANSWER, body, large_request};
+use common::{ANSWER, MISTRAL_USAGE, QWEN_USAGE, body, json_string, large_request};
 
 /// A one-shot question: one user message.
 fn small_request() -> Value {
@@ -96,7 +96,7 @@ fn translate_response(c: &mut Criterion) {
     for (kind, target) in &common::targets() {
         let adapter = adapter_for(*kind);
         let (work, answer) = answer(*kind);
-        let answer = Bytes::from(answer.to_string());
+        let answer = Bytes::from(answer);
         group.bench_function(BenchmarkId::new(kind.as_str(), work), |b| {
             b.iter(|| {
                 adapter
@@ -110,60 +110,104 @@ fn translate_response(c: &mut Criterion) {
 
 /// A provider's complete answer of [`ANSWER`] in its own wire, and the name of what the adapter
 /// does with it: OpenAI-wire bodies pass through with only their usage read, Mistral's are
-/// edited in place, Anthropic's and Gemini's are rebuilt as OpenAI JSON.
-fn answer(kind: ProviderKind) -> (&'static str, Value) {
-    match kind {
-        ProviderKind::OpenAi | ProviderKind::Qwen | ProviderKind::Mock => (
-            "usage_sniffing",
-            json!({
-                "id": "chatcmpl-CXq1Zt8Hn2vLpR4sQw9Ey7Ub3Kd", "object": "chat.completion",
-                "created": 1_764_115_201, "model": "gpt-4o-mini-2024-07-18",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER,
-                    "refusal": null, "annotations": []}, "logprobs": null, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 1012, "completion_tokens": 96, "total_tokens": 1108,
-                    "prompt_tokens_details": {"cached_tokens": 896, "audio_tokens": 0},
-                    "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
-                        "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}},
-                "service_tier": "default", "system_fingerprint": "fp_560af6e559",
-            }),
-        ),
-        ProviderKind::Mistral => (
-            "edit_in_place",
-            json!({
-                "id": "8d9c1f0e2b7a4c3e9f6d5a4b3c2d1e0f", "object": "chat.completion",
-                "created": 1_764_115_201, "model": "mistral-small-latest",
-                "choices": [{"index": 0, "message": {"role": "assistant", "tool_calls": null,
-                    "content": ANSWER}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 1040, "total_tokens": 1139, "completion_tokens": 99},
-            }),
-        ),
-        ProviderKind::Anthropic => (
-            "rebuild",
-            json!({
-                "id": "msg_01XFDUDYJgAACzvnptvVoYEL", "type": "message", "role": "assistant",
-                "model": "claude-sonnet-4-5-20250929",
-                "content": [{"type": "text", "text": ANSWER}],
-                "stop_reason": "end_turn", "stop_sequence": null,
-                "usage": {"input_tokens": 118, "cache_creation_input_tokens": 0,
-                    "cache_read_input_tokens": 921,
-                    "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
-                    "output_tokens": 101, "service_tier": "standard"},
-            }),
-        ),
-        ProviderKind::Gemini => (
-            "rebuild",
-            json!({
-                "candidates": [{"content": {"parts": [{"text": ANSWER}], "role": "model"},
-                    "finishReason": "STOP", "index": 0}],
-                "usageMetadata": {"promptTokenCount": 1003, "candidatesTokenCount": 94,
-                    "totalTokenCount": 1285, "cachedContentTokenCount": 768,
-                    "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 1003}],
-                    "thoughtsTokenCount": 188},
-                "modelVersion": "gemini-2.5-flash", "responseId": "kq0maeD3BbWXz7IPqJPlmQc",
-            }),
-        ),
-    }
+/// edited in place, Anthropic's and Gemini's are rebuilt as OpenAI JSON. OpenAI and Google
+/// pretty-print their bodies; the others send them compact.
+fn answer(kind: ProviderKind) -> (&'static str, String) {
+    let (work, template) = match kind {
+        ProviderKind::OpenAi | ProviderKind::Mock => ("usage_sniffing", OPENAI_ANSWER),
+        ProviderKind::Qwen => ("usage_sniffing", QWEN_ANSWER),
+        ProviderKind::Mistral => ("edit_in_place", MISTRAL_ANSWER),
+        ProviderKind::Anthropic => ("rebuild", ANTHROPIC_ANSWER),
+        ProviderKind::Gemini => ("rebuild", GEMINI_ANSWER),
+    };
+    let body = template
+        .replace("$ANSWER", &json_string(ANSWER))
+        .replace("$QWEN_USAGE", QWEN_USAGE)
+        .replace("$MISTRAL_USAGE", MISTRAL_USAGE);
+    (work, body)
 }
+
+/// `chat.completion` from api.openai.com.
+const OPENAI_ANSWER: &str = r#"{
+  "id": "chatcmpl-CXq1Zt8Hn2vLpR4sQw9Ey7Ub3Kd",
+  "object": "chat.completion",
+  "created": 1764115201,
+  "model": "gpt-4o-mini-2024-07-18",
+  "choices": [
+    {
+      "index": 0,
+      "message": {
+        "role": "assistant",
+        "content": $ANSWER,
+        "refusal": null,
+        "annotations": []
+      },
+      "logprobs": null,
+      "finish_reason": "stop"
+    }
+  ],
+  "usage": {
+    "prompt_tokens": 1012,
+    "completion_tokens": 96,
+    "total_tokens": 1108,
+    "prompt_tokens_details": {
+      "cached_tokens": 896,
+      "audio_tokens": 0
+    },
+    "completion_tokens_details": {
+      "reasoning_tokens": 0,
+      "audio_tokens": 0,
+      "accepted_prediction_tokens": 0,
+      "rejected_prediction_tokens": 0
+    }
+  },
+  "service_tier": "default",
+  "system_fingerprint": "fp_560af6e559"
+}
+"#;
+
+/// `chat.completion` from DashScope's compatible mode.
+const QWEN_ANSWER: &str = r#"{"choices":[{"message":{"role":"assistant","content":$ANSWER},"finish_reason":"stop","index":0,"logprobs":null}],"object":"chat.completion","usage":$QWEN_USAGE,"created":1764115201,"system_fingerprint":null,"model":"qwen-plus","id":"chatcmpl-6ada9ed2-7f33-9de2-8bb0-78bd4035025a"}"#;
+
+/// Mistral's `chat.completion`.
+const MISTRAL_ANSWER: &str = r#"{"id":"8d9c1f0e2b7a4c3e9f6d5a4b3c2d1e0f","object":"chat.completion","created":1764115201,"model":"mistral-small-latest","choices":[{"index":0,"message":{"role":"assistant","tool_calls":null,"content":$ANSWER},"finish_reason":"stop"}],"usage":$MISTRAL_USAGE}"#;
+
+/// An Anthropic Messages response.
+const ANTHROPIC_ANSWER: &str = r#"{"id":"msg_01XFDUDYJgAACzvnptvVoYEL","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[{"type":"text","text":$ANSWER}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":118,"cache_creation_input_tokens":0,"cache_read_input_tokens":921,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":0},"output_tokens":101,"service_tier":"standard"}}"#;
+
+/// A Gemini `generateContent` response.
+const GEMINI_ANSWER: &str = r#"{
+  "candidates": [
+    {
+      "content": {
+        "parts": [
+          {
+            "text": $ANSWER
+          }
+        ],
+        "role": "model"
+      },
+      "finishReason": "STOP",
+      "index": 0
+    }
+  ],
+  "usageMetadata": {
+    "promptTokenCount": 1003,
+    "candidatesTokenCount": 94,
+    "totalTokenCount": 1285,
+    "cachedContentTokenCount": 768,
+    "promptTokensDetails": [
+      {
+        "modality": "TEXT",
+        "tokenCount": 1003
+      }
+    ],
+    "thoughtsTokenCount": 188
+  },
+  "modelVersion": "gemini-2.5-flash",
+  "responseId": "kq0maeD3BbWXz7IPqJPlmQc"
+}
+"#;
 
 criterion_group!(
     benches,

@@ -169,3 +169,16 @@ pub(crate) const ANSWER: &str = "Done: you are booked on TAP TP 929 on Friday 11
     three nights near Alfama I found Memmo Alfama (172 EUR a night, rooftop terrace, 4 minutes \
     from the Sé cathedral) and Solar do Castelo (165 EUR a night, inside the castle walls). \
     Shall I book one of them?";
+
+/// `text` as a JSON string literal, for splicing into fixtures written in wire order (a
+/// `serde_json::Value` would sort their keys).
+pub(crate) fn json_string(text: &str) -> String {
+    Value::from(text).to_string()
+}
+
+/// `usage` as DashScope (Qwen) reports it, in a complete answer and in the stream's usage chunk.
+pub(crate) const QWEN_USAGE: &str = r#"{"prompt_tokens":1025,"completion_tokens":98,"total_tokens":1123,"prompt_tokens_details":{"cached_tokens":768}}"#;
+
+/// `usage` as Mistral reports it (its own key order).
+pub(crate) const MISTRAL_USAGE: &str =
+    r#"{"prompt_tokens":1040,"total_tokens":1139,"completion_tokens":99}"#;
