@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The router's overhead, measured: direct to a fast fake provider vs through switchboard, for
-# plain and streamed completions at 1, 32 and 256 connections, plus memory at idle and with
-# 1,000 streams open. Everything runs on 127.0.0.1 and every load is bounded in time.
+# The router's overhead, measured: direct to a fast fake provider, through nginx as a bare
+# reverse proxy (the floor: one HTTP hop and no JSON work, on this same machine), and through
+# switchboard, for plain and streamed completions at 1, 32 and 256 connections, plus memory
+# at idle and with 1,000 streams open. Everything runs on 127.0.0.1 and every load is bounded
+# in time. wrk and nginx are installed from Debian's packages when missing.
 #
 #   scripts/bench.sh            # 5 s per cell
 #   DURATION=10 scripts/bench.sh
@@ -16,6 +18,7 @@ HELD=${HELD:-1}
 UPSTREAM=127.0.0.1:18901
 SLOW_UPSTREAM=127.0.0.1:18902
 ROUTER=127.0.0.1:18900
+NGINX=127.0.0.1:18903
 KEY=bench-key-0123456789
 WORK=$(mktemp -d)
 PIDS=()
@@ -25,15 +28,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if ! command -v wrk >/dev/null; then
-  echo "installing wrk (Debian package)..." >&2
-  if [ "$(id -u)" = 0 ]; then
-    (apt-get install -y -qq wrk >/dev/null 2>&1) || (apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null)
-  else
-    echo "wrk is missing; install it with: sudo apt-get install wrk" >&2
+# need COMMAND PACKAGE: installs PACKAGE from Debian when COMMAND is missing.
+need() {
+  command -v "$1" >/dev/null && return
+  echo "installing $2 (Debian package)..." >&2
+  if [ "$(id -u)" != 0 ]; then
+    echo "$1 is missing; install it with: sudo apt-get install $2" >&2
     exit 1
   fi
-fi
+  (apt-get install -y -qq "$2" >/dev/null 2>&1) ||
+    (apt-get update -qq >/dev/null && apt-get install -y -qq "$2" >/dev/null)
+}
+need wrk wrk
+need nginx nginx
+NGINX_BIN=$(command -v nginx)
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 echo "building (release)..." >&2
@@ -78,14 +86,51 @@ targets = ["up/bench"]
 targets = ["slow/bench"]
 TOML
 
+# nginx as a bare reverse proxy to the same upstream: keep-alive upstream connections, no
+# buffering, no logs, one worker per core like the router.
+cat > "$WORK/nginx.conf" <<NGINX
+worker_processes auto;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream up { server $UPSTREAM; keepalive 256; }
+  server {
+    listen $NGINX;
+    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+NGINX
+"$NGINX_BIN" -c "$WORK/nginx.conf" -p "$WORK" & NGINX_PID=$!
+PIDS+=("$NGINX_PID")
+
 "$UP" "$UPSTREAM" & PIDS+=($!)
 "$UP" "$SLOW_UPSTREAM" 500 & PIDS+=($!)
 BENCH_KEY=$KEY BENCH_UPSTREAM_KEY=sk-bench RUST_LOG=warn "$BIN" --config "$WORK/bench.toml" & ROUTER_PID=$!
 PIDS+=("$ROUTER_PID")
 for _ in $(seq 50); do curl -sf "http://$ROUTER/healthz" >/dev/null && break; sleep 0.1; done
 
-rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# rss_mib PID: resident memory of PID and its children processes, in MiB.
+rss_mib() {
+  cat "/proc/$1/status" $(pgrep -P "$1" | sed 's|.*|/proc/&/status|') 2>/dev/null |
+    awk '/VmRSS/ {kib += $2} END {printf "%.1f", kib / 1024}'
+}
+# cpu_ticks PID: user + system ticks of PID and its children processes (nginx's workers).
+cpu_ticks() {
+  local pids=("$1") total=0 pid
+  mapfile -t -O 1 pids < <(pgrep -P "$1")
+  for pid in "${pids[@]}"; do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
 TICKS=$(getconf CLK_TCK)
 
 for mode in plain stream; do
@@ -112,16 +157,23 @@ wrk_cell() {
     END {printf "%s %s %s %s", rps, p50, p99, n}' "$WORK/out"
 }
 
-printf '\n%-7s %-6s %5s %12s %10s %10s %14s %10s\n' mode path conns "req/s" p50 p99 "router CPU/req" "RSS MiB"
+# proxied_cell MODE PATH ADDR PID CONNS: one row, with the proxy's CPU per request.
+proxied_cell() {
+  local before after rps p50 p99 n per_req
+  before=$(cpu_ticks "$4")
+  read -r rps p50 p99 n <<<"$(wrk_cell "$1" "http://$3/v1/chat/completions" "$5")"
+  after=$(cpu_ticks "$4")
+  per_req=$(awk -v t=$((after - before)) -v hz="$TICKS" -v n="$n" 'BEGIN { if (n > 0) printf "%.1f us", t / hz * 1e6 / n; else print "-" }')
+  printf '%-7s %-6s %5s %12s %10s %10s %14s %10s\n' "$1" "$2" "$5" "$rps" "$p50" "$p99" "$per_req" "$(rss_mib "$4")"
+}
+
+printf '\n%-7s %-6s %5s %12s %10s %10s %14s %10s\n' mode path conns "req/s" p50 p99 "proxy CPU/req" "RSS MiB"
 for mode in $MODES; do
   for conns in $CONNS; do
     read -r rps p50 p99 _ <<<"$(wrk_cell "$mode" "http://$UPSTREAM/v1/chat/completions" "$conns")"
     printf '%-7s %-6s %5s %12s %10s %10s %14s %10s\n' "$mode" direct "$conns" "$rps" "$p50" "$p99" - -
-    before=$(cpu_ticks "$ROUTER_PID")
-    read -r rps p50 p99 n <<<"$(wrk_cell "$mode" "http://$ROUTER/v1/chat/completions" "$conns")"
-    after=$(cpu_ticks "$ROUTER_PID")
-    per_req=$(awk -v t=$((after - before)) -v hz="$TICKS" -v n="$n" 'BEGIN { if (n > 0) printf "%.1f us", t / hz * 1e6 / n; else print "-" }')
-    printf '%-7s %-6s %5s %12s %10s %10s %14s %10s\n' "$mode" router "$conns" "$rps" "$p50" "$p99" "$per_req" "$(rss_mib "$ROUTER_PID")"
+    proxied_cell "$mode" nginx "$NGINX" "$NGINX_PID" "$conns"
+    proxied_cell "$mode" router "$ROUTER" "$ROUTER_PID" "$conns"
   done
 done
 
