@@ -5,6 +5,18 @@
 # at idle and with 1,000 streams open. Everything runs on 127.0.0.1 and every load is bounded
 # in time. wrk and nginx are installed from Debian's packages when missing.
 #
+# Rows of the table, for each mode and connection count:
+#   direct            wrk straight to the fake provider (its OpenAI wire): the ceiling
+#   nginx             through nginx as a bare reverse proxy: the floor for one HTTP hop
+#   router            through switchboard to an OpenAI-kind provider: the pass-through path
+#   router-anthropic  the same client request, routed to an Anthropic-kind provider: rebuilt
+#                     as a Messages API request, the answer or named-event stream translated
+#                     back to OpenAI's wire
+#   router-gemini     the same, to a Gemini-kind provider (generateContent, alt=sse stream)
+# The fake provider (examples/bench_upstream.rs) answers every wire with the same text and
+# usage, so the three router rows differ only by the translation; the performance target is
+# the translation rows within 2x of the router row in CPU per request.
+#
 #   scripts/bench.sh            # 5 s per cell
 #   DURATION=10 scripts/bench.sh
 #   MODES=plain CONNS=32 HELD=0 scripts/bench.sh   # one cell, no 1,000-stream run
@@ -79,8 +91,42 @@ kind = "openai"
 base_url = "http://$SLOW_UPSTREAM/v1"
 api_key_env = "BENCH_UPSTREAM_KEY"
 
+# The same fake provider in Anthropic's and Gemini's wires: the router appends /v1/messages
+# and /v1beta/models/bench:generateContent (or :streamGenerateContent?alt=sse) to base_url.
+[providers.anthropic]
+kind = "anthropic"
+base_url = "http://$UPSTREAM"
+api_key_env = "BENCH_UPSTREAM_KEY"
+rpm = 100000000
+tpm = 2000000000
+
+[providers.anthropic.models.bench]
+input_per_mtok = 1.25
+output_per_mtok = 10
+cached_input_per_mtok = 0.125
+currency = "USD"
+
+[providers.gemini]
+kind = "gemini"
+base_url = "http://$UPSTREAM"
+api_key_env = "BENCH_UPSTREAM_KEY"
+rpm = 100000000
+tpm = 2000000000
+
+[providers.gemini.models.bench]
+input_per_mtok = 1.25
+output_per_mtok = 10
+cached_input_per_mtok = 0.125
+currency = "USD"
+
 [routes.bench]
 targets = ["up/bench"]
+
+[routes.bench-anthropic]
+targets = ["anthropic/bench"]
+
+[routes.bench-gemini]
+targets = ["gemini/bench"]
 
 [routes.slow]
 targets = ["slow/bench"]
@@ -133,19 +179,30 @@ cpu_ticks() {
 }
 TICKS=$(getconf CLK_TCK)
 
+# One wrk script per mode and route, all with the same request but its model:
+# MODE.lua (route bench), MODE-anthropic.lua and MODE-gemini.lua.
 for mode in plain stream; do
   stream=false; [ "$mode" = stream ] && stream=true
-  cat > "$WORK/$mode.lua" <<LUA
+  for route in bench bench-anthropic bench-gemini; do
+    script=$mode${route#bench}
+    cat > "$WORK/$script.lua" <<LUA
 wrk.method = "POST"
-wrk.body = '{"model":"bench","stream":$stream,"messages":[{"role":"user","content":"Say something about foxes and dogs, please."}]}'
+wrk.body = '{"model":"$route","stream":$stream,"messages":[{"role":"user","content":"Say something about foxes and dogs, please."}]}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $KEY"
 LUA
+  done
 done
 
 IDLE_RSS=$(rss_mib "$ROUTER_PID")
 
-# wrk_cell MODE URL CONNS -> "rps p50 p99 requests"
+# row MODE PATH CONNS RPS P50 P99 CPU RSS: one line of the table, the path wide enough for
+# router-anthropic.
+row() {
+  printf '%-7s %-16s %5s %12s %10s %10s %14s %10s\n' "$@"
+}
+
+# wrk_cell SCRIPT URL CONNS -> "rps p50 p99 requests"; SCRIPT names $WORK/SCRIPT.lua.
 wrk_cell() {
   local threads=2; [ "$3" -lt 2 ] && threads=1
   wrk -t"$threads" -c"$3" -d"${DURATION}s" --latency -s "$WORK/$1.lua" "$2" > "$WORK/out" 2>&1 || true
@@ -157,23 +214,28 @@ wrk_cell() {
     END {printf "%s %s %s %s", rps, p50, p99, n}' "$WORK/out"
 }
 
-# proxied_cell MODE PATH ADDR PID CONNS: one row, with the proxy's CPU per request.
+# proxied_cell MODE PATH ADDR PID CONNS [SCRIPT]: one row, with the proxy's CPU per request.
+# SCRIPT (default MODE) picks the request, hence the route.
 proxied_cell() {
   local before after rps p50 p99 n per_req
   before=$(cpu_ticks "$4")
-  read -r rps p50 p99 n <<<"$(wrk_cell "$1" "http://$3/v1/chat/completions" "$5")"
+  read -r rps p50 p99 n <<<"$(wrk_cell "${6:-$1}" "http://$3/v1/chat/completions" "$5")"
   after=$(cpu_ticks "$4")
   per_req=$(awk -v t=$((after - before)) -v hz="$TICKS" -v n="$n" 'BEGIN { if (n > 0) printf "%.1f us", t / hz * 1e6 / n; else print "-" }')
-  printf '%-7s %-6s %5s %12s %10s %10s %14s %10s\n' "$1" "$2" "$5" "$rps" "$p50" "$p99" "$per_req" "$(rss_mib "$4")"
+  row "$1" "$2" "$5" "$rps" "$p50" "$p99" "$per_req" "$(rss_mib "$4")"
 }
 
-printf '\n%-7s %-6s %5s %12s %10s %10s %14s %10s\n' mode path conns "req/s" p50 p99 "proxy CPU/req" "RSS MiB"
+echo
+row mode path conns "req/s" p50 p99 "proxy CPU/req" "RSS MiB"
 for mode in $MODES; do
   for conns in $CONNS; do
     read -r rps p50 p99 _ <<<"$(wrk_cell "$mode" "http://$UPSTREAM/v1/chat/completions" "$conns")"
-    printf '%-7s %-6s %5s %12s %10s %10s %14s %10s\n' "$mode" direct "$conns" "$rps" "$p50" "$p99" - -
+    row "$mode" direct "$conns" "$rps" "$p50" "$p99" - -
     proxied_cell "$mode" nginx "$NGINX" "$NGINX_PID" "$conns"
     proxied_cell "$mode" router "$ROUTER" "$ROUTER_PID" "$conns"
+    for wire in anthropic gemini; do
+      proxied_cell "$mode" "router-$wire" "$ROUTER" "$ROUTER_PID" "$conns" "$mode-$wire"
+    done
   done
 done
 
