@@ -28,6 +28,7 @@ use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
+use crate::json_scan::has_member_starting_with;
 use crate::openai::Usage;
 
 /// An exact amount in one currency.
@@ -349,7 +350,7 @@ impl<'a> UsageChunk<'a> {
     /// bytes show no `"usage": {` are passed over without parsing.
     pub fn find(frame: &'a [u8]) -> Option<Self> {
         let payload = frame_payload(frame)?;
-        if !has_object_member(&payload, b"\"usage\"") {
+        if !has_member_starting_with(&payload, b"\"usage\"", b'{') {
             return None;
         }
         let usage = {
@@ -407,25 +408,6 @@ fn frame_payload(frame: &[u8]) -> Option<Cow<'_, [u8]>> {
         joined.extend_from_slice(line.strip_prefix(b"data: ")?);
     }
     Some(Cow::Owned(joined))
-}
-
-/// Whether a member named `quoted_key` (quotes included) has an object value. Quotes inside
-/// JSON strings are escaped, so the quoted key only matches real keys.
-fn has_object_member(data: &[u8], quoted_key: &[u8]) -> bool {
-    let mut from = 0;
-    while let Some(offset) = data[from..]
-        .windows(quoted_key.len())
-        .position(|w| w == quoted_key)
-    {
-        from += offset + quoted_key.len();
-        let rest = data[from..].trim_ascii_start();
-        if let Some(value) = rest.strip_prefix(b":")
-            && value.trim_ascii_start().first() == Some(&b'{')
-        {
-            return true;
-        }
-    }
-    false
 }
 
 /// The span of member `key`'s value inside the JSON object `object`, if it has one.

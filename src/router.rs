@@ -52,8 +52,18 @@ pub struct Call {
     pub payment_proof: Option<HeaderValue>,
     /// The `provider/model` of `x-switchboard-target`, pinning a paid retry.
     pub pinned: Option<String>,
-    /// Client key and body hash, under which quotes are remembered.
-    pub quote_key: QuoteKey,
+    /// The calling key's name, which with the body identifies a quoted request.
+    pub client_key: Arc<str>,
+    /// The request body as the client sent it.
+    pub body: Bytes,
+}
+
+impl Call {
+    /// The key a quote for this request is remembered under. Hashing the body is left to
+    /// the rare requests that meet a quote or carry a payment.
+    fn quote_key(&self) -> QuoteKey {
+        QuoteKey::new(&self.client_key, &self.body)
+    }
 }
 
 /// A successful attempt.
@@ -319,7 +329,7 @@ fn quoted(state: &AppState, target: &Target, call: &Call, failure: UpstreamFailu
     state.metrics.payment(provider, PaymentEvent::Quoted);
     match &header.quote {
         Some(quote) => state.quotes.remember(
-            call.quote_key.clone(),
+            call.quote_key(),
             Quoted {
                 target: target.label.clone(),
                 quote: quote.clone(),
@@ -361,7 +371,7 @@ fn seller<'s>(
     }
     if let Some(target) = state
         .quotes
-        .seller(&call.quote_key)
+        .seller(&call.quote_key())
         .and_then(|label| in_route(&label))
     {
         return Ok(target);

@@ -7,6 +7,7 @@
 //! handed out as a slice of the received bytes, without a copy.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use memchr::memchr2;
 
 /// One decoded event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,25 +89,19 @@ impl SseDecoder {
     /// Finds the end (past the blank line) of the first complete event in the buffer.
     fn find_event_end(&mut self) -> Option<usize> {
         let mut line_start = self.scanned;
-        let mut i = line_start;
-        while i < self.buf.len() {
-            let byte = self.buf[i];
-            if byte != b'\n' && byte != b'\r' {
-                i += 1;
-                continue;
-            }
-            let terminator_len = match (byte, self.buf.get(i + 1)) {
+        while let Some(offset) = memchr2(b'\n', b'\r', &self.buf[line_start..]) {
+            let end = line_start + offset;
+            let terminator_len = match (self.buf[end], self.buf.get(end + 1)) {
                 (b'\r', Some(b'\n')) => 2,
                 // A CR at the end of what we have may be the first half of a CRLF.
                 (b'\r', None) => break,
                 _ => 1,
             };
-            let blank_line = i == line_start;
-            i += terminator_len;
+            let blank_line = end == line_start;
+            line_start = end + terminator_len;
             if blank_line {
-                return Some(i);
+                return Some(line_start);
             }
-            line_start = i;
         }
         self.scanned = line_start;
         None
@@ -163,10 +158,8 @@ fn lines(block: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
             return None;
         }
         let start = pos;
-        let end = block[start..]
-            .iter()
-            .position(|&b| b == b'\n' || b == b'\r')
-            .map_or(block.len(), |offset| start + offset);
+        let end =
+            memchr2(b'\n', b'\r', &block[start..]).map_or(block.len(), |offset| start + offset);
         pos = match block.get(end) {
             Some(b'\r') => end + 1 + usize::from(block.get(end + 1) == Some(&b'\n')),
             Some(_) => end + 1,

@@ -20,9 +20,7 @@ use crate::error::ApiError;
 use crate::limits::{Limiter, TokenSettlement, estimate_tokens};
 use crate::metrics::{PaymentEvent, Scope};
 use crate::openai::ChatRequest;
-use crate::payment::{
-    PAYMENT_PROOF, PAYMENT_VALIDATION, QuoteKey, TARGET_HEADER, decode_validation,
-};
+use crate::payment::{PAYMENT_PROOF, PAYMENT_VALIDATION, TARGET_HEADER, decode_validation};
 use crate::router::{self, Answer, Call, Served};
 use crate::stream::ChatStream;
 
@@ -105,7 +103,8 @@ async fn serve(
         idempotency_key,
         payment_proof,
         pinned,
-        quote_key: QuoteKey::new(&record.key, &body),
+        client_key: record.key.clone(),
+        body: body.clone(),
     };
     let served = router::route(state, snapshot, &chat, &call, &mut record.attempt_log).await?;
     record.target = Some(served.target.label.clone());

@@ -27,6 +27,7 @@ use super::openai::{
 use super::{Adapter, StreamTranslator, Translated, UpstreamRequest};
 use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
+use crate::json_scan::{contains, has_member_starting_with};
 use crate::openai::{ChatRequest, DONE, Usage};
 use crate::sse::{SseEvent, data_frame};
 
@@ -322,7 +323,7 @@ impl IdMap {
 
     /// Whether any minted id occurs in `data` (a cheap pre-check before parsing).
     fn occurs_in(&self, data: &[u8]) -> bool {
-        self.0.keys().any(|id| find(data, id.as_bytes()).is_some())
+        self.0.keys().any(|id| contains(data, id.as_bytes()))
     }
 }
 
@@ -555,11 +556,11 @@ struct Stream {
 impl Stream {
     /// Whether a chunk may need more than forwarding. False positives only cost a parse.
     fn worth_parsing(&self, data: &[u8]) -> bool {
-        find(data, b"\"model_length\"").is_some()
-            || find(data, b"\"error\"").is_some()
-            || has_value(data, b"\"usage\"", b'{')
-            || has_value(data, b"\"content\"", b'[')
-            || has_value(data, b"\"arguments\"", b'{')
+        contains(data, b"\"model_length\"")
+            || contains(data, b"\"error\"")
+            || has_member_starting_with(data, b"\"usage\"", b'{')
+            || has_member_starting_with(data, b"\"content\"", b'[')
+            || has_member_starting_with(data, b"\"arguments\"", b'{')
             || self.ids.occurs_in(data)
     }
 
@@ -678,27 +679,6 @@ fn member_span(data: &[u8], value: Range<usize>) -> Option<Range<usize>> {
         }
         _ => None,
     }
-}
-
-/// Whether some member named `quoted_key` (quotes included) has a value starting with `first`.
-/// Quotes inside JSON strings are escaped, so the quoted key only matches real keys.
-fn has_value(data: &[u8], quoted_key: &[u8], first: u8) -> bool {
-    let mut from = 0;
-    while let Some(offset) = find(&data[from..], quoted_key) {
-        from += offset + quoted_key.len();
-        let rest = data[from..].trim_ascii_start();
-        if let Some(value) = rest.strip_prefix(b":")
-            && value.trim_ascii_start().first() == Some(&first)
-        {
-            return true;
-        }
-    }
-    false
-}
-
-/// The position of `needle` in `haystack`.
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Whether a 429 is a spent monthly budget or usage limit rather than a burst: not transient,

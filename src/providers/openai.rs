@@ -17,6 +17,7 @@ use serde_json::value::RawValue;
 use super::{Adapter, StreamTranslator, Translated, UpstreamRequest, add_api_key, json_headers};
 use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
+use crate::json_scan::{contains, has_member_starting_with};
 use crate::openai::{ChatRequest, DONE, Usage, UsageOnly};
 use crate::payment::{PAYMENT_NEEDED, QuoteHeader};
 use crate::retry_after;
@@ -146,9 +147,10 @@ pub(super) struct Probe<'a> {
     pub(super) error: Option<&'a RawValue>,
 }
 
-/// Reads `usage` and `error` from a chunk, parsing only chunks that can carry them.
+/// Reads `usage` and `error` from a chunk, parsing only chunks that can carry them (with
+/// usage asked for, OpenAI puts `"usage":null` in every chunk: that one needs no parse).
 pub(super) fn probe(data: &[u8]) -> Result<Probe<'_>, UpstreamFailure> {
-    if !contains(data, b"\"usage\"") && !contains(data, b"\"error\"") {
+    if !has_member_starting_with(data, b"\"usage\"", b'{') && !contains(data, b"\"error\"") {
         return Ok(Probe::default());
     }
     serde_json::from_slice(data).map_err(|e| {
@@ -157,10 +159,6 @@ pub(super) fn probe(data: &[u8]) -> Result<Probe<'_>, UpstreamFailure> {
             format!("the provider sent a malformed stream event ({e})"),
         )
     })
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// The error object of an OpenAI-style body, in any of the shapes providers use.
