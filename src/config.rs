@@ -12,7 +12,7 @@ pub mod reload;
 mod validate;
 pub mod view;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -52,7 +52,7 @@ pub struct Snapshot {
     /// `[providers.*]` by name.
     pub providers: BTreeMap<String, Arc<Provider>>,
     /// Named routes and direct `provider/model` targets, by the name a client sends as `model`.
-    pub routes: HashMap<String, Route>,
+    pub routes: foldhash::HashMap<String, Route>,
     /// When this snapshot was built.
     pub loaded_at: SystemTime,
     /// `[usage_log]`, when configured. Read once at start-up.

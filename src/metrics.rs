@@ -10,10 +10,10 @@
 //! (route, target) and kept, so a finished request costs a map lookup under a read lock and a
 //! few atomic adds, with no allocation (see [`Metrics::request_done`]).
 
-use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use foldhash::HashMap;
 use prometheus::{
     Counter, CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
     IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
@@ -378,7 +378,7 @@ impl Metrics {
         Ok(Self {
             registry,
             families,
-            series: RwLock::new(HashMap::new()),
+            series: RwLock::new(HashMap::default()),
         })
     }
 

@@ -235,9 +235,15 @@ pub struct FunctionDef<'a> {
 impl<'a> ChatRequest<'a> {
     /// Parses and validates a client's request body.
     pub fn parse(raw: &'a [u8]) -> Result<Self, ApiError> {
-        let deserializer = &mut serde_json::Deserializer::from_slice(raw);
-        let body: ChatBody<'a> =
-            serde_path_to_error::deserialize(deserializer).map_err(invalid_body)?;
+        let body: ChatBody<'a> = match serde_json::from_slice(raw) {
+            Ok(body) => body,
+            // Tracking the path costs on every value, so it is paid only to name the
+            // parameter of a body that failed.
+            Err(_) => {
+                let deserializer = &mut serde_json::Deserializer::from_slice(raw);
+                serde_path_to_error::deserialize(deserializer).map_err(invalid_body)?
+            }
+        };
         let Some(model_raw) = body.model else {
             return Err(ApiError::bad_request(
                 "You must provide a model parameter.",

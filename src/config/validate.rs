@@ -1,6 +1,6 @@
 //! Raw file → [`Snapshot`]: every value parsed and checked once, every problem collected.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::ops::Range;
@@ -869,8 +869,8 @@ fn routes(
     check: &mut Checker<'_>,
     raw: &RawConfig,
     providers: &BTreeMap<String, Arc<Provider>>,
-) -> HashMap<String, Route> {
-    let mut routes = HashMap::new();
+) -> foldhash::HashMap<String, Route> {
+    let mut routes = foldhash::HashMap::default();
     // Declared models are addressable directly as `provider/model`.
     for (name, provider) in &raw.providers {
         let Some(checked) = providers.get(name) else {
@@ -891,7 +891,11 @@ fn routes(
     routes
 }
 
-fn insert_direct(routes: &mut HashMap<String, Route>, provider: &Arc<Provider>, model: &str) {
+fn insert_direct(
+    routes: &mut foldhash::HashMap<String, Route>,
+    provider: &Arc<Provider>,
+    model: &str,
+) {
     let target = make_target(provider, model, 1);
     routes
         .entry(target.label.to_string())

@@ -10,10 +10,10 @@
 //! are per model. State lives outside the config snapshot, so it survives reloads. Locks are
 //! held only for a few field updates, never across an await.
 
-use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use foldhash::HashMap;
 use tokio::time::Instant;
 
 use crate::config::RoutingSettings;
