@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use http::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
@@ -306,7 +307,16 @@ pub struct Target {
     pub max_tokens: Option<u32>,
     /// The model's prices from `providers.toml`, if declared.
     pub prices: Option<Arc<Prices>>,
+    /// `x-switchboard-provider` and `x-switchboard-model` as sent with every answer, built
+    /// once here so no request formats or validates them (absent if not a valid header value).
+    pub answer_headers: Arc<[(HeaderName, HeaderValue)]>,
 }
+
+/// The response header naming the provider that answered.
+pub const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-switchboard-provider");
+
+/// The response header naming the model that answered.
+pub const MODEL_HEADER: HeaderName = HeaderName::from_static("x-switchboard-model");
 
 /// What a client's `model` resolves to: a named route or one direct target.
 #[derive(Debug)]

@@ -15,6 +15,7 @@ use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, StatusCode};
 use serde::Serialize;
 
+use crate::config::{MODEL_HEADER, PROVIDER_HEADER};
 use crate::payment::QuoteHeader;
 
 /// Why an upstream attempt failed, as far as routing is concerned.
@@ -499,10 +500,7 @@ fn payment_headers(
     headers.insert(crate::payment::PAYMENT_NEEDED, quote.raw.clone());
     // A paid retry must not be sent twice by an SDK; the client decides after paying.
     headers.insert("x-should-retry", HeaderValue::from_static("false"));
-    for (name, value) in [
-        ("x-switchboard-provider", provider),
-        ("x-switchboard-model", model),
-    ] {
+    for (name, value) in [(PROVIDER_HEADER, provider), (MODEL_HEADER, model)] {
         if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(name, value);
         }

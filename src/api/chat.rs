@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use tokio::time::Instant;
@@ -265,23 +265,28 @@ async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Ap
 
 /// `x-switchboard-provider`, `-model` and `-attempts`: who answered, after how many tries.
 fn router_headers(headers: &mut HeaderMap, target: &Target, attempts: u32) {
-    if let Ok(provider) = HeaderValue::from_str(&target.provider.name) {
-        headers.insert("x-switchboard-provider", provider);
+    for (name, value) in target.answer_headers.iter() {
+        headers.insert(name.clone(), value.clone());
     }
-    if let Ok(model) = HeaderValue::from_str(&target.model) {
-        headers.insert("x-switchboard-model", model);
-    }
-    headers.insert("x-switchboard-attempts", HeaderValue::from(attempts));
+    headers.insert(ATTEMPTS_HEADER, HeaderValue::from(attempts));
 }
+
+/// How many upstream attempts the answer took.
+const ATTEMPTS_HEADER: HeaderName = HeaderName::from_static("x-switchboard-attempts");
+
+/// The router's own time on the request, in milliseconds.
+const OVERHEAD_HEADER: HeaderName = HeaderName::from_static("x-switchboard-overhead-ms");
 
 /// `x-switchboard-overhead-ms`: the router's own time so far (everything but waiting on
 /// providers), so users can check the router's cost in production; also observed in
 /// `switchboard_overhead_seconds`.
 fn overhead_header(state: &AppState, headers: &mut HeaderMap, overhead: Duration) {
     state.metrics.overhead(overhead);
-    let millis = format!("{:.3}", overhead.as_secs_f64() * 1000.0);
+    // Milliseconds with three decimals, from integers: float formatting showed up per request.
+    let micros = overhead.as_micros();
+    let millis = format!("{}.{:03}", micros / 1000, micros % 1000);
     if let Ok(value) = HeaderValue::from_str(&millis) {
-        headers.insert("x-switchboard-overhead-ms", value);
+        headers.insert(OVERHEAD_HEADER, value);
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use http::{HeaderName, StatusCode, Uri};
+use http::{HeaderName, HeaderValue, StatusCode, Uri};
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
@@ -18,9 +18,9 @@ use crate::accounting::Prices;
 
 use super::{
     AccountingSettings, ClientKey, ConfigError, ConfigErrors, EnvLookup, LimitSettings,
-    MockSettings, ModelSettings, OnPaymentRequired, Payment, Provider, ProviderKind, Route,
-    RoutingSettings, Secret, ServerSettings, Snapshot, Strategy, Target, UpstreamSettings,
-    UsageLogSettings,
+    MODEL_HEADER, MockSettings, ModelSettings, OnPaymentRequired, PROVIDER_HEADER, Payment,
+    Provider, ProviderKind, Route, RoutingSettings, Secret, ServerSettings, Snapshot, Strategy,
+    Target, UpstreamSettings, UsageLogSettings,
 };
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -917,7 +917,17 @@ fn make_target(provider: &Arc<Provider>, model: &str, weight: u32) -> Target {
         weight,
         max_tokens: provider.models.get(model).and_then(|m| m.max_tokens),
         prices: provider.models.get(model).and_then(|m| m.prices.clone()),
+        answer_headers: answer_headers(&provider.name, model),
     }
+}
+
+/// The headers that name the answering target; a name that is no valid header value is left
+/// out rather than mangled.
+fn answer_headers(provider: &str, model: &str) -> Arc<[(HeaderName, HeaderValue)]> {
+    [(PROVIDER_HEADER, provider), (MODEL_HEADER, model)]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, HeaderValue::from_str(value).ok()?)))
+        .collect()
 }
 
 fn route(
