@@ -28,7 +28,7 @@ use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use crate::json_scan::has_member_starting_with;
+use crate::json_scan::USAGE;
 use crate::openai::Usage;
 
 /// An exact amount in one currency.
@@ -350,7 +350,7 @@ impl<'a> UsageChunk<'a> {
     /// bytes show no `"usage": {` are passed over without parsing.
     pub fn find(frame: &'a [u8]) -> Option<Self> {
         let payload = frame_payload(frame)?;
-        if !has_member_starting_with(&payload, b"\"usage\"", b'{') {
+        if !USAGE.has_value_starting_with(&payload, b'{') {
             return None;
         }
         let usage = {

@@ -17,7 +17,8 @@
 //! closes (also when the client went away: what was received is still accounted; a stream
 //! that did not finish cleanly pays no transaction fee).
 
-use std::collections::VecDeque;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -25,6 +26,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use tokio::time::{Instant, Sleep};
 
 use crate::access_log::RequestRecord;
@@ -356,31 +359,54 @@ fn is_preamble(frame: &[u8]) -> bool {
     let Some(payload) = frame.strip_prefix(b"data: ") else {
         return false;
     };
-    let Ok(chunk) = serde_json::from_slice::<serde_json::Value>(payload) else {
+    let Ok(chunk) = serde_json::from_slice::<ChunkShape<'_>>(payload) else {
         return false;
     };
-    let empty = |v: Option<&serde_json::Value>| {
-        v.is_none_or(|v| {
-            v.is_null() || v.as_str() == Some("") || v.as_array().is_some_and(Vec::is_empty)
-        })
-    };
-    if !empty(chunk.get("usage")) || chunk.get("error").is_some() {
+    if !is_empty_json(chunk.usage) || chunk.error.is_some() {
         return false;
     }
-    let Some(choices) = chunk.get("choices").and_then(|c| c.as_array()) else {
-        return false;
-    };
-    choices.iter().all(|choice| {
-        empty(choice.get("finish_reason"))
-            && choice
-                .get("delta")
-                .and_then(|d| d.as_object())
-                .is_some_and(|delta| {
+    chunk.choices.is_some_and(|choices| {
+        choices.iter().all(|choice| {
+            is_empty_json(choice.finish_reason)
+                && choice.delta.as_ref().is_some_and(|delta| {
                     delta
                         .iter()
-                        .all(|(key, value)| key == "role" || empty(Some(value)))
+                        .all(|(key, value)| key == "role" || is_empty_json(Some(value)))
                 })
+        })
     })
+}
+
+/// The members of a chunk that tell preamble from content, borrowed from its bytes.
+#[derive(Deserialize)]
+struct ChunkShape<'a> {
+    #[serde(borrow, default)]
+    usage: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    choices: Option<Vec<ChoiceShape<'a>>>,
+}
+
+/// One choice of a [`ChunkShape`].
+#[derive(Deserialize)]
+struct ChoiceShape<'a> {
+    #[serde(borrow, default)]
+    finish_reason: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    delta: Option<BTreeMap<Cow<'a, str>, &'a RawValue>>,
+}
+
+/// Absent, `null`, `""` or an empty array.
+fn is_empty_json(value: Option<&RawValue>) -> bool {
+    let Some(value) = value else {
+        return true;
+    };
+    match value.get().as_bytes() {
+        b"null" | b"\"\"" => true,
+        [b'[', inner @ .., b']'] => inner.iter().all(u8::is_ascii_whitespace),
+        _ => false,
+    }
 }
 
 impl Body for ChatStream {

@@ -27,7 +27,7 @@ use super::openai::{
 use super::{Adapter, StreamTranslator, Translated, UpstreamRequest};
 use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
-use crate::json_scan::{contains, has_member_starting_with};
+use crate::json_scan::{ERROR, Key, USAGE, contains};
 use crate::openai::{ChatRequest, DONE, Usage};
 use crate::sse::{SseEvent, data_frame};
 
@@ -556,11 +556,14 @@ struct Stream {
 impl Stream {
     /// Whether a chunk may need more than forwarding. False positives only cost a parse.
     fn worth_parsing(&self, data: &[u8]) -> bool {
-        contains(data, b"\"model_length\"")
-            || contains(data, b"\"error\"")
-            || has_member_starting_with(data, b"\"usage\"", b'{')
-            || has_member_starting_with(data, b"\"content\"", b'[')
-            || has_member_starting_with(data, b"\"arguments\"", b'{')
+        static MODEL_LENGTH: Key = Key::new(b"\"model_length\"");
+        static CONTENT: Key = Key::new(b"\"content\"");
+        static ARGUMENTS: Key = Key::new(b"\"arguments\"");
+        MODEL_LENGTH.occurs_in(data)
+            || ERROR.occurs_in(data)
+            || USAGE.has_value_starting_with(data, b'{')
+            || CONTENT.has_value_starting_with(data, b'[')
+            || ARGUMENTS.has_value_starting_with(data, b'{')
             || self.ids.occurs_in(data)
     }
 

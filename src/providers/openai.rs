@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use super::{Adapter, StreamTranslator, Translated, UpstreamRequest, add_api_key, json_headers};
 use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
-use crate::json_scan::{contains, has_member_starting_with};
+use crate::json_scan::{ERROR, USAGE};
 use crate::openai::{ChatRequest, DONE, Usage, UsageOnly};
 use crate::payment::{PAYMENT_NEEDED, QuoteHeader};
 use crate::retry_after;
@@ -150,7 +150,7 @@ pub(super) struct Probe<'a> {
 /// Reads `usage` and `error` from a chunk, parsing only chunks that can carry them (with
 /// usage asked for, OpenAI puts `"usage":null` in every chunk: that one needs no parse).
 pub(super) fn probe(data: &[u8]) -> Result<Probe<'_>, UpstreamFailure> {
-    if !has_member_starting_with(data, b"\"usage\"", b'{') && !contains(data, b"\"error\"") {
+    if !USAGE.has_value_starting_with(data, b'{') && !ERROR.occurs_in(data) {
         return Ok(Probe::default());
     }
     serde_json::from_slice(data).map_err(|e| {
