@@ -61,9 +61,31 @@ cargo build --release --quiet --bin switchboard --example bench_upstream
 BIN=target/release/switchboard
 UP=target/release/examples/bench_upstream
 
-cat > "$WORK/bench.toml" <<TOML
+# measured_provider NAME KIND BASE_URL: a provider with limits and prices, as a user runs one.
+measured_provider() {
+  cat <<TOML
+[providers.$1]
+kind = "$2"
+base_url = "$3"
+api_key_env = "BENCH_UPSTREAM_KEY"
+rpm = 100000000
+tpm = 2000000000
+
+[providers.$1.models.bench]
+input_per_mtok = 1.25
+output_per_mtok = 10
+cached_input_per_mtok = 0.125
+currency = "USD"
+
+TOML
+}
+
 # As a user would run it: a client key with limits, provider limits, prices (cost accounting),
-# metrics on.
+# metrics on. The same fake provider answers in three wires: the router appends
+# /chat/completions, /v1/messages and /v1beta/models/bench:generateContent (or
+# :streamGenerateContent?alt=sse) to the base URLs.
+{
+  cat <<TOML
 [server]
 listen = "$ROUTER"
 
@@ -73,51 +95,10 @@ key_env = "BENCH_KEY"
 rpm = 100000000
 tpm = 2000000000
 
-[providers.up]
-kind = "openai"
-base_url = "http://$UPSTREAM/v1"
-api_key_env = "BENCH_UPSTREAM_KEY"
-rpm = 100000000
-tpm = 2000000000
-
-[providers.up.models.bench]
-input_per_mtok = 1.25
-output_per_mtok = 10
-cached_input_per_mtok = 0.125
-currency = "USD"
-
 [providers.slow]
 kind = "openai"
 base_url = "http://$SLOW_UPSTREAM/v1"
 api_key_env = "BENCH_UPSTREAM_KEY"
-
-# The same fake provider in Anthropic's and Gemini's wires: the router appends /v1/messages
-# and /v1beta/models/bench:generateContent (or :streamGenerateContent?alt=sse) to base_url.
-[providers.anthropic]
-kind = "anthropic"
-base_url = "http://$UPSTREAM"
-api_key_env = "BENCH_UPSTREAM_KEY"
-rpm = 100000000
-tpm = 2000000000
-
-[providers.anthropic.models.bench]
-input_per_mtok = 1.25
-output_per_mtok = 10
-cached_input_per_mtok = 0.125
-currency = "USD"
-
-[providers.gemini]
-kind = "gemini"
-base_url = "http://$UPSTREAM"
-api_key_env = "BENCH_UPSTREAM_KEY"
-rpm = 100000000
-tpm = 2000000000
-
-[providers.gemini.models.bench]
-input_per_mtok = 1.25
-output_per_mtok = 10
-cached_input_per_mtok = 0.125
-currency = "USD"
 
 [routes.bench]
 targets = ["up/bench"]
@@ -130,7 +111,12 @@ targets = ["gemini/bench"]
 
 [routes.slow]
 targets = ["slow/bench"]
+
 TOML
+  measured_provider up openai "http://$UPSTREAM/v1"
+  measured_provider anthropic anthropic "http://$UPSTREAM"
+  measured_provider gemini gemini "http://$UPSTREAM"
+} > "$WORK/bench.toml"
 
 # nginx as a bare reverse proxy to the same upstream: keep-alive upstream connections, no
 # buffering, no logs, one worker per core like the router.
