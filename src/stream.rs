@@ -73,6 +73,8 @@ pub struct ChatStream {
     heard_from_upstream: bool,
     /// Turns given to the upstream connection since anything last arrived.
     quiet_turns: u8,
+    /// Something has been sent: the first content goes out at once, unbatched.
+    sent_any: bool,
     record: Option<RequestRecord>,
     settlement: Option<TokenSettlement>,
     /// What the request costs, charged once.
@@ -100,6 +102,7 @@ impl ChatStream {
             finished: false,
             heard_from_upstream: false,
             quiet_turns: 0,
+            sent_any: false,
             record: None,
             settlement: None,
             account: None,
@@ -423,11 +426,13 @@ impl Body for ChatStream {
         // task, and hyper's server writes whatever it holds as soon as a body is pending. So
         // while chunks keep arriving, give the connection task another turn before sending:
         // a burst then leaves in one write instead of one write (and one client wake-up) per
-        // chunk. A quiet upstream costs two extra turns, microseconds.
+        // chunk. A quiet upstream costs two extra turns, microseconds. The first content is
+        // not held: it leaves with the response headers, as early as it can.
         if arrived {
             this.quiet_turns = 0;
         }
-        if !this.finished
+        if this.sent_any
+            && !this.finished
             && !this.ready.is_empty()
             && this.ready.len() < MAX_BATCH_FRAMES
             && this.quiet_turns < QUIET_TURNS_BEFORE_SENDING
@@ -437,6 +442,7 @@ impl Body for ChatStream {
             return Poll::Pending;
         }
         if let Some(batch) = this.take_batch() {
+            this.sent_any = true;
             this.note_sent();
             return Poll::Ready(Some(Ok(Frame::data(batch))));
         }
