@@ -97,23 +97,7 @@ impl Server {
             if let Err(e) = stream.set_nodelay(true) {
                 tracing::debug!(%peer, error = %e, "could not set TCP_NODELAY");
             }
-            let watcher = graceful.watcher();
-            let (builder, state) = (builder.clone(), self.state.clone());
-            // The socket moves to the worker's own reactor, so its wake-ups stay there.
-            let stream = match stream.into_std() {
-                Ok(stream) => stream,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "could not hand the connection over");
-                    continue;
-                }
-            };
-            let handed_over = async move {
-                match TcpStream::from_std(stream) {
-                    Ok(stream) => serve(builder, watcher, state, stream, peer).await,
-                    Err(e) => tracing::debug!(%peer, error = %e, "could not take the connection"),
-                }
-            };
-            connections.spawn_on(handed_over, self.workers.next());
+            self.hand_over(stream, peer, &builder, &graceful, &mut connections);
         }
         self.state.begin_shutdown();
         drop(self.listener);
@@ -136,6 +120,33 @@ impl Server {
         while connections.join_next().await.is_some() {}
         // Every request is over and its line queued: write them all before returning.
         self.state.close_usage_log(USAGE_LOG_CLOSE_TIMEOUT).await;
+    }
+
+    /// Serves `stream` on the next worker. The socket moves to that worker's own reactor, so
+    /// its wake-ups stay on the worker's thread.
+    fn hand_over(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        builder: &Arc<ConnectionBuilder>,
+        graceful: &GracefulShutdown,
+        connections: &mut JoinSet<()>,
+    ) {
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "could not hand the connection over");
+                return;
+            }
+        };
+        let (builder, state, watcher) = (builder.clone(), self.state.clone(), graceful.watcher());
+        let served = async move {
+            match TcpStream::from_std(stream) {
+                Ok(stream) => serve(builder, watcher, state, stream, peer).await,
+                Err(e) => tracing::debug!(%peer, error = %e, "could not take the connection"),
+            }
+        };
+        connections.spawn_on(served, self.workers.next());
     }
 }
 
