@@ -335,6 +335,16 @@ impl ChatStream {
         arrived
     }
 
+    /// Whether to hold what is ready for another turn: after the first content, while the
+    /// batch has room and the upstream has not been quiet for long.
+    fn burst_may_go_on(&self) -> bool {
+        self.sent_any
+            && !self.finished
+            && !self.ready.is_empty()
+            && self.ready.len() < MAX_BATCH_FRAMES
+            && self.quiet_turns < QUIET_TURNS_BEFORE_SENDING
+    }
+
     /// Everything held, as the client gets it, in one frame: several SSE events in one
     /// chunk are one write for the router and one read for the client.
     fn take_batch(&mut self) -> Option<Bytes> {
@@ -431,12 +441,7 @@ impl Body for ChatStream {
         if arrived {
             this.quiet_turns = 0;
         }
-        if this.sent_any
-            && !this.finished
-            && !this.ready.is_empty()
-            && this.ready.len() < MAX_BATCH_FRAMES
-            && this.quiet_turns < QUIET_TURNS_BEFORE_SENDING
-        {
+        if this.burst_may_go_on() {
             this.quiet_turns += 1;
             cx.waker().wake_by_ref();
             return Poll::Pending;
