@@ -376,25 +376,13 @@ mod sdk {
     use crate::support::Reply;
 
     fn client(router: &crate::support::RouterHandle) -> Client<OpenAIConfig> {
-        Client::with_config(
-            OpenAIConfig::new()
-                .with_api_base(router.url("/v1"))
-                .with_api_key("client-key"),
-        )
+        crate::support::sdk_client(router, "client-key")
     }
 
     fn request(stream: bool) -> serde_json::Result<CreateChatCompletionRequest> {
-        let mut body = json!({
-            "model": "claude",
-            "messages": [{"role": "system", "content": "Be brief."},
-                         {"role": "user", "content": "Weather in Paris?"}],
-            "tools": [{"type": "function", "function": {"name": "weather",
-                       "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
-        });
-        if stream {
-            body["stream_options"] = json!({"include_usage": true});
-        }
-        serde_json::from_value(body)
+        let tools = json!([{"type": "function", "function": {"name": "weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
+        crate::support::sdk_weather_request("claude", tools, stream)
     }
 
     #[tokio::test]

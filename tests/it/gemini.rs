@@ -410,24 +410,11 @@ mod sdk {
     use crate::support::{MockUpstream, Reply, RouterHandle};
 
     fn client(router: &RouterHandle) -> Client<OpenAIConfig> {
-        Client::with_config(
-            OpenAIConfig::new()
-                .with_api_base(router.url("/v1"))
-                .with_api_key("client-key"),
-        )
+        crate::support::sdk_client(router, "client-key")
     }
 
     fn request(stream: bool) -> serde_json::Result<CreateChatCompletionRequest> {
-        let mut body = json!({
-            "model": "smart",
-            "messages": [{"role": "system", "content": "Be brief."},
-                         {"role": "user", "content": "Weather in Paris?"}],
-            "tools": weather_tools()
-        });
-        if stream {
-            body["stream_options"] = json!({"include_usage": true});
-        }
-        serde_json::from_value(body)
+        crate::support::sdk_weather_request("smart", weather_tools(), stream)
     }
 
     #[tokio::test]

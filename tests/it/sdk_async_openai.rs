@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use async_openai::Client;
-use async_openai::config::OpenAIConfig;
 use async_openai::error::{ApiErrorResponse, OpenAIError};
 use async_openai::types::chat::{
     ChatCompletionMessageToolCalls, ChatCompletionNamedToolChoice, ChatCompletionRequestMessage,
@@ -18,7 +16,7 @@ use async_openai::types::chat::{
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::support::{MockUpstream, Reply, RouterHandle, UP_ENV, one_provider, spawn_router};
+use crate::support::{MockUpstream, Reply, UP_ENV, one_provider, sdk_client, spawn_router};
 
 /// The built-in mock, routed as `demo`.
 const MOCK_ONLY: &str = r#"
@@ -32,14 +30,6 @@ targets = ["local/echo"]
 "#;
 
 const CLIENT_KEY: &str = "sk-switchboard-client-test";
-
-fn client(router: &RouterHandle, key: &str) -> Client<OpenAIConfig> {
-    Client::with_config(
-        OpenAIConfig::new()
-            .with_api_base(router.url("/v1"))
-            .with_api_key(key),
-    )
-}
 
 fn user(text: &str) -> ChatCompletionRequestMessage {
     ChatCompletionRequestMessage::User(ChatCompletionRequestUserMessage::from(text))
@@ -162,7 +152,7 @@ pub(crate) fn tool_call_stream() -> Reply {
 #[tokio::test]
 async fn non_stream_chat_on_the_mock_route() {
     let router = spawn_router(MOCK_ONLY, &[]).await;
-    let response = client(&router, "unused")
+    let response = sdk_client(&router, "unused")
         .chat()
         .create(request("demo", "hello from async-openai"))
         .await
@@ -206,7 +196,7 @@ async fn non_stream_chat_through_an_openai_wire_upstream() {
     )
     .await;
 
-    let response = client(&router, "unused")
+    let response = sdk_client(&router, "unused")
         .chat()
         .create(request("gpt", "Say hi"))
         .await
@@ -232,7 +222,7 @@ async fn non_stream_chat_through_an_openai_wire_upstream() {
 async fn stream_on_the_mock_route_ends_cleanly_with_usage() {
     let router = spawn_router(MOCK_ONLY, &[]).await;
     let prompt = "streaming through the router works word by word";
-    let stream = client(&router, "unused")
+    let stream = sdk_client(&router, "unused")
         .chat()
         .create_stream(CreateChatCompletionRequest {
             stream_options: Some(ChatCompletionStreamOptions {
@@ -289,7 +279,7 @@ async fn tool_calls_non_stream_and_stream() {
         UP_ENV,
     )
     .await;
-    let client = client(&router, "unused");
+    let client = sdk_client(&router, "unused");
 
     // Non-stream: the whole call in one message.
     let response = client
@@ -367,7 +357,7 @@ key_env = "SDK_TEST_KEY"
 {MOCK_ONLY}"#
     );
     let router = spawn_router(&toml, &[("SDK_TEST_KEY", CLIENT_KEY)]).await;
-    let good = client(&router, CLIENT_KEY);
+    let good = sdk_client(&router, CLIENT_KEY);
 
     // The right key works.
     let ok = good.chat().create(request("demo", "ping")).await;
@@ -406,7 +396,7 @@ key_env = "SDK_TEST_KEY"
 
     // 401: a wrong key.
     let error = api_error(
-        client(&router, "sk-wrong")
+        sdk_client(&router, "sk-wrong")
             .chat()
             .create(request("demo", "ping"))
             .await,

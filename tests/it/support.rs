@@ -486,6 +486,37 @@ pub(crate) const UP_ENV: &[(&str, &str)] = &[("UP_KEY", "sk-upstream-secret")];
 
 pub(crate) use core_helpers::*;
 
+/// The official-SDK stand-in (async-openai) pointed at `router` with client key `key`.
+pub(crate) fn sdk_client(
+    router: &RouterHandle,
+    key: &str,
+) -> async_openai::Client<async_openai::config::OpenAIConfig> {
+    async_openai::Client::with_config(
+        async_openai::config::OpenAIConfig::new()
+            .with_api_base(router.url("/v1"))
+            .with_api_key(key),
+    )
+}
+
+/// The SDK request of the tool-calling tests: a system prompt, "Weather in Paris?" and
+/// `tools`, asking for the usage chunk when it is a stream.
+pub(crate) fn sdk_weather_request(
+    model: &str,
+    tools: serde_json::Value,
+    stream: bool,
+) -> serde_json::Result<async_openai::types::chat::CreateChatCompletionRequest> {
+    let mut body = serde_json::json!({
+        "model": model,
+        "messages": [{"role": "system", "content": "Be brief."},
+                     {"role": "user", "content": "Weather in Paris?"}],
+        "tools": tools
+    });
+    if stream {
+        body["stream_options"] = serde_json::json!({"include_usage": true});
+    }
+    serde_json::from_value(body)
+}
+
 #[cfg(test)]
 mod core_helpers {
     use std::time::Instant;
