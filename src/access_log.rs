@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::accounting::{Cost, PaidCall};
-use crate::metrics::{InflightGuard, Metrics};
+use crate::metrics::{GaugeGuard, Metrics};
 use crate::openai::Usage;
 use crate::usage_log::{Attempt, UsageEntry, UsageLog};
 
@@ -71,7 +72,9 @@ struct Sinks {
     metrics: Arc<Metrics>,
     usage_log: Option<UsageLog>,
     /// Dropped when the record is finished: the request is no longer in flight.
-    _inflight: InflightGuard,
+    _inflight: GaugeGuard,
+    /// The request's place under `server.max_inflight`, given back when it is finished.
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl RequestRecord {
@@ -108,8 +111,17 @@ impl RequestRecord {
             metrics,
             usage_log,
             _inflight: inflight,
+            _permit: None,
         });
         self
+    }
+
+    /// Keeps `permit` until the record is finished, so the request counts against
+    /// `server.max_inflight` to its real end (a stream's last byte), like the in-flight gauge.
+    pub fn hold(&mut self, permit: OwnedSemaphorePermit) {
+        if let Some(sinks) = &mut self.sinks {
+            sinks._permit = Some(permit);
+        }
     }
 
     /// Whether the usage log wants the request and response bodies.

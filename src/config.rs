@@ -85,6 +85,18 @@ pub struct ServerSettings {
     /// How often the file is checked for changes; zero turns the watch off (SIGHUP and
     /// `POST /admin/reload` still reload).
     pub reload_interval: Duration,
+    /// How long a connection may take from accept to a complete request head (also for each
+    /// later HTTP/1 request, from its first byte).
+    pub header_read_timeout: Duration,
+    /// How long a keep-alive connection may sit with no request in flight.
+    pub idle_timeout: Duration,
+    /// Open client connections at most; beyond it new ones are closed at once.
+    pub max_connections: usize,
+    /// Requests served at once at most (a stream counts until its end); beyond it the answer
+    /// is an immediate 503 `overloaded`.
+    pub max_inflight: usize,
+    /// Browser origins (`scheme://host[:port]`, lower case) allowed to call the router.
+    pub cors_allowed_origins: Vec<http::HeaderValue>,
 }
 
 /// `[routing]`: attempts, timeouts and cooldowns.

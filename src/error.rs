@@ -216,6 +216,34 @@ pub enum ApiError {
     /// The router is shutting down and takes no new requests.
     #[error("The router is shutting down; send the request again to another instance.")]
     ShuttingDown,
+    /// `server.max_inflight` requests are already being served: refused at once, never queued.
+    #[error(
+        "The router is serving as many requests as it is configured to ({limit}); try again in a moment."
+    )]
+    Overloaded {
+        /// The configured `server.max_inflight`.
+        limit: usize,
+    },
+    /// A browser request from an origin the router does not trust.
+    #[error(
+        "Cross-origin browser requests are refused{}; an operator can allow a web app's origin in `server.cors_allowed_origins`.", .origin.as_deref().map(|o| format!(" (origin `{o}`)")).unwrap_or_default()
+    )]
+    CrossOriginForbidden {
+        /// The request's `Origin`, when it sent one that is printable.
+        origin: Option<String>,
+    },
+    /// A `/v1/*` POST whose body is not declared as JSON.
+    #[error("Send the request body as JSON with 'Content-Type: application/json'{}.", .got.as_deref().map(|t| format!(" (got `{t}`)")).unwrap_or_default())]
+    UnsupportedMediaType {
+        /// The `Content-Type` the request sent, when printable.
+        got: Option<String>,
+    },
+    /// The request body did not arrive before the request's deadline.
+    #[error("The request body did not arrive within the request timeout of {}s.", .timeout.as_secs())]
+    BodyTimeout {
+        /// `routing.request_timeout`.
+        timeout: Duration,
+    },
     /// A bug or an impossible state in the router itself.
     #[error("Internal router error: {0}")]
     Internal(String),
@@ -242,6 +270,14 @@ fn all_targets_message(attempts: &[AttemptReport]) -> String {
     }
     message
 }
+
+/// How long an overloaded router asks clients to wait.
+const OVERLOADED_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// The `code` of an error answer, riding in the response's extensions so the request record
+/// can log it without parsing the body.
+#[derive(Clone, Debug)]
+pub struct ErrorCode(pub Arc<str>);
 
 /// The OpenAI error envelope: `{"error":{"message","type","param","code"}}`.
 #[derive(Serialize)]
@@ -316,7 +352,12 @@ impl ApiError {
             Self::AllTargetsFailed {
                 all_account: true, ..
             } => StatusCode::BAD_GATEWAY,
-            Self::AllTargetsFailed { .. } | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::AllTargetsFailed { .. } | Self::ShuttingDown | Self::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::CrossOriginForbidden { .. } => StatusCode::FORBIDDEN,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::StreamInterrupted(_) => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::PaymentRequired { .. } => StatusCode::PAYMENT_REQUIRED,
@@ -330,11 +371,13 @@ impl ApiError {
             | Self::ModelNotFound(_)
             | Self::UnknownPath { .. }
             | Self::MethodNotAllowed { .. }
+            | Self::UnsupportedMediaType { .. }
+            | Self::BodyTimeout { .. }
             | Self::PayloadTooLarge { .. } => "invalid_request_error",
             Self::Unauthorized | Self::ReloadUnavailable | Self::ConfigRejected(_) => {
                 "invalid_request_error"
             }
-            Self::Forbidden { .. } => "permission_error",
+            Self::Forbidden { .. } | Self::CrossOriginForbidden { .. } => "permission_error",
             Self::PaymentRequired { .. } => "payment_required",
             Self::KeyRateLimited { budget, .. } => budget,
             Self::Rejected(failure) => failure
@@ -348,6 +391,7 @@ impl ApiError {
             Self::AllTargetsFailed { .. }
             | Self::StreamInterrupted(_)
             | Self::ShuttingDown
+            | Self::Overloaded { .. }
             | Self::Internal(_) => "server_error",
         }
     }
@@ -375,6 +419,10 @@ impl ApiError {
                 failure.code.as_deref().unwrap_or("stream_interrupted")
             }
             Self::ShuttingDown => "shutting_down",
+            Self::Overloaded { .. } => "overloaded",
+            Self::CrossOriginForbidden { .. } => "cross_origin_forbidden",
+            Self::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Self::BodyTimeout { .. } => "request_timeout",
             Self::Internal(_) => "internal_error",
             Self::PaymentRequired { .. } => "payment_required",
         }
@@ -397,6 +445,10 @@ impl ApiError {
             | Self::StreamInterrupted(_)
             | Self::PaymentRequired { .. }
             | Self::ShuttingDown
+            | Self::Overloaded { .. }
+            | Self::CrossOriginForbidden { .. }
+            | Self::UnsupportedMediaType { .. }
+            | Self::BodyTimeout { .. }
             | Self::Internal(_) => None,
         }
     }
@@ -406,7 +458,11 @@ impl ApiError {
         match self {
             Self::AllTargetsFailed { retry_after, .. } => *retry_after,
             Self::KeyRateLimited { retry_after, .. } => Some(*retry_after),
+            Self::Overloaded { .. } => Some(OVERLOADED_RETRY_AFTER),
             Self::BadRequest { .. }
+            | Self::CrossOriginForbidden { .. }
+            | Self::UnsupportedMediaType { .. }
+            | Self::BodyTimeout { .. }
             | Self::Unauthorized
             | Self::Forbidden { .. }
             | Self::ReloadUnavailable
@@ -480,11 +536,19 @@ impl ApiError {
         {
             payment_headers(headers, quote, provider, model);
         }
-        if let Self::AllTargetsFailed { .. } | Self::ShuttingDown = self {
-            // The router already failed over; an SDK retry on top would only add latency to a
-            // payment flow that should drop to its fallback now.
+        if let Self::AllTargetsFailed { .. }
+        | Self::ShuttingDown
+        | Self::Overloaded { .. }
+        | Self::PayloadTooLarge { .. } = self
+        {
+            // The router already failed over (or the answer cannot change: a body too large);
+            // an SDK retry on top would only add latency, and load, to a payment flow that
+            // should drop to its fallback now.
             headers.insert("x-should-retry", HeaderValue::from_static("false"));
         }
+        response
+            .extensions_mut()
+            .insert(ErrorCode(self.code().into()));
         response
     }
 }

@@ -14,12 +14,15 @@
 pub mod access_log;
 pub mod accounting;
 pub mod admin_client;
-mod api;
+pub mod api;
 pub mod app;
 pub mod auth;
+pub mod body;
 pub mod config;
+pub mod connection;
 pub mod error;
 pub mod json_scan;
+pub mod layers;
 pub mod limits;
 pub mod metrics;
 pub mod openai;

@@ -98,6 +98,8 @@ struct Families {
     rate_limited: IntCounterVec,
     provider_cooldown: GaugeVec,
     inflight: IntGauge,
+    open_connections: IntGauge,
+    connections_refused: IntCounter,
     config_reloads: IntCounterVec,
     usage_log_dropped: IntCounter,
     overhead: Histogram,
@@ -142,6 +144,13 @@ impl Families {
             "Chat requests being served, streams until their body ends.",
         )?;
         registry.register(Box::new(inflight.clone()))?;
+        let open_connections = IntGauge::new("open_connections", "Client connections open now.")?;
+        registry.register(Box::new(open_connections.clone()))?;
+        let connections_refused = IntCounter::new(
+            "connections_refused_total",
+            "Client connections closed at accept because server.max_connections were open.",
+        )?;
+        registry.register(Box::new(connections_refused.clone()))?;
         let usage_log_dropped = IntCounter::new(
             "usage_log_dropped_total",
             "Usage-log lines lost: the writer's queue was full, or the write failed.",
@@ -202,6 +211,8 @@ impl Families {
             )?,
             provider_cooldown,
             inflight,
+            open_connections,
+            connections_refused,
             config_reloads: counter(
                 "config_reloads_total",
                 "Configuration reloads by result.",
@@ -353,12 +364,13 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Counts a chat request as in flight until dropped (with the request's record, so a stream
-/// counts until its body ends or the client goes away).
+/// One unit of a gauge (a chat request in flight, an open connection), given back when
+/// dropped: a request's guard lives in its record, so a stream counts until its body ends or
+/// the client goes away.
 #[derive(Debug)]
-pub struct InflightGuard(IntGauge);
+pub struct GaugeGuard(IntGauge);
 
-impl Drop for InflightGuard {
+impl Drop for GaugeGuard {
     fn drop(&mut self) {
         self.0.dec();
     }
@@ -439,10 +451,31 @@ impl Metrics {
         self.families.overhead.observe(overhead.as_secs_f64());
     }
 
-    /// Marks one chat request in flight until the guard is dropped.
-    pub fn inflight(&self) -> InflightGuard {
+    /// Chat requests in flight now.
+    pub fn inflight_now(&self) -> i64 {
+        self.families.inflight.get()
+    }
+
+    /// Counts one more chat request in flight, until the guard is dropped.
+    pub fn inflight(&self) -> GaugeGuard {
         self.families.inflight.inc();
-        InflightGuard(self.families.inflight.clone())
+        GaugeGuard(self.families.inflight.clone())
+    }
+
+    /// Counts one more open client connection, until the guard is dropped.
+    pub fn connection_opened(&self) -> GaugeGuard {
+        self.families.open_connections.inc();
+        GaugeGuard(self.families.open_connections.clone())
+    }
+
+    /// Client connections open now.
+    pub fn open_connections(&self) -> i64 {
+        self.families.open_connections.get()
+    }
+
+    /// Counts a connection closed at accept for `server.max_connections`.
+    pub fn connection_refused(&self) {
+        self.families.connections_refused.inc();
     }
 
     /// The counter of usage-log lines lost.

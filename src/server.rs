@@ -1,28 +1,39 @@
 //! The listener: HTTP/1.1 and HTTP/2 (prior knowledge) on one port, one task per connection
-//! on one of the [`Workers`], and a graceful shutdown that lets in-flight requests, streams included, finish within the
-//! configured grace period, and then writes out the usage log before it returns.
+//! on one of the [`Workers`], each connection served by the tower stack of [`crate::layers`]
+//! and watched by [`crate::connection`]. It bounds open connections (`server.max_connections`:
+//! beyond it a new connection is closed at once and counted), backs off when `accept` fails
+//! (out of file descriptors) instead of spinning, and shuts down gracefully: in-flight
+//! requests, streams included, may finish within the grace period, then the usage log is
+//! written out before [`Server::run`] returns.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::time::Duration;
 
-use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
+use crate::api::Api;
 use crate::app::AppState;
 use crate::config::Snapshot;
+use crate::connection::{Activity, Timeouts, Tracked, Verdict, Watched};
+use crate::layers::inflight::InflightLayer;
+use crate::layers::request_id::MakeId;
+use crate::metrics::GaugeGuard;
 use crate::upstream::Upstream;
 use crate::usage_log::UsageLog;
 use crate::workers::Workers;
 
 /// The longest the usage log may take to write its queue at shutdown.
-const USAGE_LOG_CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const USAGE_LOG_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The HTTP server settings every connection is served with.
 type ConnectionBuilder = auto::Builder<TokioExecutor>;
@@ -72,52 +83,61 @@ impl Server {
     /// Serves until `shutdown` completes, then drains for up to `server.shutdown_grace`, then
     /// writes and syncs the usage log's queued lines (for at most ten seconds).
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder.http1().timer(TokioTimer::new());
-        builder.http2().timer(TokioTimer::new());
-        let builder = Arc::new(builder);
-        let graceful = GracefulShutdown::new();
+        let startup = self.state.config.load_full();
+        let served = Served::new(&self.state, &startup);
+        let (stop, stopping) = watch::channel(false);
         // Connection tasks are kept so the ones still open when the grace period ends can be
         // cut for real, also when the server runs inside a longer-lived process.
         let mut connections = JoinSet::new();
+        let mut backoff = AcceptBackoff::default();
         tokio::pin!(shutdown);
         loop {
             while connections.try_join_next().is_some() {}
-            let (stream, peer) = tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Out of file descriptors and the like: keep serving the others.
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
-                    }
-                },
+            let accepted = tokio::select! {
+                accepted = self.listener.accept() => accepted,
                 () = &mut shutdown => break,
             };
-            if let Err(e) = stream.set_nodelay(true) {
-                tracing::debug!(%peer, error = %e, "could not set TCP_NODELAY");
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tokio::select! {
+                        () = backoff.failed(&e) => continue,
+                        () = &mut shutdown => break,
+                    }
+                }
+            };
+            backoff.succeeded();
+            let metrics = &self.state.metrics;
+            if usize::try_from(metrics.open_connections()).unwrap_or(0) >= served.max_connections {
+                metrics.connection_refused();
+                drop(stream);
+                continue;
             }
-            self.hand_over(stream, peer, &builder, &graceful, &mut connections);
+            let open = metrics.connection_opened();
+            self.hand_over(stream, peer, &served, &stopping, open, &mut connections);
         }
         self.state.begin_shutdown();
         drop(self.listener);
+        let _ = stop.send(true);
         let grace = self.state.config.load().server.shutdown_grace;
         tracing::info!(
-            connections = graceful.count(),
+            connections = connections.len(),
             ?grace,
             "shutting down: letting in-flight requests finish"
         );
-        tokio::select! {
-            () = graceful.shutdown() => tracing::info!("all connections closed"),
-            () = tokio::time::sleep(grace) => {
-                tracing::warn!(
-                    connections = connections.len(),
-                    "shutdown grace period over; cutting the remaining connections"
-                );
-                connections.abort_all();
-            }
+        let drained = tokio::time::timeout(grace, async {
+            while connections.join_next().await.is_some() {}
+        });
+        if drained.await.is_err() {
+            tracing::warn!(
+                connections = connections.len(),
+                "shutdown grace period over; cutting the remaining connections"
+            );
+            connections.abort_all();
+            while connections.join_next().await.is_some() {}
+        } else {
+            tracing::info!("all connections closed");
         }
-        while connections.join_next().await.is_some() {}
         // Every request is over and its line queued: write them all before returning.
         self.state.close_usage_log(USAGE_LOG_CLOSE_TIMEOUT).await;
     }
@@ -128,10 +148,14 @@ impl Server {
         &self,
         stream: TcpStream,
         peer: SocketAddr,
-        builder: &Arc<ConnectionBuilder>,
-        graceful: &GracefulShutdown,
+        served: &Served,
+        stopping: &watch::Receiver<bool>,
+        open: GaugeGuard,
         connections: &mut JoinSet<()>,
     ) {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "could not set TCP_NODELAY");
+        }
         let stream = match stream.into_std() {
             Ok(stream) => stream,
             Err(e) => {
@@ -139,30 +163,133 @@ impl Server {
                 return;
             }
         };
-        let (builder, state, watcher) = (builder.clone(), self.state.clone(), graceful.watcher());
-        let served = async move {
+        let (served, stopping) = (served.clone(), stopping.clone());
+        let connection = async move {
+            let _open = open;
             match TcpStream::from_std(stream) {
-                Ok(stream) => serve(builder, watcher, state, stream, peer).await,
+                Ok(stream) => serve(served, stopping, stream, peer).await,
                 Err(e) => tracing::debug!(%peer, error = %e, "could not take the connection"),
             }
         };
-        connections.spawn_on(served, self.workers.next());
+        connections.spawn_on(connection, self.workers.next());
     }
 }
 
-/// Serves one connection until it closes or the graceful shutdown has finished it.
-async fn serve(
+/// What every connection is served with, fixed at start-up.
+#[derive(Clone)]
+struct Served {
     builder: Arc<ConnectionBuilder>,
-    watcher: Watcher,
-    state: Arc<AppState>,
+    service: crate::layers::Stack,
+    timeouts: Timeouts,
+    max_connections: usize,
+}
+
+impl Served {
+    fn new(state: &Arc<AppState>, startup: &Snapshot) -> Self {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // The connection watchdog times request heads; hyper's own HTTP/1 header timeout
+        // would also close idle keep-alive connections (see `crate::connection`).
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(None);
+        builder.http2().timer(TokioTimer::new());
+        let inflight = InflightLayer::new(
+            state.metrics.clone(),
+            state.usage_log.clone(),
+            startup.server.max_inflight,
+        );
+        let api = Api::new(state.clone(), inflight);
+        Self {
+            builder: Arc::new(builder),
+            service: crate::layers::outer(api, MakeId::new(), state.config.clone()),
+            timeouts: Timeouts {
+                header_read: startup.server.header_read_timeout,
+                idle: startup.server.idle_timeout,
+            },
+            max_connections: startup.server.max_connections,
+        }
+    }
+}
+
+/// Serves one connection until it closes, the watchdog closes it, or the graceful shutdown
+/// has finished it.
+async fn serve(
+    served: Served,
+    mut stopping: watch::Receiver<bool>,
     stream: TcpStream,
     peer: SocketAddr,
 ) {
-    let service = service_fn(move |request| state.clone().handle(request));
-    let connection = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .into_owned();
-    if let Err(e) = watcher.watch(connection).await {
+    let activity = Activity::new();
+    let service = TowerToHyperService::new(Tracked::new(served.service, activity.clone()));
+    let io = TokioIo::new(Watched::new(stream, activity.clone()));
+    let connection = served.builder.serve_connection(io, service);
+    tokio::pin!(connection);
+    let watchdog = tokio::time::sleep_until(Instant::now() + served.timeouts.header_read);
+    tokio::pin!(watchdog);
+    let mut closing = false;
+    let result = loop {
+        tokio::select! {
+            result = connection.as_mut() => break result,
+            changed = stopping.changed(), if !closing => {
+                // A closed channel means the server is gone: close as for a shutdown.
+                let _ = changed;
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            () = &mut watchdog, if !closing => match activity.verdict(served.timeouts) {
+                Verdict::WakeAt(at) => watchdog.as_mut().reset(at),
+                Verdict::HeadOverdue => {
+                    tracing::debug!(%peer, "closing a connection: no complete request head in time");
+                    return;
+                }
+                Verdict::Idle => {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            },
+        }
+    };
+    if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// When `accept` fails (out of file descriptors, mostly), wait before the next try, 10 ms
+/// doubling to 1 s, and log at most one line a second: a loop that retried at once would spin
+/// a core and flood the log while the connections already open keep being served.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    delay: Option<Duration>,
+    failures_since_log: u64,
+    logged_at: Option<Instant>,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MAX: Duration = Duration::from_secs(1);
+    const LOG_EVERY: Duration = Duration::from_secs(1);
+
+    /// Notes a failure and waits the current delay.
+    async fn failed(&mut self, error: &io::Error) {
+        self.failures_since_log += 1;
+        let now = Instant::now();
+        if self.logged_at.is_none_or(|at| now >= at + Self::LOG_EVERY) {
+            tracing::warn!(
+                error = %error,
+                failures = self.failures_since_log,
+                "accept failed; backing off (connections already open are still served)"
+            );
+            self.failures_since_log = 0;
+            self.logged_at = Some(now);
+        }
+        let delay = self.delay.map_or(Self::FIRST, |d| (d * 2).min(Self::MAX));
+        self.delay = Some(delay);
+        tokio::time::sleep(delay).await;
+    }
+
+    /// A connection was accepted: the next failure starts from the shortest delay again.
+    fn succeeded(&mut self) {
+        self.delay = None;
     }
 }

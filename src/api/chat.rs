@@ -1,22 +1,23 @@
-//! `POST /v1/chat/completions`: authenticate, apply the key's limits, read the body within its
-//! limit, validate, route, and shape the answer with the router's headers.
+//! `POST /v1/chat/completions`, once the layers have authenticated the key and read the body:
+//! apply the key's limits, validate, route, and shape the answer with the router's headers.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
-use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
-use hyper::body::Incoming;
-use tokio::time::Instant;
+use http_body_util::Full;
 
 use crate::access_log::RequestRecord;
 use crate::accounting::{Account, AccountingSettings, Cost, PaidCall, Prices};
-use crate::app::{AppState, ResponseBody};
-use crate::auth;
+use crate::app::AppState;
+use crate::body::ResponseBody;
 use crate::config::{Snapshot, Target};
 use crate::error::ApiError;
+use crate::layers::auth::Caller;
+use crate::layers::context::RequestContext;
+use crate::layers::inflight::RecordSlot;
 use crate::limits::{Limiter, TokenSettlement, estimate_tokens};
 use crate::metrics::{PaymentEvent, Scope};
 use crate::openai::ChatRequest;
@@ -24,26 +25,29 @@ use crate::payment::{PAYMENT_PROOF, PAYMENT_VALIDATION, TARGET_HEADER, decode_va
 use crate::router::{self, Answer, Call, Served};
 use crate::stream::ChatStream;
 
-/// Serves one chat request and writes its log record.
-pub(super) async fn handle(
-    state: &AppState,
-    request: Request<Incoming>,
-    request_id: &str,
-) -> Response<ResponseBody> {
-    let started = Instant::now();
-    let snapshot = state.config.load_full();
-    let mut record = state.chat_record(request_id.to_owned(), started.into_std());
-    match serve(state, &snapshot, request, started, &mut record).await {
+/// Serves one chat request (authenticated, its body read whole by the layers) and finishes
+/// its record: at once, or at the stream's end.
+pub(super) async fn handle(state: &AppState, request: Request<Bytes>) -> Response<ResponseBody> {
+    let (Some(context), Some(mut record)) = (
+        RequestContext::of(&request).cloned(),
+        RecordSlot::of(&request).and_then(RecordSlot::take),
+    ) else {
+        return super::error(ApiError::Internal("request outside the layer stack".into()));
+    };
+    if let Some(caller) = Caller::of(&request) {
+        record.key = caller.clone();
+    }
+    match serve(state, &context, request, &mut record).await {
         Ok(Reply::Complete(response, settlement)) => {
             record.status = response.status().as_u16();
             settlement.settle(record.usage);
             record.emit();
-            response.map(Either::Left)
+            response.map(ResponseBody::Complete)
         }
         Ok(Reply::Stream(parts, mut stream, settlement)) => {
             record.status = parts.status.as_u16();
             stream.attach(record, settlement);
-            Response::from_parts(parts, Either::Right(*stream))
+            Response::from_parts(parts, ResponseBody::Stream(stream))
         }
         Err(error) => {
             record.status = error.status().as_u16();
@@ -62,12 +66,11 @@ enum Reply {
 
 async fn serve(
     state: &AppState,
-    snapshot: &Arc<Snapshot>,
-    request: Request<Incoming>,
-    started: Instant,
+    context: &RequestContext,
+    request: Request<Bytes>,
     record: &mut RequestRecord,
 ) -> Result<Reply, ApiError> {
-    record.key = auth::authenticate(&snapshot.keys, request.headers())?;
+    let (snapshot, started) = (&context.snapshot, context.started);
     record.transaction = transaction_id(request.headers(), &snapshot.accounting)?;
     let key_limiter = key_limiter(state, snapshot, &record.key);
     let idempotency_key = request.headers().get("idempotency-key").cloned();
@@ -77,7 +80,7 @@ async fn serve(
         .get(TARGET_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().to_owned());
-    let body = read_body(request, snapshot.server.max_body).await?;
+    let body = request.into_body();
     if record.wants_bodies() {
         record.request_body = Some(body.clone());
     }
@@ -99,7 +102,7 @@ async fn serve(
         });
     }
     let call = Call {
-        deadline: started + snapshot.routing.request_timeout,
+        deadline: context.deadline,
         idempotency_key,
         payment_proof,
         pinned,
@@ -241,26 +244,6 @@ fn transaction_id(
 fn key_limiter(state: &AppState, snapshot: &Snapshot, name: &str) -> Option<Arc<Limiter>> {
     let key = snapshot.keys.iter().find(|k| &*k.name == name)?;
     state.limits.key(name, key.limits)
-}
-
-/// Reads the request body, refusing anything over `limit` with a 413.
-async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(ApiError::PayloadTooLarge { limit });
-    }
-    match Limited::new(request.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(ApiError::PayloadTooLarge { limit }),
-        Err(e) => Err(ApiError::bad_request(
-            format!("Could not read the request body: {e}."),
-            None,
-        )),
-    }
 }
 
 /// `x-switchboard-provider`, `-model` and `-attempts`: who answered, after how many tries.

@@ -5,14 +5,12 @@ use std::time::UNIX_EPOCH;
 
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Request, Response};
-use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 use serde::Serialize;
 
-use crate::app::{AppState, ResponseBody};
-use crate::auth;
+use crate::body::ResponseBody;
 use crate::config::{Route, Snapshot};
 use crate::error::ApiError;
+use crate::layers::context::RequestContext;
 
 #[derive(Serialize)]
 struct Model<'a> {
@@ -29,17 +27,15 @@ struct ModelList<'a> {
 }
 
 /// Answers a models request (the path was already checked to be under `/v1/models`).
-pub(super) fn handle(
-    state: &AppState,
-    request: &Request<Incoming>,
-) -> Result<Response<ResponseBody>, ApiError> {
-    let snapshot = state.config.load();
-    auth::authenticate(&snapshot.keys, request.headers())?;
+pub(super) fn handle<B>(request: &Request<B>) -> Result<Response<ResponseBody>, ApiError> {
+    let snapshot = &RequestContext::of(request)
+        .ok_or_else(|| ApiError::Internal("request without context".into()))?
+        .snapshot;
     let path = request.uri().path();
     let body = match path.strip_prefix("/v1/models/") {
         None => serde_json::to_vec(&ModelList {
             object: "list",
-            data: listed(&snapshot),
+            data: listed(snapshot),
         }),
         Some(id) => {
             let id = percent_decode(id);
@@ -47,11 +43,11 @@ pub(super) fn handle(
                 .route(&id)
                 .filter(|r| is_listed(r))
                 .ok_or_else(|| ApiError::ModelNotFound(id.clone()))?;
-            serde_json::to_vec(&model(&snapshot, route))
+            serde_json::to_vec(&model(snapshot, route))
         }
     }
     .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut response = Response::new(Either::Left(Full::from(body)));
+    let mut response = Response::new(ResponseBody::full(body));
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -50,6 +50,11 @@ pub(super) struct RawServer {
     pub(super) max_body: Option<Spanned<String>>,
     pub(super) shutdown_grace: Option<Spanned<String>>,
     pub(super) reload_interval: Option<Spanned<String>>,
+    pub(super) header_read_timeout: Option<Spanned<String>>,
+    pub(super) idle_timeout: Option<Spanned<String>>,
+    pub(super) max_connections: Option<Spanned<i64>>,
+    pub(super) max_inflight: Option<Spanned<i64>>,
+    pub(super) cors_allowed_origins: Option<Vec<Spanned<String>>>,
 }
 
 /// `[routing]`.

@@ -328,7 +328,107 @@ fn server(check: &mut Checker<'_>, raw: &RawConfig) -> ServerSettings {
             Duration::from_secs(30),
         ),
         reload_interval: reload_interval(check, raw),
+        header_read_timeout: check.duration(
+            raw.server.header_read_timeout.as_ref(),
+            "server",
+            "header_read_timeout",
+            Duration::from_secs(10),
+        ),
+        idle_timeout: check.duration(
+            raw.server.idle_timeout.as_ref(),
+            "server",
+            "idle_timeout",
+            Duration::from_secs(90),
+        ),
+        max_connections: at_least_one(
+            check,
+            raw.server.max_connections.as_ref(),
+            "max_connections",
+            DEFAULT_MAX_CONNECTIONS,
+        ),
+        max_inflight: at_least_one(
+            check,
+            raw.server.max_inflight.as_ref(),
+            "max_inflight",
+            DEFAULT_MAX_INFLIGHT,
+        ),
+        cors_allowed_origins: cors_allowed_origins(check, raw),
     }
+}
+
+/// Open connections at most, by default: well under a process's usual descriptor limit.
+const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Requests in flight at most, by default: about 400 MiB of open streams.
+const DEFAULT_MAX_INFLIGHT: usize = 4_096;
+/// The largest count `max_connections` and `max_inflight` take (tokio's semaphore limit is
+/// far above; no machine serves more).
+const MAX_COUNT: i64 = 1 << 24;
+
+/// A `[server]` count that must be from 1 to [`MAX_COUNT`].
+fn at_least_one(
+    check: &mut Checker<'_>,
+    value: Option<&Spanned<i64>>,
+    field: &str,
+    default: usize,
+) -> usize {
+    let Some(value) = value else {
+        return default;
+    };
+    match usize::try_from(*value.get_ref()) {
+        Ok(count) if (1..=MAX_COUNT).contains(value.get_ref()) => count,
+        _ => {
+            check.error(
+                Some(value.span()),
+                "server",
+                field,
+                format!(
+                    "must be a whole number from 1 to {MAX_COUNT}, got {}",
+                    value.get_ref()
+                ),
+            );
+            default
+        }
+    }
+}
+
+/// `server.cors_allowed_origins`: each an origin as browsers send it, `scheme://host[:port]`
+/// with no path; kept in lower case, the form browsers serialise origins in.
+fn cors_allowed_origins(check: &mut Checker<'_>, raw: &RawConfig) -> Vec<http::HeaderValue> {
+    let Some(origins) = &raw.server.cors_allowed_origins else {
+        return Vec::new();
+    };
+    let mut allowed = Vec::with_capacity(origins.len());
+    for origin in origins {
+        let text = origin.get_ref().trim().to_ascii_lowercase();
+        match valid_origin(&text).then(|| http::HeaderValue::from_str(&text)) {
+            Some(Ok(value)) => allowed.push(value),
+            _ => check.error(
+                Some(origin.span()),
+                "server",
+                "cors_allowed_origins",
+                format!(
+                    "`{}` is not an origin; write e.g. \"https://app.example.com\" (scheme, host \
+                     and optional port, no path)",
+                    origin.get_ref()
+                ),
+            ),
+        }
+    }
+    allowed
+}
+
+/// Whether `origin` is `http(s)://host[:port]` with nothing after it (no path, not even `/`,
+/// no user info): the only form a browser's `Origin` header takes.
+fn valid_origin(origin: &str) -> bool {
+    let Ok(uri) = origin.parse::<http::Uri>() else {
+        return false;
+    };
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let authority_ok = uri
+        .authority()
+        .is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'));
+    let nothing_after = uri.path() == "/" && uri.query().is_none() && !origin.ends_with('/');
+    scheme_ok && authority_ok && nothing_after
 }
 
 /// `server.reload_interval`: `"0s"` turns the file watch off; anything shorter than

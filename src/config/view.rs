@@ -89,6 +89,18 @@ pub struct RestartOnly {
     /// `[usage_log]`: path, bodies and buffer, or `off`.
     #[serde(default)]
     pub usage_log: String,
+    /// `server.header_read_timeout`.
+    #[serde(default)]
+    pub header_read_timeout: String,
+    /// `server.idle_timeout`.
+    #[serde(default)]
+    pub idle_timeout: String,
+    /// `server.max_connections`.
+    #[serde(default)]
+    pub max_connections: String,
+    /// `server.max_inflight`.
+    #[serde(default)]
+    pub max_inflight: String,
 }
 
 impl RestartOnly {
@@ -109,6 +121,10 @@ impl RestartOnly {
                     )
                 },
             ),
+            header_read_timeout: duration(snapshot.server.header_read_timeout),
+            idle_timeout: duration(snapshot.server.idle_timeout),
+            max_connections: snapshot.server.max_connections.to_string(),
+            max_inflight: snapshot.server.max_inflight.to_string(),
         }
     }
 
@@ -127,6 +143,26 @@ impl RestartOnly {
                 &file.pool_idle_timeout,
             ),
             ("usage_log", &self.usage_log, &file.usage_log),
+            (
+                "server.header_read_timeout",
+                &self.header_read_timeout,
+                &file.header_read_timeout,
+            ),
+            (
+                "server.idle_timeout",
+                &self.idle_timeout,
+                &file.idle_timeout,
+            ),
+            (
+                "server.max_connections",
+                &self.max_connections,
+                &file.max_connections,
+            ),
+            (
+                "server.max_inflight",
+                &self.max_inflight,
+                &file.max_inflight,
+            ),
         ]
         .into_iter()
         .filter(|(_, running, file)| running != file)
@@ -165,6 +201,9 @@ pub struct ServerView {
     pub shutdown_grace: String,
     /// File watch period (`0s`: off).
     pub reload_interval: String,
+    /// Browser origins allowed to call the router.
+    #[serde(default)]
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// `[routing]`.
@@ -261,6 +300,12 @@ impl ConfigView {
                 max_body: snapshot.server.max_body,
                 shutdown_grace: duration(snapshot.server.shutdown_grace),
                 reload_interval: duration(snapshot.server.reload_interval),
+                cors_allowed_origins: snapshot
+                    .server
+                    .cors_allowed_origins
+                    .iter()
+                    .filter_map(|origin| origin.to_str().ok().map(str::to_owned))
+                    .collect(),
             },
             routing: RoutingView {
                 max_attempts: routing.max_attempts,

@@ -1,0 +1,134 @@
+//! The server's cross-cutting concerns as tower layers, each one concern, each testable alone.
+//! What is specific to switchboard (routing, failover, translation, accounting) stays in the
+//! inner services of [`crate::api`].
+//!
+//! The stack every request goes through, outermost first:
+//!
+//! 1. sensitive headers (tower-http): `authorization`, the provider key headers and
+//!    `payment-proof` are marked sensitive, so no log or trace layer can print them;
+//! 2. request id (tower-http `SetRequestId`/`PropagateRequestId`, see [`request_id`]): the
+//!    client's printable id of at most 128 characters, else a new one, on every answer;
+//! 3. [`context`]: the configuration snapshot, arrival time and deadline, fixed once;
+//! 4. [`browser`]: cross-site browser requests refused, CORS for the allowed origins;
+//! 5. the path table ([`crate::api`]), and on `POST /v1/chat/completions`:
+//! 6. [`inflight`]: the request's record (metrics, usage log, in-flight gauge) and the
+//!    `server.max_inflight` limit, shedding at once with a 503 `overloaded`;
+//! 7. [`json_body`]: a body not declared as JSON is a 415;
+//! 8. [`auth`]: the client key, or 401 (admin endpoints: an admin key, or 403);
+//! 9. [`body`]: the whole body read within `server.max_body` and the deadline, or 413/408;
+//! 10. the chat service.
+
+pub mod auth;
+pub mod body;
+pub mod browser;
+pub mod context;
+pub mod inflight;
+pub mod json_body;
+pub mod request_id;
+
+use std::convert::Infallible;
+
+use http::HeaderName;
+use http::Response;
+use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
+use hyper::body::Incoming;
+use tower::ServiceBuilder;
+use tower::util::MapRequest;
+use tower_http::request_id::{PropagateRequestId, SetRequestId};
+use tower_http::sensitive_headers::{SetSensitiveRequestHeaders, SetSensitiveRequestHeadersLayer};
+
+use crate::api::Api;
+use crate::body::ResponseBody;
+use crate::layers::browser::{Browser, BrowserLayer};
+use crate::layers::context::{Config, ContextLayer, WithContext};
+use crate::layers::request_id::{DropUnusable, MakeId};
+
+/// A response future that never fails: errors are answers in the OpenAI shape.
+pub type Answer = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>,
+>;
+
+/// Request headers that carry secrets: the client key, the provider key headers a client might
+/// send by mistake, and a payment proof.
+pub const SENSITIVE_HEADERS: [HeaderName; 7] = [
+    AUTHORIZATION,
+    PROXY_AUTHORIZATION,
+    COOKIE,
+    HeaderName::from_static("x-api-key"),
+    HeaderName::from_static("x-goog-api-key"),
+    HeaderName::from_static("api-key"),
+    HeaderName::from_static("payment-proof"),
+];
+
+/// The whole stack a connection serves: layers 1 to 4 around the path table.
+pub type Stack = SetSensitiveRequestHeaders<
+    MapRequest<
+        SetRequestId<PropagateRequestId<WithContext<Browser<Api>>>, MakeId>,
+        DropUnusable<Incoming>,
+    >,
+>;
+
+/// Wraps `api` (the path table) in the layers every request goes through (1 to 4 above).
+pub fn outer(api: Api, ids: MakeId, config: Config) -> Stack {
+    ServiceBuilder::new()
+        .layer(SetSensitiveRequestHeadersLayer::new(SENSITIVE_HEADERS))
+        .layer(request_id::layer::<Incoming>(ids))
+        .layer(ContextLayer::new(config))
+        .layer(BrowserLayer)
+        .service(api)
+}
+
+/// Unit-test helpers shared by the layers' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::convert::Infallible;
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use http::{Request, Response};
+    use http_body_util::BodyExt;
+
+    use crate::body::ResponseBody;
+    use crate::config::Snapshot;
+
+    /// A snapshot from a small configuration with `server` lines added.
+    pub(crate) fn snapshot(server: &str) -> Arc<Snapshot> {
+        snapshot_with(&format!("[server]\n{server}\n"), &|_| None)
+    }
+
+    /// A snapshot from a small configuration with `extra` tables, reading `env`.
+    pub(crate) fn snapshot_with(
+        extra: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Arc<Snapshot> {
+        let toml = format!(
+            "{extra}\n[providers.local]\nkind = \"mock\"\n[routes.demo]\ntargets = [\"local/echo\"]\n"
+        );
+        Arc::new(crate::config::parse(&toml, "test.toml", env).expect("valid config"))
+    }
+
+    /// An inner service that answers 200 with the request's body.
+    pub(crate) async fn echo<B>(request: Request<B>) -> Result<Response<ResponseBody>, Infallible>
+    where
+        B: http_body::Body + Send,
+        B::Data: Send,
+    {
+        let bytes = request
+            .into_body()
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        Ok(Response::new(ResponseBody::full(bytes)))
+    }
+
+    /// The whole body of a response.
+    pub(crate) async fn body(response: Response<ResponseBody>) -> Bytes {
+        response.into_body().collect().await.unwrap().to_bytes()
+    }
+
+    /// The parsed OpenAI error of a response.
+    pub(crate) async fn error_json(response: Response<ResponseBody>) -> serde_json::Value {
+        serde_json::from_slice(&body(response).await).unwrap()
+    }
+}
