@@ -8,6 +8,7 @@ mod errors;
 mod failover;
 mod fidelity;
 mod gemini;
+mod hardening;
 mod limits;
 mod metrics;
 mod mistral;
