@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod openai;
 pub mod payment;
 pub mod providers;
+pub mod redact;
 pub mod retry_after;
 pub mod router;
 pub mod server;
