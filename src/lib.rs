@@ -21,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod json_scan;
 pub mod limits;
+pub mod logging;
 pub mod metrics;
 pub mod openai;
 pub mod payment;

@@ -50,6 +50,7 @@ pub(super) struct RawServer {
     pub(super) max_body: Option<Spanned<String>>,
     pub(super) shutdown_grace: Option<Spanned<String>>,
     pub(super) reload_interval: Option<Spanned<String>>,
+    pub(super) log_format: Option<Spanned<String>>,
 }
 
 /// `[routing]`.

@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::logging::LogFormat;
+
 use super::{ConfigError, OnPaymentRequired, Payment, Provider, Route, Snapshot, Strategy};
 
 /// Everything `GET /admin/config` answers.
@@ -76,8 +78,8 @@ pub struct Pending {
     pub file: String,
 }
 
-/// The settings read once at start-up: the listener, the shared upstream client and the usage
-/// log's writer.
+/// The settings read once at start-up: the listener, the process log's format, the shared
+/// upstream client and the usage log's writer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestartOnly {
     /// `server.listen`.
@@ -89,6 +91,14 @@ pub struct RestartOnly {
     /// `[usage_log]`: path, bodies and buffer, or `off`.
     #[serde(default)]
     pub usage_log: String,
+    /// `server.log_format` (a router that predates it writes text).
+    #[serde(default = "text_log_format")]
+    pub log_format: String,
+}
+
+/// The log format of a router whose view does not name one.
+fn text_log_format() -> String {
+    LogFormat::Text.as_str().to_owned()
 }
 
 impl RestartOnly {
@@ -96,6 +106,7 @@ impl RestartOnly {
     pub fn of(snapshot: &Snapshot) -> Self {
         Self {
             listen: snapshot.server.listen.to_string(),
+            log_format: snapshot.server.log_format.as_str().to_owned(),
             connect_timeout: duration(snapshot.upstream.connect_timeout),
             pool_idle_timeout: duration(snapshot.upstream.pool_idle_timeout),
             usage_log: snapshot.usage_log.as_ref().map_or_else(
@@ -116,6 +127,7 @@ impl RestartOnly {
     pub fn pending(&self, file: &RestartOnly) -> Vec<Pending> {
         [
             ("server.listen", &self.listen, &file.listen),
+            ("server.log_format", &self.log_format, &file.log_format),
             (
                 "upstream.connect_timeout",
                 &self.connect_timeout,
