@@ -584,6 +584,28 @@ targets = ["b/m"]
     }
 
     #[test]
+    fn log_format_is_a_restart_only_setting() {
+        let before = ConfigView::of(&snapshot(BASE));
+        assert_eq!(before.restart_only.log_format, "text");
+        let after = ConfigView::of(&snapshot(&BASE.replace(
+            "[server]\n",
+            "[server]\nlog_format = \"json\"\n",
+        )));
+        assert!(changes(&before, &after).is_empty());
+        let pending = before.restart_only.pending(&after.restart_only);
+        assert_eq!(pending.len(), 1);
+        assert_eq!(
+            (pending[0].setting.as_str(), pending[0].file.as_str()),
+            ("server.log_format", "json")
+        );
+        // A router from before the setting existed reports no format: it writes text.
+        let mut older = serde_json::to_value(&before.restart_only).unwrap();
+        older.as_object_mut().unwrap().remove("log_format");
+        let older: RestartOnly = serde_json::from_value(older).unwrap();
+        assert!(older.pending(&before.restart_only).is_empty());
+    }
+
+    #[test]
     fn views_hold_no_secrets_and_nothing_from_the_environment() {
         let view = ConfigView::of(&snapshot(BASE));
         let text = serde_json::to_string(&view).unwrap();
