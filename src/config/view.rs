@@ -587,10 +587,9 @@ targets = ["b/m"]
     fn log_format_is_a_restart_only_setting() {
         let before = ConfigView::of(&snapshot(BASE));
         assert_eq!(before.restart_only.log_format, "text");
-        let after = ConfigView::of(&snapshot(&BASE.replace(
-            "[server]\n",
-            "[server]\nlog_format = \"json\"\n",
-        )));
+        let after = ConfigView::of(&snapshot(
+            &BASE.replace("[server]\n", "[server]\nlog_format = \"json\"\n"),
+        ));
         assert!(changes(&before, &after).is_empty());
         let pending = before.restart_only.pending(&after.restart_only);
         assert_eq!(pending.len(), 1);

@@ -13,6 +13,7 @@ mod metrics;
 mod mistral;
 mod payments;
 mod qwen;
+mod redaction;
 mod reload;
 mod sdk_async_openai;
 mod sdk_python;
