@@ -4,6 +4,7 @@
 //! commit point. Neither the client nor the process log (captured by a process-wide
 //! subscriber, since the router's workers run on threads of their own) nor the usage log may
 //! carry the key or any 8-character run of it; they carry `[redacted]` instead.
+#![cfg(test)]
 
 use std::io;
 use std::sync::{Arc, Mutex, OnceLock};
