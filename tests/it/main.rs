@@ -9,6 +9,7 @@ mod failover;
 mod fidelity;
 mod gemini;
 mod limits;
+mod logging;
 mod metrics;
 mod mistral;
 mod payments;

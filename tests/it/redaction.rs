@@ -6,59 +6,14 @@
 //! carry the key or any 8-character run of it; they carry `[redacted]` instead.
 #![cfg(test)]
 
-use std::io;
-use std::sync::{Arc, Mutex, OnceLock};
-
 use serde_json::json;
-use switchboard::logging::{self, LogFormat};
 
+use crate::logging::{log_lines_with, process_log};
 use crate::support::{Answer, MockUpstream, Reply, TempDir, chat, spawn_router};
 
 const OPENAI_KEY: &str = "sk-proj-R3dactOpenAiK3y-abcdefghijklmnopqrstuvwxyz0123";
 const ANTHROPIC_KEY: &str = "sk-ant-api03-R3dactClaudeK3y-ABCDEFGHIJKLMNOPQRSTU";
 const GEMINI_KEY: &str = "AIzaSyR3dactGoogleK3y-0123456789abcdefghij";
-
-/// The process log of the whole test binary, from the first redaction test on.
-fn process_log() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let buffer: Arc<Mutex<Vec<u8>>> = Arc::default();
-        let writer = buffer.clone();
-        let subscriber = logging::subscriber(
-            LogFormat::Text,
-            tracing_subscriber::EnvFilter::new("switchboard=debug"),
-            move || SharedWriter(writer.clone()),
-            false,
-        );
-        tracing::subscriber::set_global_default(subscriber)
-            .expect("no other test sets a process-wide subscriber");
-        buffer
-    })
-}
-
-/// An `io::Write` into the captured log.
-struct SharedWriter(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for SharedWriter {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The captured log lines that mention `tag`.
-fn log_lines_with(tag: &str) -> Vec<String> {
-    let log = process_log().lock().unwrap();
-    String::from_utf8_lossy(&log)
-        .lines()
-        .filter(|line| line.contains(tag))
-        .map(str::to_owned)
-        .collect()
-}
 
 /// Asserts that no 8-character run of `key` appears in `text`.
 fn assert_no_run_of(key: &str, text: &str, place: &str) {
