@@ -26,6 +26,8 @@ use sha2::Digest as _;
 
 pub use crate::accounting::AccountingSettings;
 use crate::accounting::Prices;
+use crate::logging::LogFormat;
+use crate::redact::Redactor;
 
 /// Where a secret comes from: the process environment, or a map in tests.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -60,6 +62,9 @@ pub struct Snapshot {
     pub usage_log: Option<UsageLogSettings>,
     /// SHA-256 of the file's bytes, in lower-case hex: names the running version.
     pub sha256: String,
+    /// Removes this configuration's secrets from upstream-derived text (shared with streams
+    /// that outlive a request's hold on the snapshot).
+    pub redactor: Arc<Redactor>,
 }
 
 /// `[usage_log]`: one JSON line per chat request, written off the request path.
@@ -97,6 +102,8 @@ pub struct ServerSettings {
     pub max_inflight: usize,
     /// Browser origins (`scheme://host[:port]`, lower case) allowed to call the router.
     pub cors_allowed_origins: Vec<http::HeaderValue>,
+    /// How the process log is written; read once at start-up.
+    pub log_format: LogFormat,
 }
 
 /// `[routing]`: attempts, timeouts and cooldowns.

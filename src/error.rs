@@ -6,6 +6,7 @@
 //! and [`ApiError::into_response`] choose statuses, codes and headers. Rendering has no side
 //! effects: logging happens once, at the edge, from the rendered response.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use serde::Serialize;
 
 use crate::config::{MODEL_HEADER, PROVIDER_HEADER};
 use crate::payment::QuoteHeader;
+use crate::redact::Redactor;
 
 /// Why an upstream attempt failed, as far as routing is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +103,24 @@ impl UpstreamFailure {
     /// Records the upstream status that produced this failure.
     pub fn with_status(mut self, status: StatusCode) -> Self {
         self.status = Some(status);
+        self
+    }
+
+    /// This failure with the configured secrets taken out of every text the upstream had a
+    /// hand in (message, type, param, code), before it is logged, stored or sent.
+    pub fn redacted(mut self, redactor: &Redactor) -> Self {
+        if redactor.is_empty() {
+            return self;
+        }
+        redactor.redact_string(&mut self.message);
+        for text in [&mut self.error_type, &mut self.code].into_iter().flatten() {
+            redactor.redact_string(text);
+        }
+        if let Some(param) = &mut self.param
+            && let Cow::Owned(clean) = redactor.redact(param)
+        {
+            *param = clean.into_boxed_str();
+        }
         self
     }
 }

@@ -9,7 +9,9 @@
 //! sends it through [`upstream`], and the answer comes back whole or as a [`stream`] of
 //! [`sse`] events. [`error`] is the only place an error becomes an HTTP response.
 //! [`config::reload`] swaps in a new configuration while the router runs; [`admin_client`]
-//! fetches a running router's configuration for `--check --against`.
+//! fetches a running router's configuration for `--check --against`. Text from a provider is
+//! cleaned of the configuration's secrets by [`redact`] where it enters the router, and the
+//! process log ([`logging`]) escapes whatever a client or provider could put in a line.
 
 pub mod access_log;
 pub mod accounting;
@@ -24,10 +26,12 @@ pub mod error;
 pub mod json_scan;
 pub mod layers;
 pub mod limits;
+pub mod logging;
 pub mod metrics;
 pub mod openai;
 pub mod payment;
 pub mod providers;
+pub mod redact;
 pub mod retry_after;
 pub mod router;
 pub mod server;

@@ -1,7 +1,7 @@
 //! The `switchboard` binary: parse arguments, load `providers.toml`, serve until a signal,
 //! reloading the file when it changes or on SIGHUP.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use switchboard::config::reload::{self, ReloadHandle, Source, Trigger};
 use switchboard::config::{self, Snapshot, view};
+use switchboard::logging::{self, LogFormat};
 use switchboard::server::Server;
 use switchboard::workers;
 
@@ -18,11 +19,12 @@ use switchboard::workers;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str =
-    "usage: switchboard [--config PATH] [--listen ADDR] [--check [--against URL [--key KEY]]]
+const USAGE: &str = "usage: switchboard [--config PATH] [--listen ADDR] [--log-format FORMAT]
+                   [--check [--against URL [--key KEY]]]
 
   --config PATH   configuration file (default: providers.toml)
   --listen ADDR   address to listen on, overriding [server] listen
+  --log-format F  text or json, overriding [server] log_format (default: text)
   --workers N     threads that serve connections (default: one per core)
   --check         validate the file, print a summary of providers, routes and keys, and exit
   --against URL   with --check: also print what the file would change in the router running
@@ -37,6 +39,7 @@ const ADMIN_KEY_ENV: &str = "SWITCHBOARD_ADMIN_KEY";
 struct Args {
     config: PathBuf,
     listen: Option<SocketAddr>,
+    log_format: Option<LogFormat>,
     workers: NonZeroUsize,
     check: bool,
     against: Option<String>,
@@ -48,6 +51,7 @@ fn parse_args() -> Result<Option<Args>, lexopt::Error> {
     let mut args = Args {
         config: PathBuf::from("providers.toml"),
         listen: None,
+        log_format: None,
         workers: workers::default_count(),
         check: false,
         against: None,
@@ -58,6 +62,7 @@ fn parse_args() -> Result<Option<Args>, lexopt::Error> {
         match arg {
             Long("config") | Short('c') => args.config = parser.value()?.into(),
             Long("listen") | Short('l') => args.listen = Some(parser.value()?.parse()?),
+            Long("log-format") => args.log_format = Some(parser.value()?.parse()?),
             Long("workers") => args.workers = parser.value()?.parse()?,
             Long("check") => args.check = true,
             Long("against") => args.against = Some(parser.value()?.parse()?),
@@ -98,7 +103,7 @@ fn main() -> ExitCode {
             None => ExitCode::SUCCESS,
         };
     }
-    init_tracing();
+    init_tracing(args.log_format.unwrap_or(snapshot.server.log_format));
     // This thread accepts connections and runs the background tasks (reloads, the usage
     // log); the workers serve the connections.
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -146,13 +151,17 @@ fn compare(snapshot: &Snapshot, url: &str, key: Option<&str>) -> ExitCode {
     }
 }
 
-fn init_tracing() {
+/// The process log on stderr, filtered by `RUST_LOG` (default `info`), coloured only on a
+/// terminal.
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    let ansi = std::io::stderr().is_terminal();
+    let subscriber = logging::subscriber(format, filter, std::io::stderr, ansi);
+    if let Err(e) = subscriber.try_init() {
+        let _ = writeln!(std::io::stderr(), "switchboard: cannot set up logging: {e}");
+    }
 }
 
 async fn serve(

@@ -562,8 +562,24 @@ fn describe(failure: &UpstreamFailure) -> String {
 }
 
 /// One attempt: send, wait for headers until `attempt_deadline`, then read the answer or, for
-/// a stream, read ahead to its commit point.
+/// a stream, read ahead to its commit point. Whatever the failure, the router's secrets are out
+/// of it before anyone logs, stores or sends it: this is where upstream text enters the router.
 async fn attempt(
+    state: &AppState,
+    snapshot: &Snapshot,
+    chat: &ChatRequest<'_>,
+    target: &Target,
+    request: UpstreamRequest,
+    deadlines: Deadlines,
+    waited: &mut Duration,
+) -> Result<(HeaderMap, Answer), UpstreamFailure> {
+    exchange(state, snapshot, chat, target, request, deadlines, waited)
+        .await
+        .map_err(|failure| failure.redacted(&snapshot.redactor))
+}
+
+/// The exchange of [`attempt`], its failures as the upstream and the adapter describe them.
+async fn exchange(
     state: &AppState,
     snapshot: &Snapshot,
     chat: &ChatRequest<'_>,
@@ -601,7 +617,12 @@ async fn attempt(
             deadline,
             idle_timeout: snapshot.routing.stream_idle_timeout,
         };
-        let mut stream = ChatStream::new(body, adapter.stream(chat, target), limits);
+        let mut stream = ChatStream::new(
+            body,
+            adapter.stream(chat, target),
+            limits,
+            snapshot.redactor.clone(),
+        );
         let reading = Instant::now();
         let primed = stream.prime(attempt_deadline).await;
         *waited += reading.elapsed();

@@ -21,6 +21,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -35,6 +36,7 @@ use crate::accounting::{Account, Cost, UsageChunk};
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
 use crate::limits::TokenSettlement;
 use crate::providers::StreamTranslator;
+use crate::redact::Redactor;
 use crate::sse::{SseDecoder, data_frame, is_done_frame};
 use crate::upstream::UpstreamBody;
 
@@ -81,14 +83,17 @@ pub struct ChatStream {
     account: Option<Account>,
     /// Whether the client asked for the usage chunk.
     client_wants_usage: bool,
+    /// Takes the configuration's secrets out of a failure before it is logged or sent.
+    redactor: Arc<Redactor>,
 }
 
 impl ChatStream {
-    /// Wraps an upstream body that answered 2xx.
+    /// Wraps an upstream body that answered 2xx; `redactor` cleans its failures.
     pub fn new(
         upstream: UpstreamBody,
         translator: Box<dyn StreamTranslator>,
         limits: StreamLimits,
+        redactor: Arc<Redactor>,
     ) -> Self {
         Self {
             upstream,
@@ -107,12 +112,13 @@ impl ChatStream {
             settlement: None,
             account: None,
             client_wants_usage: false,
+            redactor,
         }
     }
 
     /// Reads ahead to the commit point: the first frame that is more than a preamble, or the
     /// stream's clean end. Any failure before it is returned (nothing has reached the
-    /// client), including no content by `first_content_by`.
+    /// client), including no content by `first_content_by`; the router redacts it.
     pub async fn prime(&mut self, first_content_by: Instant) -> Result<(), UpstreamFailure> {
         let mut checked = 0;
         loop {
@@ -185,6 +191,7 @@ impl ChatStream {
 
     /// Ends the stream with an error event; nothing after it, no `[DONE]`.
     fn fail(&mut self, failure: UpstreamFailure) {
+        let failure = failure.redacted(&self.redactor);
         tracing::warn!(kind = failure.kind.as_str(), message = %failure.message, "stream failed");
         let error = ApiError::StreamInterrupted(failure);
         if let Some(record) = &mut self.record {
@@ -543,8 +550,8 @@ mod tests {
             deadline: Instant::now() + Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
         };
-        let mut stream =
-            ChatStream::new(upstream, adapter_for(kind).stream(&chat, &target), limits);
+        let translator = adapter_for(kind).stream(&chat, &target);
+        let mut stream = ChatStream::new(upstream, translator, limits, Arc::default());
         stream.prime(limits.deadline).await.unwrap();
         let record = RequestRecord::new("r".into(), std::time::Instant::now());
         stream.attach(record, TokenSettlement::new(Vec::new(), 0));

@@ -55,6 +55,7 @@ pub(super) struct RawServer {
     pub(super) max_connections: Option<Spanned<i64>>,
     pub(super) max_inflight: Option<Spanned<i64>>,
     pub(super) cors_allowed_origins: Option<Vec<Spanned<String>>>,
+    pub(super) log_format: Option<Spanned<String>>,
 }
 
 /// `[routing]`.

@@ -12,8 +12,8 @@
 //! State that lives outside the snapshot follows the new one ([`carry_over`]): cooldowns stay
 //! with a provider's name unless it now points at another upstream, rate-limit buckets stay
 //! while their settings do, and entries of providers, keys and routes that are gone are dropped
-//! so memory stays bounded by what is configured. Settings read only at start-up (the listener
-//! and the upstream client's) are never silently ignored: a file that changes them is logged
+//! so memory stays bounded by what is configured. Settings read only at start-up (the listener,
+//! the log format and the upstream client's) are never silently ignored: a file that changes them is logged
 //! and shown as needing a restart.
 
 mod watch;

@@ -15,6 +15,8 @@ use toml::Spanned;
 
 use super::raw::{RawConfig, RawKey, RawModel, RawPrice, RawProvider, RawRoute, RawTarget};
 use crate::accounting::Prices;
+use crate::logging::{LogFormat, UnknownLogFormat};
+use crate::redact::Redactor;
 
 use super::{
     AccountingSettings, ClientKey, ConfigError, ConfigErrors, EnvLookup, LimitSettings,
@@ -178,6 +180,7 @@ pub(super) fn validate(
         );
     }
     let usage_log = usage_log(&mut check, &raw);
+    let redactor = Arc::new(redactor(&raw, &providers, env));
     if !check.errors.is_empty() {
         return Err(ConfigErrors(check.errors));
     }
@@ -193,7 +196,28 @@ pub(super) fn validate(
         loaded_at: SystemTime::now(),
         usage_log,
         sha256: super::sha256_hex(text.as_bytes()),
+        redactor,
     })
+}
+
+/// The redactor of every secret this configuration knows: provider keys (the router sends
+/// them upstream, so a provider may echo them) and client keys read from the environment,
+/// admin keys included (a file's `sha256` keys have no secret here to redact).
+fn redactor(
+    raw: &RawConfig,
+    providers: &BTreeMap<String, Arc<Provider>>,
+    env: EnvLookup<'_>,
+) -> Redactor {
+    let client_secrets: Vec<String> = raw
+        .keys
+        .iter()
+        .filter_map(|key| key.get_ref().key_env.as_ref())
+        .filter_map(|var| env(var.get_ref()))
+        .collect();
+    let provider_secrets = providers
+        .values()
+        .filter_map(|provider| provider.secret.as_ref().map(Secret::expose));
+    Redactor::new(provider_secrets.chain(client_secrets.iter().map(String::as_str)))
 }
 
 /// The usage log's queue when `buffer` is not set, in lines.
@@ -353,6 +377,7 @@ fn server(check: &mut Checker<'_>, raw: &RawConfig) -> ServerSettings {
             DEFAULT_MAX_INFLIGHT,
         ),
         cors_allowed_origins: cors_allowed_origins(check, raw),
+        log_format: log_format(check, raw),
     }
 }
 
@@ -429,6 +454,20 @@ fn valid_origin(origin: &str) -> bool {
         .is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'));
     let nothing_after = uri.path() == "/" && uri.query().is_none() && !origin.ends_with('/');
     scheme_ok && authority_ok && nothing_after
+}
+
+/// `server.log_format`: `"text"` (the default) or `"json"`.
+fn log_format(check: &mut Checker<'_>, raw: &RawConfig) -> LogFormat {
+    let Some(value) = &raw.server.log_format else {
+        return LogFormat::default();
+    };
+    value
+        .get_ref()
+        .parse()
+        .unwrap_or_else(|e: UnknownLogFormat| {
+            check.error(Some(value.span()), "server", "log_format", e.to_string());
+            LogFormat::default()
+        })
 }
 
 /// `server.reload_interval`: `"0s"` turns the file watch off; anything shorter than
@@ -1511,6 +1550,51 @@ targets = ["qwen/qwen-max", "qwen/unpriced"]
             );
             assert_eq!(error.line, Some(2), "{error}");
         }
+    }
+
+    #[test]
+    fn log_format_is_text_unless_json_is_asked_for() {
+        let format = |line: &str| {
+            parse(&format!(
+                "[server]\n{line}\n[providers.m]\nkind = \"mock\"\n"
+            ))
+            .map(|s| s.server.log_format)
+        };
+        assert_eq!(format("").unwrap(), LogFormat::Text);
+        assert_eq!(format("log_format = \"text\"").unwrap(), LogFormat::Text);
+        assert_eq!(format("log_format = \"json\"").unwrap(), LogFormat::Json);
+        let error =
+            first_error("[server]\nlog_format = \"logfmt\"\n[providers.m]\nkind = \"mock\"\n");
+        assert_eq!(
+            (error.table.as_str(), error.field.as_str(), error.line),
+            ("server", "log_format", Some(2))
+        );
+        assert!(error.reason.contains("`logfmt`"), "{error}");
+        assert!(error.reason.contains("\"text\" or \"json\""), "{error}");
+    }
+
+    #[test]
+    fn the_redactor_knows_provider_keys_and_client_keys_from_the_environment() {
+        let snapshot = parse(GOOD).unwrap();
+        let text = "provider key sk-qwen, client key client-secre...";
+        assert_eq!(
+            snapshot.redactor.redact(text),
+            "provider key [redacted], client key [redacted]..."
+        );
+        let reloaded = validate(GOOD, "test.toml", &|name| {
+            (name == "QWEN_KEY").then(|| "rotated-qwen-key".to_owned())
+        })
+        .unwrap();
+        assert_eq!(
+            reloaded.redactor.redact(text),
+            text,
+            "the old keys are gone"
+        );
+        assert_eq!(
+            reloaded.redactor.redact("rotated-qwen"),
+            "[redacted]",
+            "the new key is known"
+        );
     }
 
     #[test]

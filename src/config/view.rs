@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::logging::LogFormat;
+
 use super::{ConfigError, OnPaymentRequired, Payment, Provider, Route, Snapshot, Strategy};
 
 /// Everything `GET /admin/config` answers.
@@ -76,8 +78,8 @@ pub struct Pending {
     pub file: String,
 }
 
-/// The settings read once at start-up: the listener, the shared upstream client and the usage
-/// log's writer.
+/// The settings read once at start-up: the listener, the process log's format, the shared
+/// upstream client and the usage log's writer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestartOnly {
     /// `server.listen`.
@@ -101,6 +103,14 @@ pub struct RestartOnly {
     /// `server.max_inflight`.
     #[serde(default)]
     pub max_inflight: String,
+    /// `server.log_format` (a router that predates it writes text).
+    #[serde(default = "text_log_format")]
+    pub log_format: String,
+}
+
+/// The log format of a router whose view does not name one.
+fn text_log_format() -> String {
+    LogFormat::Text.as_str().to_owned()
 }
 
 impl RestartOnly {
@@ -108,6 +118,7 @@ impl RestartOnly {
     pub fn of(snapshot: &Snapshot) -> Self {
         Self {
             listen: snapshot.server.listen.to_string(),
+            log_format: snapshot.server.log_format.as_str().to_owned(),
             connect_timeout: duration(snapshot.upstream.connect_timeout),
             pool_idle_timeout: duration(snapshot.upstream.pool_idle_timeout),
             usage_log: snapshot.usage_log.as_ref().map_or_else(
@@ -132,6 +143,7 @@ impl RestartOnly {
     pub fn pending(&self, file: &RestartOnly) -> Vec<Pending> {
         [
             ("server.listen", &self.listen, &file.listen),
+            ("server.log_format", &self.log_format, &file.log_format),
             (
                 "upstream.connect_timeout",
                 &self.connect_timeout,
@@ -614,6 +626,27 @@ targets = ["b/m"]
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].setting, "server.listen");
         assert_eq!(pending[0].file, "0.0.0.0:9000");
+    }
+
+    #[test]
+    fn log_format_is_a_restart_only_setting() {
+        let before = ConfigView::of(&snapshot(BASE));
+        assert_eq!(before.restart_only.log_format, "text");
+        let after = ConfigView::of(&snapshot(
+            &BASE.replace("[server]\n", "[server]\nlog_format = \"json\"\n"),
+        ));
+        assert!(changes(&before, &after).is_empty());
+        let pending = before.restart_only.pending(&after.restart_only);
+        assert_eq!(pending.len(), 1);
+        assert_eq!(
+            (pending[0].setting.as_str(), pending[0].file.as_str()),
+            ("server.log_format", "json")
+        );
+        // A router from before the setting existed reports no format: it writes text.
+        let mut older = serde_json::to_value(&before.restart_only).unwrap();
+        older.as_object_mut().unwrap().remove("log_format");
+        let older: RestartOnly = serde_json::from_value(older).unwrap();
+        assert!(older.pending(&before.restart_only).is_empty());
     }
 
     #[test]

@@ -87,10 +87,12 @@ impl Adapter for Mistral {
             && mentions_tool_call_id(&fields)
         {
             // The router rewrites every foreign id, so Mistral refusing one means the mapping
-            // is broken, not the client's conversation (reference 7.4, "adapter bug").
+            // is broken, not the client's conversation (reference 7.4, "adapter bug"). The
+            // upstream's words are left to the router, which redacts them before it logs the
+            // failure: an adapter never sees the secrets.
             tracing::error!(
-                upstream_message = fields.message.as_deref().unwrap_or(""),
-                "mistral refused a tool-call id the router sent: the id mapping is broken"
+                "mistral refused a tool-call id the router sent: the id mapping is broken \
+                 (the rejection itself is logged at debug level, redacted)"
             );
         }
         classify_fields(status, headers, fields)
