@@ -354,3 +354,116 @@ async fn a_client_request_id_with_spaces_or_non_ascii_is_replaced() {
         .unwrap_or_else(|| panic!("no id in {answer}"));
     assert!(id.starts_with("req_"), "{id}");
 }
+
+/// The user and system CPU time of process `pid` so far, from `/proc`.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) end with `)`.
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // Linux reports in clock ticks of 1/100 s on every platform it supports here.
+    Duration::from_millis(ticks * 10)
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn out_of_file_descriptors_the_accept_loop_backs_off_and_open_connections_are_served() {
+    use std::process::{Command, Stdio};
+
+    let dir = TempDir::new("emfile");
+    let config = dir.path().join("providers.toml");
+    std::fs::write(
+        &config,
+        router_toml("header_read_timeout = \"60s\"\nreload_interval = \"0s\""),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = dir.path().join("switchboard.log");
+    // The real binary under a small descriptor limit, as a loaded production box would be.
+    let mut child = Command::new("prlimit")
+        .args(["--nofile=48:48", "--"])
+        .arg(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["--config", config.to_str().unwrap(), "--workers", "1"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env_clear()
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("prlimit (util-linux) runs the router");
+    let pid = child.id();
+    eventually(
+        Duration::from_secs(10),
+        "the router listens",
+        || async move { TcpStream::connect(("127.0.0.1", port)).await.is_ok() },
+    )
+    .await;
+    let mut kept = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    health_over(&mut kept).await;
+
+    // Idle connections until the router cannot accept any more.
+    let mut idle = Vec::new();
+    for _ in 0..80 {
+        if let Ok(Ok(stream)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            TcpStream::connect(("127.0.0.1", port)),
+        )
+        .await
+        {
+            idle.push(stream);
+        }
+    }
+    eventually(Duration::from_secs(5), "accept fails", || {
+        let log = log.clone();
+        async move {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("accept failed")
+        }
+    })
+    .await;
+
+    // Out of descriptors for two seconds: no spinning, at most a line a second.
+    let (cpu_before, lines_before) = (cpu_time(pid), accept_lines(&log));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let cpu = cpu_time(pid) - cpu_before;
+    let lines = accept_lines(&log) - lines_before;
+    assert!(
+        cpu < Duration::from_millis(500),
+        "the accept loop spun: {cpu:?} of CPU in 2 s"
+    );
+    assert!(lines <= 3, "{lines} 'accept failed' lines in 2 s");
+    // The connection that was already open is still served.
+    health_over(&mut kept).await;
+
+    // Descriptors come back: new connections are served again.
+    drop(idle);
+    eventually(
+        Duration::from_secs(10),
+        "a new connection is served",
+        || async move {
+            let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)).await else {
+                return false;
+            };
+            let get = b"GET /healthz HTTP/1.1\r\nhost: r\r\nconnection: close\r\n\r\n";
+            let mut text = Vec::new();
+            stream.write_all(get).await.is_ok()
+                && stream.read_to_end(&mut text).await.is_ok()
+                && text.starts_with(b"HTTP/1.1 200")
+        },
+    )
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// How many "accept failed" lines the log at `path` has.
+fn accept_lines(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .matches("accept failed")
+        .count()
+}
