@@ -154,7 +154,7 @@ const GEMINI_TOOL_STREAM: [&str; 2] = [
 ];
 
 /// The checks every run must pass, none skipped.
-const CHECKS: [&str; 7] = [
+const CHECKS: [&str; 9] = [
     "chat, non-stream",
     "chat, stream with include_usage",
     "tool call, non-stream",
@@ -162,6 +162,8 @@ const CHECKS: [&str; 7] = [
     "BadRequestError for empty messages",
     "AuthenticationError for a wrong key",
     "NotFoundError for an unknown model",
+    "413 for a body too large, sync client",
+    "413 for a body too large, AsyncOpenAI",
 ];
 
 /// One script run against `router` with `--tool-model tool_model`: it must pass every check.
@@ -201,7 +203,7 @@ async fn run_all_checks(
             "check {check:?} did not pass\n{report}"
         );
     }
-    assert!(run.stdout.contains("7 passed, 0 failed"), "{report}");
+    assert!(run.stdout.contains("9 passed, 0 failed"), "{report}");
     (run.stdout, report)
 }
 

@@ -26,6 +26,7 @@ Prints one line per check; exits 1 with the failing check's message on the first
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -348,6 +349,33 @@ def main(argv: list[str]) -> int:
         assert completion.choices, "no choices"
         return f"cost {raw.headers.get('x-switchboard-cost')}"
 
+    def too_large(asynchronous: bool) -> Callable[[], str]:
+        """A body over the router's 4 MiB default: the SDK must read the 413 (with its default
+        retries on: the router says not to retry), not fail on a reset connection."""
+        messages = [{"role": "user", "content": "x" * (5 * 1024 * 1024)}]
+
+        async def call_async() -> Any:
+            async with openai.AsyncOpenAI(
+                base_url=args.base_url, api_key=args.api_key, timeout=30
+            ) as async_client:
+                return await async_client.chat.completions.create(
+                    model=args.chat_model, messages=messages
+                )
+
+        def call_sync() -> Any:
+            sync_client = client.with_options(max_retries=2)
+            return sync_client.chat.completions.create(model=args.chat_model, messages=messages)
+
+        def check() -> str:
+            call = (lambda: asyncio.run(call_async())) if asynchronous else call_sync
+            error = expect_error(openai.APIStatusError, call)
+            assert error.status_code == 413, f"status {error.status_code}"
+            assert error.code == "request_too_large", f"code {error.code!r}"
+            assert error.response.headers.get("x-should-retry") == "false", dict(error.response.headers)
+            return error.body["message"]
+
+        return check
+
     checks.run("chat, non-stream", non_stream)
     checks.run("chat, stream with include_usage", stream)
     if args.tool_model:
@@ -358,6 +386,8 @@ def main(argv: list[str]) -> int:
     checks.run("BadRequestError for empty messages", bad_request)
     checks.run("AuthenticationError for a wrong key", wrong_key)
     checks.run("NotFoundError for an unknown model", unknown_model)
+    checks.run("413 for a body too large, sync client", too_large(asynchronous=False))
+    checks.run("413 for a body too large, AsyncOpenAI", too_large(asynchronous=True))
     if args.payment_model:
         checks.run("APIStatusError 402 for a price quote", payment_quote)
         checks.run("paid retry with Payment-Proof", payment_retry)
