@@ -20,6 +20,8 @@
 #   scripts/bench.sh            # 5 s per cell
 #   DURATION=10 scripts/bench.sh
 #   MODES=plain CONNS=32 HELD=0 scripts/bench.sh   # one cell, no 1,000-stream run
+#   BEFORE=/tmp/switchboard-old scripts/bench.sh   # also a router-before row: another build
+#                                                  # of the router, same config, same run
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -27,6 +29,8 @@ DURATION=${DURATION:-5}
 MODES=${MODES:-plain stream}
 CONNS=${CONNS:-1 32 256}
 HELD=${HELD:-1}
+BEFORE=${BEFORE:-}
+ROUTER_BEFORE=127.0.0.1:18904
 UPSTREAM=127.0.0.1:18901
 SLOW_UPSTREAM=127.0.0.1:18902
 ROUTER=127.0.0.1:18900
@@ -148,6 +152,13 @@ PIDS+=("$NGINX_PID")
 BENCH_KEY=$KEY BENCH_UPSTREAM_KEY=sk-bench RUST_LOG=warn "$BIN" --config "$WORK/bench.toml" & ROUTER_PID=$!
 PIDS+=("$ROUTER_PID")
 for _ in $(seq 50); do curl -sf "http://$ROUTER/healthz" >/dev/null && break; sleep 0.1; done
+if [ -n "$BEFORE" ]; then
+  sed "s/^listen = .*/listen = \"$ROUTER_BEFORE\"/" "$WORK/bench.toml" > "$WORK/before.toml"
+  BENCH_KEY=$KEY BENCH_UPSTREAM_KEY=sk-bench RUST_LOG=warn "$BEFORE" --config "$WORK/before.toml" &
+  BEFORE_PID=$!
+  PIDS+=("$BEFORE_PID")
+  for _ in $(seq 50); do curl -sf "http://$ROUTER_BEFORE/healthz" >/dev/null && break; sleep 0.1; done
+fi
 
 # rss_mib PID: resident memory of PID and its children processes, in MiB.
 rss_mib() {
@@ -219,6 +230,9 @@ for mode in $MODES; do
     row "$mode" direct "$conns" "$rps" "$p50" "$p99" - -
     proxied_cell "$mode" nginx "$NGINX" "$NGINX_PID" "$conns"
     proxied_cell "$mode" router "$ROUTER" "$ROUTER_PID" "$conns"
+    if [ -n "$BEFORE" ]; then
+      proxied_cell "$mode" router-before "$ROUTER_BEFORE" "$BEFORE_PID" "$conns"
+    fi
     for wire in anthropic gemini; do
       proxied_cell "$mode" "router-$wire" "$ROUTER" "$ROUTER_PID" "$conns" "$mode-$wire"
     done
