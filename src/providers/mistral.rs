@@ -22,7 +22,8 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::openai::{
-    ErrorFields, bearer_headers, classify_fields, failure_from, in_band_failure, require_end_marker,
+    ErrorFields, bearer_headers, classify_fields, failure_from, in_band_failure,
+    require_end_marker, require_json,
 };
 use super::{Adapter, StreamTranslator, Translated, UpstreamRequest};
 use crate::config::Target;
@@ -633,21 +634,6 @@ impl StreamTranslator for Stream {
     fn usage(&self) -> Option<Usage> {
         self.usage
     }
-}
-
-/// Refuses an event that is not JSON in UTF-8: forwarded, it would break the client's reader
-/// in the middle of an answer.
-fn require_json(data: &[u8]) -> Result<(), UpstreamFailure> {
-    let kind = FailureKind::Stream;
-    if let Err(e) = std::str::from_utf8(data) {
-        return Err(UpstreamFailure::new(
-            kind,
-            format!("the provider sent a stream event that is not UTF-8 ({e})"),
-        ));
-    }
-    serde_json::from_slice::<serde::de::IgnoredAny>(data)
-        .map(drop)
-        .map_err(|e| malformed(kind, "stream event", &e))
 }
 
 /// OpenAI's separate usage chunk (reference 1.4 step 5), built from the chunk that carried it.
