@@ -51,6 +51,7 @@ pub(crate) fn hostile_literal() -> impl Strategy<Value = String> {
         Just("-1e-400".to_owned()),
         Just("123456789012345678901234567890".to_owned()),
         Just("-0.0".to_owned()),
+        Just(r#""\ud800 lone surrogate""#.to_owned()),
         Just(r#""caf\u00e9 \ud83d\ude00 \/ \b\f\n\r\t""#.to_owned()),
         Just(r#"{"a":{"b":[1,2,{"c":null}]},"":""}"#.to_owned()),
         (1usize..120).prop_map(|depth| format!("{}{}", "[".repeat(depth), "]".repeat(depth))),
@@ -221,8 +222,18 @@ fn message() -> impl Strategy<Value = Value> {
         });
     let tool = ("call_[A-Za-z0-9]{1,24}|[A-Za-z0-9]{9}", content(false))
         .prop_map(|(id, content)| json!({"role": "tool", "tool_call_id": id, "content": content}));
-    prop_oneof![1 => system, 3 => user, 2 => assistant, 1 => tool]
+    let message = prop_oneof![1 => system, 3 => user, 2 => assistant, 1 => tool];
+    (message, proptest::bool::weighted(0.1)).prop_map(|(mut message, hostile)| {
+        if hostile {
+            message["x_raw"] = Value::from(HOSTILE);
+        }
+        message
+    })
 }
+
+/// Stands for a [`hostile_literal`] inside a message until the body is written: a
+/// `serde_json::Value` cannot hold `1e400` or a lone surrogate.
+const HOSTILE: &str = "@@hostile@@";
 
 /// A JSON-Schema-ish `parameters` object, or any value at all.
 fn schema() -> impl Strategy<Value = Value> {

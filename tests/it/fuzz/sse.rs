@@ -166,6 +166,31 @@ proptest! {
     }
 
     #[test]
+    fn fuzz_sse_an_endless_line_is_refused_at_the_limit(
+        line in vec(any::<u8>().prop_filter("no line end", |b| !matches!(b, b'\r' | b'\n')), 1..512),
+        chunk in 1usize..64,
+        max_event in 0usize..256,
+    ) {
+        // Memory stays bounded: an event that never ends is refused once it passes the limit,
+        // in whatever chunks it arrives.
+        let mut decoder = SseDecoder::new(max_event);
+        let mut held = 0;
+        let mut refused = false;
+        for piece in line.chunks(chunk) {
+            decoder.push(piece);
+            held += piece.len();
+            match decoder.next_event() {
+                Ok(event) => prop_assert!(event.is_none() && held <= max_event),
+                Err(_) => {
+                    refused = true;
+                    break;
+                }
+            }
+        }
+        prop_assert_eq!(refused, line.len() > max_event);
+    }
+
+    #[test]
     fn fuzz_sse_well_formed_streams_decode_the_same_however_split(
         (input, expected) in stream(),
         cuts in vec(any::<usize>(), 0..12),
