@@ -2,6 +2,7 @@
 //! where the router reads bytes it does not control. Each property runs a bounded number of
 //! cases in the normal suite; `PROPTEST_CASES=100000 cargo test --release --test it fuzz`
 //! runs them longer (README "Fuzzing").
+#![cfg(test)]
 
 mod config;
 mod front;
