@@ -22,7 +22,8 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::openai::{
-    ErrorFields, bearer_headers, classify_fields, failure_from, in_band_failure, require_end_marker,
+    ErrorFields, bearer_headers, classify_fields, failure_from, in_band_failure,
+    require_end_marker, require_json,
 };
 use super::{Adapter, StreamTranslator, Translated, UpstreamRequest};
 use crate::config::Target;
@@ -177,8 +178,13 @@ fn unsupported(name: &str, target: &Target) -> ApiError {
 
 /// Rebuilds the client's body as Mistral accepts it.
 fn request_body(chat: &ChatRequest<'_>, target: &Target) -> Result<Bytes, ApiError> {
+    // The front door only skims members it does not type, so a number no `f64` holds
+    // (`1e400`) can get this far; rebuilding the body reads every member, and finds it here.
     let client: Map<String, Value> = serde_json::from_slice(chat.raw()).map_err(|e| {
-        ApiError::Internal(format!("a validated request body did not parse again: {e}"))
+        ApiError::bad_request(
+            format!("The request cannot be sent to Mistral as written: {e}."),
+            None,
+        )
     })?;
     let mut body = Map::new();
     let mut renamed = Vec::new();
@@ -610,6 +616,7 @@ impl StreamTranslator for Stream {
             out.push(data_frame(DONE));
             return Ok(());
         }
+        require_json(data)?;
         if !self.worth_parsing(data) {
             out.push(data_frame(data));
             return Ok(());
@@ -911,6 +918,15 @@ mod tests {
     }
 
     #[test]
+    fn numbers_beyond_f64_are_a_400_not_an_internal_error() {
+        let error = refused(&format!(
+            r#"{{"model":"m","messages":[{USER_HI}],"x_extra":1e400}}"#
+        ));
+        assert_eq!(error["type"], "invalid_request_error");
+        assert!(error["message"].as_str().unwrap().contains("out of range"));
+    }
+
+    #[test]
     fn fields_without_an_equivalent_are_a_400_naming_field_and_provider() {
         for (field, value) in [
             ("logprobs", "true"),
@@ -1128,6 +1144,23 @@ mod tests {
         result.unwrap();
         assert_eq!(frames, [chunks[0], chunks[1], "[DONE]"]);
         assert_eq!(usage, None);
+    }
+
+    #[test]
+    fn events_that_are_not_json_end_the_stream_unforwarded() {
+        for garbage in ["", "[DONE] ", "{\"choices\":[", "<html>"] {
+            let (frames, result, _) = streamed(STREAM_PLAIN, &[ROLE, garbage]);
+            assert_eq!(frames, [ROLE], "{garbage:?}");
+            assert_eq!(result.unwrap_err().kind, FailureKind::Stream, "{garbage:?}");
+        }
+        let mut translator = Mistral.stream(&chat(STREAM_PLAIN), &target());
+        let event = SseEvent {
+            name: None,
+            data: Bytes::from_static(b"{\"choices\":[{\"delta\":{\"content\":\"\xc3\"}}]}"),
+        };
+        let mut out = Vec::new();
+        assert!(translator.event(&event, &mut out).is_err());
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -91,6 +91,7 @@ impl PassThrough {
             self.done = true;
             return Ok(true);
         }
+        require_json(data)?;
         let probe = probe(data)?;
         if let Some(error) = probe.error {
             return Err(in_band_failure(error.get().as_bytes()));
@@ -117,6 +118,26 @@ impl StreamTranslator for PassThrough {
     fn usage(&self) -> Option<Usage> {
         self.usage
     }
+}
+
+/// Refuses an event that is not JSON in UTF-8: forwarded, it would break the client's reader
+/// in the middle of an answer.
+pub(super) fn require_json(data: &[u8]) -> Result<(), UpstreamFailure> {
+    let kind = FailureKind::Stream;
+    if let Err(e) = std::str::from_utf8(data) {
+        return Err(UpstreamFailure::new(
+            kind,
+            format!("the provider sent a stream event that is not UTF-8 ({e})"),
+        ));
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(data)
+        .map(drop)
+        .map_err(|e| {
+            UpstreamFailure::new(
+                kind,
+                format!("the provider sent a malformed stream event ({e})"),
+            )
+        })
 }
 
 /// The failure for an upstream stream that ended without its end marker.
@@ -455,6 +476,28 @@ mod tests {
         assert_eq!(failure.kind, FailureKind::Stream);
         assert_eq!(failure.code.as_deref(), Some("data_inspection_failed"));
         assert!(PassThrough::default().finish(&mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn pass_through_refuses_events_that_are_not_json_in_utf8() {
+        let garbage: [&[u8]; 5] = [
+            b"",
+            b"1e400 x",
+            b"[DONE] ",
+            b"{\"choices\":[",
+            b"{\"a\":\"\xc3\"}",
+        ];
+        for data in garbage {
+            let mut stream = PassThrough::default();
+            let mut out = Vec::new();
+            let event = SseEvent {
+                name: None,
+                data: Bytes::copy_from_slice(data),
+            };
+            let failure = stream.event(&event, &mut out).unwrap_err();
+            assert_eq!(failure.kind, FailureKind::Stream, "{data:?}");
+            assert!(out.is_empty(), "{data:?} was forwarded");
+        }
     }
 
     #[test]

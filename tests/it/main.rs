@@ -7,6 +7,7 @@ mod chat;
 mod errors;
 mod failover;
 mod fidelity;
+mod fuzz;
 mod gemini;
 mod hardening;
 mod limits;
