@@ -55,7 +55,10 @@ impl Cost {
 
     /// The `x-switchboard-cost` value: amount and currency, e.g. `0.000431250 USD`.
     pub fn header_value(&self) -> String {
-        format!("{} {}", self.amount_text(), self.currency)
+        let mut value = self.amount_text();
+        value.push(' ');
+        value.push_str(&self.currency);
+        value
     }
 
     /// The `usage.cost` object of a stream's usage chunk; the amount is a string so that no

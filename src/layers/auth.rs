@@ -1,10 +1,9 @@
 //! Who is calling: the client key presented as `Authorization: Bearer`, checked against the
 //! request's snapshot (see [`crate::auth`]), or 401; for admin endpoints an `admin = true`
-//! key, or 403. The key's *name* goes on the request as a [`Caller`], and into the request's
-//! record, so a later refusal (413) is still logged under the key.
+//! key, or 403. The key's *name* goes into the request's context, and into its record, so a
+//! later refusal (413) is still logged under the key.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::future::{Either, Ready, ready};
@@ -15,18 +14,6 @@ use crate::auth;
 use crate::body::ResponseBody;
 use crate::error::ApiError;
 use crate::layers::context::RequestContext;
-use crate::layers::inflight::RecordSlot;
-
-/// The configured name of the key that made the request (`anonymous` on an open router).
-#[derive(Clone, Debug)]
-pub struct Caller(pub Arc<str>);
-
-impl Caller {
-    /// The caller the auth layer put on `request` (`None` outside the stack).
-    pub fn of<B>(request: &Request<B>) -> Option<&Arc<str>> {
-        request.extensions().get::<Self>().map(|caller| &caller.0)
-    }
-}
 
 /// Which keys may pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,25 +68,26 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let Some(context) = RequestContext::of(&request) else {
-            let error = ApiError::Internal("request without context".into());
-            return Either::Left(ready(Ok(error.into_response())));
-        };
-        let keys = &context.snapshot.keys;
-        let checked = match self.need {
-            Need::Client => auth::authenticate(keys, request.headers()),
-            Need::Admin => auth::authorize_admin(keys, request.headers()),
-        };
-        match checked {
-            Ok(name) => {
-                if let Some(slot) = RecordSlot::of(&request) {
-                    slot.update(|record| record.key = name.clone());
-                }
-                request.extensions_mut().insert(Caller(name));
-                Either::Right(self.inner.call(request))
+        let checked = match (RequestContext::of(&request), self.need) {
+            (None, _) => Err(ApiError::Internal("request without context".into())),
+            (Some(context), Need::Client) => {
+                auth::authenticate(&context.snapshot.keys, request.headers())
             }
-            Err(error) => Either::Left(ready(Ok(error.into_response()))),
+            (Some(context), Need::Admin) => {
+                auth::authorize_admin(&context.snapshot.keys, request.headers())
+            }
+        };
+        let name = match checked {
+            Ok(name) => name,
+            Err(error) => return Either::Left(ready(Ok(error.into_response()))),
+        };
+        if let Some(context) = RequestContext::of_mut(&mut request) {
+            if let Some(slot) = &context.record {
+                slot.update(|record| record.key = name.clone());
+            }
+            context.caller = Some(name);
         }
+        Either::Right(self.inner.call(request))
     }
 }
 
@@ -114,9 +102,10 @@ mod tests {
     /// The name the inner service saw, or the refusal.
     async fn call(need: Need, keys: &str, bearer: Option<&str>) -> Response<ResponseBody> {
         let inner = service_fn(|request: Request<()>| async move {
-            let name = Caller::of(&request)
-                .map(|n| n.to_string())
-                .unwrap_or_default();
+            let name = RequestContext::of(&request)
+                .and_then(|context| context.caller.as_deref())
+                .unwrap_or_default()
+                .to_owned();
             Ok::<_, Infallible>(Response::new(ResponseBody::full(name)))
         });
         let mut request = Request::new(());

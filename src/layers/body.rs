@@ -14,7 +14,7 @@ use std::convert::Infallible;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT};
 use http::{HeaderMap, HeaderValue, Request, Response, Version};
 use http_body::Body;
@@ -137,8 +137,7 @@ where
         }
         return Err(too_large);
     }
-    let capacity = declared.map_or(0, |len| usize::try_from(len).unwrap_or(0));
-    let mut collected = BytesMut::with_capacity(capacity);
+    let mut collected = Collected::default();
     loop {
         let frame = tokio::time::timeout_at(limits.deadline, body.frame()).await;
         let frame = match frame {
@@ -147,7 +146,7 @@ where
                     timeout: limits.timeout,
                 });
             }
-            Ok(None) => return Ok(collected.freeze()),
+            Ok(None) => return Ok(collected.into_bytes()),
             Ok(Some(Err(e))) => {
                 return Err(ApiError::bad_request(
                     format!("Could not read the request body: {e}."),
@@ -159,16 +158,55 @@ where
         let Ok(mut data) = frame.into_data() else {
             continue; // trailers: nothing the router reads
         };
-        if collected.len() + bytes::Buf::remaining(&data) > limits.max {
-            let read = collected.len() + bytes::Buf::remaining(&data);
+        let read = collected.len() + data.remaining();
+        if read > limits.max {
             drain(&mut body, read, version, limits).await;
             return Err(too_large);
         }
-        while bytes::Buf::has_remaining(&data) {
-            let chunk = bytes::Buf::chunk(&data);
-            collected.extend_from_slice(chunk);
-            let n = chunk.len();
-            bytes::Buf::advance(&mut data, n);
+        collected.push(data.copy_to_bytes(data.remaining()));
+    }
+}
+
+/// A body's pieces: one piece is kept as it came (no copy, the usual case for a request
+/// that fits one read); several are joined.
+#[derive(Debug, Default)]
+enum Collected {
+    #[default]
+    Empty,
+    One(Bytes),
+    Many(BytesMut),
+}
+
+impl Collected {
+    fn len(&self) -> usize {
+        match self {
+            Self::Empty => 0,
+            Self::One(bytes) => bytes.len(),
+            Self::Many(bytes) => bytes.len(),
+        }
+    }
+
+    fn push(&mut self, piece: Bytes) {
+        *self = match std::mem::take(self) {
+            Self::Empty => Self::One(piece),
+            Self::One(first) => {
+                let mut joined = BytesMut::with_capacity(first.len() + piece.len());
+                joined.extend_from_slice(&first);
+                joined.extend_from_slice(&piece);
+                Self::Many(joined)
+            }
+            Self::Many(mut joined) => {
+                joined.extend_from_slice(&piece);
+                Self::Many(joined)
+            }
+        };
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Self::Empty => Bytes::new(),
+            Self::One(bytes) => bytes,
+            Self::Many(bytes) => bytes.freeze(),
         }
     }
 }
@@ -184,7 +222,7 @@ async fn drain<B: Body + Unpin>(body: &mut B, mut read: usize, version: Version,
     while read <= budget {
         match tokio::time::timeout_at(until, body.frame()).await {
             Ok(Some(Ok(frame))) => {
-                read += frame.data_ref().map_or(0, bytes::Buf::remaining);
+                read += frame.data_ref().map_or(0, Buf::remaining);
             }
             Ok(None | Some(Err(_))) | Err(_) => return,
         }

@@ -13,8 +13,11 @@ use std::time::Duration;
 use futures_util::future::{Either, Ready, ready};
 use http::header::ORIGIN;
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
-use tower::{Layer, Service};
-use tower_http::cors::{self, AllowHeaders, AllowOrigin, Cors, CorsLayer, ExposeHeaders};
+use std::sync::Arc;
+
+use tower::util::Oneshot;
+use tower::{Layer, Service, ServiceExt};
+use tower_http::cors::{AllowHeaders, AllowOrigin, Cors, CorsLayer, ExposeHeaders};
 
 use crate::body::ResponseBody;
 use crate::error::ApiError;
@@ -30,13 +33,13 @@ const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BrowserLayer;
 
-impl<S: Clone> Layer<S> for BrowserLayer {
+impl<S> Layer<S> for BrowserLayer {
     type Service = Browser<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
         Browser {
-            cors: cors().layer(inner.clone()),
-            plain: inner,
+            cors: Arc::new(cors()),
+            inner,
         }
     }
 }
@@ -54,29 +57,30 @@ fn cors() -> CorsLayer {
 }
 
 /// The service [`BrowserLayer`] makes: the inner service, with CORS for allowed origins.
+/// The CORS settings sit behind an `Arc` and wrap the inner service only for browser
+/// requests: the stack is cloned for every request, and a `CorsLayer` clone allocates.
 #[derive(Clone, Debug)]
 pub struct Browser<S> {
-    cors: Cors<S>,
-    plain: S,
+    cors: Arc<CorsLayer>,
+    inner: S,
 }
 
 /// Refused at once, served with CORS, or served as is.
-type BrowserFuture<F> =
-    Either<Ready<Result<Response<ResponseBody>, Infallible>>, Either<cors::ResponseFuture<F>, F>>;
+type BrowserFuture<S, B, F> = Either<
+    Ready<Result<Response<ResponseBody>, Infallible>>,
+    Either<Oneshot<Cors<S>, Request<B>>, F>,
+>;
 
 impl<S, B> Service<Request<B>> for Browser<S>
 where
-    S: Service<Request<B>, Response = Response<ResponseBody>, Error = Infallible>,
+    S: Service<Request<B>, Response = Response<ResponseBody>, Error = Infallible> + Clone,
 {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
-    type Future = BrowserFuture<S::Future>;
+    type Future = BrowserFuture<S, B, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        match self.plain.poll_ready(cx) {
-            Poll::Ready(Ok(())) => self.cors.poll_ready(cx),
-            other => other,
-        }
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
@@ -84,8 +88,11 @@ where
             .map(|context| context.snapshot.server.cors_allowed_origins.as_slice())
             .unwrap_or_default();
         match verdict(request.headers(), allowed) {
-            Verdict::NotABrowser => Either::Right(Either::Right(self.plain.call(request))),
-            Verdict::Allowed => Either::Right(Either::Left(self.cors.call(request))),
+            Verdict::NotABrowser => Either::Right(Either::Right(self.inner.call(request))),
+            Verdict::Allowed => {
+                let cors = self.cors.layer(self.inner.clone());
+                Either::Right(Either::Left(cors.oneshot(request)))
+            }
             Verdict::Refused(error) => Either::Left(ready(Ok(error.into_response()))),
         }
     }

@@ -1,7 +1,8 @@
 //! Each request's context, fixed once at the door: the configuration snapshot it is served
 //! with (a reload never changes a request in flight), when it arrived, and its deadline
 //! (`routing.request_timeout` from arrival), which the body read, the router and the stream
-//! all honour.
+//! all honour. Inner layers add what they learn: who is calling, and the request's record.
+//! One extension for all of it: each extension is an allocation and a map insert per request.
 
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
@@ -12,6 +13,7 @@ use tokio::time::Instant;
 use tower::{Layer, Service};
 
 use crate::config::Snapshot;
+use crate::layers::inflight::RecordSlot;
 
 /// The running configuration, swapped whole by reloads.
 pub type Config = Arc<ArcSwap<Snapshot>>;
@@ -25,6 +27,10 @@ pub struct RequestContext {
     pub started: Instant,
     /// When the whole request, a stream included, must be over.
     pub deadline: Instant,
+    /// The calling key's configured name, once the auth layer has checked it.
+    pub caller: Option<Arc<str>>,
+    /// The chat request's record, on its way to whoever answers (see the in-flight layer).
+    pub record: Option<RecordSlot>,
 }
 
 impl RequestContext {
@@ -36,12 +42,19 @@ impl RequestContext {
             snapshot,
             started,
             deadline,
+            caller: None,
+            record: None,
         }
     }
 
     /// The context the stack put on `request` (`None` outside the stack).
     pub fn of<B>(request: &Request<B>) -> Option<&Self> {
         request.extensions().get::<Self>()
+    }
+
+    /// The context of `request`, to add to it.
+    pub fn of_mut<B>(request: &mut Request<B>) -> Option<&mut Self> {
+        request.extensions_mut().get_mut::<Self>()
     }
 }
 

@@ -61,13 +61,18 @@ impl RecordSlot {
 
     /// The slot on `request`, when the stack put one there.
     pub fn of<B>(request: &Request<B>) -> Option<&Self> {
-        request.extensions().get::<Self>()
+        RequestContext::of(request)?.record.as_ref()
     }
 }
 
-/// Records chat requests and bounds how many are in flight.
+/// Records chat requests and bounds how many are in flight. One `Arc` inside: the stack is
+/// cloned for every request.
 #[derive(Clone, Debug)]
-pub struct InflightLayer {
+pub struct InflightLayer(Arc<Shared>);
+
+/// What every clone of an [`InflightLayer`] shares.
+#[derive(Debug)]
+struct Shared {
     metrics: Arc<Metrics>,
     usage_log: Option<UsageLog>,
     places: Arc<Semaphore>,
@@ -77,12 +82,12 @@ pub struct InflightLayer {
 impl InflightLayer {
     /// At most `max` requests in flight, reported to `metrics` and `usage_log`.
     pub fn new(metrics: Arc<Metrics>, usage_log: Option<UsageLog>, max: usize) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             metrics,
             usage_log,
             places: Arc::new(Semaphore::new(max)),
             max,
-        }
+        }))
     }
 }
 
@@ -118,21 +123,22 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let started = RequestContext::of(&request)
-            .map_or_else(std::time::Instant::now, |context| {
-                context.started.into_std()
-            });
-        let mut record = RequestRecord::new(request_id::of(&request).to_owned(), started)
-            .reporting(self.layer.metrics.clone(), self.layer.usage_log.clone());
-        let Ok(permit) = self.layer.places.clone().try_acquire_owned() else {
+        let id = request_id::of(&request).to_owned();
+        let Some(context) = RequestContext::of_mut(&mut request) else {
+            let error = ApiError::Internal("request without context".into());
+            return Recorded::Refused(Some(Box::new(error.into_response())));
+        };
+        let mut record = RequestRecord::new(id, context.started.into_std())
+            .reporting(self.layer.0.metrics.clone(), self.layer.0.usage_log.clone());
+        let Ok(permit) = self.layer.0.places.clone().try_acquire_owned() else {
             let error = ApiError::Overloaded {
-                limit: self.layer.max,
+                limit: self.layer.0.max,
             };
             return Recorded::Refused(Some(Box::new(finish(record, error.into_response()))));
         };
         record.hold(permit);
         let slot = RecordSlot::new(record);
-        request.extensions_mut().insert(slot.clone());
+        context.record = Some(slot.clone());
         Recorded::Serving {
             inner: self.inner.call(request),
             slot,
@@ -202,6 +208,16 @@ mod tests {
         Arc::new(Metrics::new().unwrap())
     }
 
+    /// A request as the outer layers hand it on: with its context.
+    fn request() -> Request<()> {
+        let mut request = Request::new(());
+        let snapshot = crate::layers::testing::snapshot("");
+        request
+            .extensions_mut()
+            .insert(RequestContext::now(snapshot));
+        request
+    }
+
     /// An inner service that takes the record and answers once `gate` lets it.
     fn held(
         gate: Arc<Semaphore>,
@@ -240,11 +256,11 @@ mod tests {
         let gate = Arc::new(Semaphore::new(0));
         let service = InflightLayer::new(metrics.clone(), None, 2).layer(held(gate.clone()));
         let running: Vec<_> = (0..2)
-            .map(|_| tokio::spawn(service.clone().oneshot(Request::new(()))))
+            .map(|_| tokio::spawn(service.clone().oneshot(request())))
             .collect();
         until_inflight(&metrics, 2).await;
 
-        let refused = service.clone().oneshot(Request::new(())).await.unwrap();
+        let refused = service.clone().oneshot(request()).await.unwrap();
         assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(refused.headers()["retry-after"], "1");
         assert_eq!(refused.headers()["x-should-retry"], "false");
@@ -256,7 +272,7 @@ mod tests {
         }
         until_inflight(&metrics, 0).await;
         // The places came back with the records: the next request is served.
-        let next = service.oneshot(Request::new(())).await.unwrap();
+        let next = service.oneshot(request()).await.unwrap();
         assert_eq!(next.status(), StatusCode::OK);
     }
 
@@ -269,7 +285,7 @@ mod tests {
             ))
         });
         let service = InflightLayer::new(metrics.clone(), None, 8).layer(refuse);
-        let response = service.oneshot(Request::new(())).await.unwrap();
+        let response = service.oneshot(request()).await.unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(metrics.inflight_now(), 0);
         let snapshot = crate::layers::testing::snapshot("");
