@@ -19,6 +19,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod json_guard;
 pub mod json_scan;
 pub mod limits;
 pub mod metrics;

@@ -12,6 +12,7 @@ mod limits;
 mod metrics;
 mod mistral;
 mod payments;
+mod poison;
 mod qwen;
 mod reload;
 mod sdk_async_openai;
