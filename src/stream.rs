@@ -186,9 +186,11 @@ impl ChatStream {
     /// Ends the stream with an error event; nothing after it, no `[DONE]`.
     fn fail(&mut self, failure: UpstreamFailure) {
         tracing::warn!(kind = failure.kind.as_str(), message = %failure.message, "stream failed");
+        let kind = failure.kind;
         let error = ApiError::StreamInterrupted(failure);
         if let Some(record) = &mut self.record {
             record.error_code = Some(error.code().to_owned());
+            record.stream_broke(kind);
         }
         self.ready.push_back(data_frame(&error.body()));
         self.finished = true;

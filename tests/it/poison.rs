@@ -190,7 +190,9 @@ fn stream_of(who: &str) -> Reply {
         &role(who),
         &content(who, &format!("answer from {who}")),
         &chunk(who, "{}", r#""stop""#),
-        r#"{"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#,
+        &format!(
+            r#"{{"id":"chatcmpl-{who}","object":"chat.completion.chunk","created":1700000000,"model":"m-{who}","choices":[],"usage":{{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}}}"#
+        ),
         "[DONE]",
     ])
 }
@@ -340,7 +342,11 @@ async fn a_poison_event_after_the_first_content_ends_the_stream_with_an_error() 
                 &before,
                 &after,
                 ATTEMPTS,
-                &[(&[("outcome", "stream_error"), ("provider", "a")], 1.0)],
+                &[
+                    // Served (its first content went out), then broken.
+                    (&[("outcome", "ok"), ("provider", "a")], 1.0),
+                    (&[("outcome", "stream_error"), ("provider", "a")], 1.0),
+                ],
             );
             let line = usage_line(&log).await;
             assert_eq!(
