@@ -196,9 +196,18 @@ impl ChatStream {
         self.finished = true;
     }
 
-    /// Decodes newly received bytes and translates every complete event.
+    /// Decodes newly received bytes and translates every complete event. The frames of the
+    /// events before a failing one are kept: after the commit point they are sound answer
+    /// the client is owed, ahead of the error event.
     fn absorb(&mut self, data: &[u8]) -> Result<(), UpstreamFailure> {
         self.decoder.push(data);
+        let translated = self.translate_events();
+        self.ready.extend(self.scratch.drain(..));
+        translated
+    }
+
+    /// Translates the complete events the decoder holds into `scratch`, up to `[DONE]`.
+    fn translate_events(&mut self) -> Result<(), UpstreamFailure> {
         while let Some(event) = self
             .decoder
             .next_event()
@@ -216,7 +225,6 @@ impl ChatStream {
                 break;
             }
         }
-        self.ready.extend(self.scratch.drain(..));
         Ok(())
     }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crate::metrics::{ATTEMPTS, assert_moved, scrape};
 use crate::support::{
-    Answer, MockUpstream, Reply, RouterHandle, TempDir, UP_ENV, chat, eventually, one_provider,
-    openai_error, send, spawn_router,
+    Answer, LAST_CHUNK, MockUpstream, RawUpstream, Reply, RouterHandle, SSE_HEAD, Step, TempDir,
+    UP_ENV, chat, eventually, http_chunk, one_provider, openai_error, send, spawn_router,
 };
 
 /// 128 levels, the body's own object included, is the deepest a body may be.
@@ -357,4 +357,43 @@ async fn a_poison_event_after_the_first_content_ends_the_stream_with_an_error() 
             assert_eq!(line["error"], "stream_interrupted", "{context}: {line}");
         }
     }
+}
+
+#[tokio::test]
+async fn sound_events_that_arrive_with_a_poison_one_reach_the_client_in_order() {
+    let event = |data: &str| http_chunk(&format!("data: {data}\n\n"));
+    // One write: the router reads the stream after its commit point in one burst, and the
+    // last HTTP chunk holds a sound event and then the poison.
+    let burst = [
+        SSE_HEAD.to_owned(),
+        event(&role("a")),
+        event(&content("a", "first words")),
+        event(&content("a", "middle words")),
+        http_chunk(&format!(
+            "data: {}\n\ndata: {{not json\n\n",
+            content("a", "last words")
+        )),
+        event("[DONE]"),
+        LAST_CHUNK.to_owned(),
+    ]
+    .concat();
+    let a = RawUpstream::start(vec![Step::send(burst)]).await;
+    let config = format!(
+        "[providers.a]\nkind = \"openai\"\nbase_url = \"{}\"\napi_key_env = \"UP_KEY\"\n\n[routes.r]\ntargets = [\"a/m\"]\n",
+        a.url("/v1")
+    );
+    let router = spawn_router(&config, UP_ENV).await;
+
+    let answer = chat(&router, STREAM_CHAT).await;
+
+    let text = answer.text();
+    assert_eq!(answer.status, 200, "{text}");
+    let data = answer.sse_data();
+    assert_eq!(data.len(), 5, "role, three contents, the error: {text}");
+    for (event, words) in data[1..4].iter().zip(["first", "middle", "last"]) {
+        assert!(event.contains(&format!("{words} words")), "{text}");
+    }
+    let last: serde_json::Value = serde_json::from_str(&data[4]).unwrap();
+    assert_eq!(last["error"]["code"], "stream_interrupted", "{text}");
+    assert!(!text.contains("[DONE]"), "{text}");
 }
