@@ -15,6 +15,7 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
 use switchboard::config::ProviderKind;
+use switchboard::json_guard;
 use switchboard::openai::ChatRequest;
 use switchboard::providers::adapter_for;
 
@@ -43,6 +44,19 @@ fn parse(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(body.len() as u64));
         group.bench_function(name, |b| {
             b.iter(|| ChatRequest::parse(black_box(&body)).expect("a valid request"));
+        });
+    }
+    group.finish();
+}
+
+/// `json_guard::check`, the part of the front door that looks at every byte of the body (UTF-8,
+/// nesting, surrogate escapes), also in members the parse skips.
+fn guard(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parse_guard");
+    for (name, body) in requests() {
+        group.throughput(Throughput::Bytes(body.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| json_guard::check(black_box(&body)).expect("a sound body"));
         });
     }
     group.finish();
@@ -212,6 +226,7 @@ const GEMINI_ANSWER: &str = r#"{
 criterion_group!(
     benches,
     parse,
+    guard,
     splice,
     translate_request,
     translate_response

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::accounting::{Cost, PaidCall};
+use crate::error::FailureKind;
 use crate::metrics::{GaugeGuard, Metrics};
 use crate::openai::Usage;
 use crate::usage_log::{Attempt, UsageEntry, UsageLog};
@@ -130,6 +131,24 @@ impl RequestRecord {
             .as_ref()
             .and_then(|s| s.usage_log.as_ref())
             .is_some_and(UsageLog::include_bodies)
+    }
+
+    /// The serving attempt's stream broke after its commit point (its first content had gone
+    /// to the client): the attempt's outcome becomes `kind`'s, and the metrics count it as
+    /// such (beside the `ok` counted when it started answering).
+    pub fn stream_broke(&mut self, kind: FailureKind) {
+        let Some(attempt) = self.attempt_log.last_mut() else {
+            return;
+        };
+        attempt.outcome = kind.as_str();
+        // Targets are `provider/model`; provider names hold no slash.
+        let provider = attempt
+            .target
+            .split_once('/')
+            .map_or(&*attempt.target, |(provider, _)| provider);
+        if let Some(sinks) = &self.sinks {
+            sinks.metrics.attempt(provider, Some(kind));
+        }
     }
 
     /// Finishes the record: the access line, the metrics, the usage-log line.

@@ -184,7 +184,8 @@ impl Families {
             )?,
             upstream_attempts: counter(
                 "upstream_attempts_total",
-                "Upstream attempts by provider and outcome.",
+                "Upstream attempts by provider and outcome. A stream that breaks after its first \
+                 content counts twice: ok when it started answering, then its failure.",
                 &["provider", "outcome"],
             )?,
             failovers: counter(

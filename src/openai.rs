@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::ApiError;
+use crate::json_guard::{self, Poison};
 
 /// A validated chat completion request: the typed view plus the client's raw bytes.
 #[derive(Debug)]
@@ -235,12 +236,15 @@ pub struct FunctionDef<'a> {
 impl<'a> ChatRequest<'a> {
     /// Parses and validates a client's request body.
     pub fn parse(raw: &'a [u8]) -> Result<Self, ApiError> {
-        let body: ChatBody<'a> = match serde_json::from_slice(raw) {
+        // The whole body, skipped members included, is checked first; the text it yields is
+        // then parsed without serde validating each string's UTF-8 a second time.
+        let text = json_guard::check(raw).map_err(|poison| poisoned(raw, poison))?;
+        let body: ChatBody<'a> = match serde_json::from_str(text) {
             Ok(body) => body,
             // Tracking the path costs on every value, so it is paid only to name the
             // parameter of a body that failed.
             Err(_) => {
-                let deserializer = &mut serde_json::Deserializer::from_slice(raw);
+                let deserializer = &mut serde_json::Deserializer::from_str(text);
                 serde_path_to_error::deserialize(deserializer).map_err(invalid_body)?
             }
         };
@@ -435,6 +439,15 @@ fn check_range(name: &str, value: Option<f64>, min: f64, max: f64) -> Result<(),
         )),
         _ => Ok(()),
     }
+}
+
+/// The 400 for a body that is not fit to parse, naming the top-level member where the
+/// problem is (`None` when it is outside any).
+fn poisoned(raw: &[u8], poison: Poison) -> ApiError {
+    ApiError::bad_request(
+        poison.to_string(),
+        json_guard::member_at(raw, poison.offset()),
+    )
 }
 
 fn invalid_body(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
@@ -1030,6 +1043,40 @@ mod tests {
     fn parse_err(body: &str) -> serde_json::Value {
         let error = ChatRequest::parse(body.as_bytes()).unwrap_err();
         serde_json::from_slice::<serde_json::Value>(&error.body()).unwrap()["error"].clone()
+    }
+
+    #[test]
+    fn poison_in_members_serde_skips_is_refused_naming_the_member() {
+        let deep = format!(
+            r#"{{"model":"demo","messages":[{{"role":"user","content":"hi"}}],"metadata":{}{}}}"#,
+            "[".repeat(128),
+            "]".repeat(128)
+        );
+        let error = parse_err(&deep);
+        assert_eq!(error["param"], "metadata", "{error}");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("deeper than 128"),
+            "{error}"
+        );
+        let error = parse_err(
+            r#"{"model":"demo","messages":[{"role":"user","content":"hi"}],"user_data":"\udfff"}"#,
+        );
+        assert_eq!(error["param"], "user_data", "{error}");
+        let mut bytes =
+            br#"{"model":"demo","messages":[{"role":"user","content":"hi"}],"x":""#.to_vec();
+        bytes.extend_from_slice(b"\xff\"}");
+        let error = ChatRequest::parse(&bytes).unwrap_err();
+        assert!(error.to_string().contains("not valid UTF-8"), "{error}");
+        // 127 brackets in `metadata` plus the body's object: 128 levels, accepted.
+        let limit = format!(
+            r#"{{"model":"demo","messages":[{{"role":"user","content":"hi"}}],"metadata":{}{}}}"#,
+            "[".repeat(127),
+            "]".repeat(127)
+        );
+        assert!(ChatRequest::parse(limit.as_bytes()).is_ok());
     }
 
     #[test]

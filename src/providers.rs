@@ -18,7 +18,7 @@ use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 use crate::config::{ProviderKind, Target};
-use crate::error::{ApiError, UpstreamFailure};
+use crate::error::{ApiError, FailureKind, UpstreamFailure};
 use crate::openai::{ChatRequest, Usage};
 use crate::sse::SseEvent;
 
@@ -183,4 +183,17 @@ impl Fnv1a {
     fn finish(&self) -> u64 {
         self.0
     }
+}
+/// An upstream event's `data` as text. JSON is UTF-8: an event that is not was corrupted on
+/// its way or is hostile, and it ends the stream rather than reach a client.
+fn event_text(data: &[u8]) -> Result<&str, UpstreamFailure> {
+    std::str::from_utf8(data).map_err(|e| {
+        UpstreamFailure::new(
+            FailureKind::Stream,
+            format!(
+                "the provider sent a stream event that is not valid UTF-8 (byte offset {})",
+                e.valid_up_to()
+            ),
+        )
+    })
 }

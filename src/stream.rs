@@ -193,17 +193,28 @@ impl ChatStream {
     fn fail(&mut self, failure: UpstreamFailure) {
         let failure = failure.redacted(&self.redactor);
         tracing::warn!(kind = failure.kind.as_str(), message = %failure.message, "stream failed");
+        let kind = failure.kind;
         let error = ApiError::StreamInterrupted(failure);
         if let Some(record) = &mut self.record {
             record.error_code = Some(error.code().to_owned());
+            record.stream_broke(kind);
         }
         self.ready.push_back(data_frame(&error.body()));
         self.finished = true;
     }
 
-    /// Decodes newly received bytes and translates every complete event.
+    /// Decodes newly received bytes and translates every complete event. The frames of the
+    /// events before a failing one are kept: after the commit point they are sound answer
+    /// the client is owed, ahead of the error event.
     fn absorb(&mut self, data: &[u8]) -> Result<(), UpstreamFailure> {
         self.decoder.push(data);
+        let translated = self.translate_events();
+        self.ready.extend(self.scratch.drain(..));
+        translated
+    }
+
+    /// Translates the complete events the decoder holds into `scratch`, up to `[DONE]`.
+    fn translate_events(&mut self) -> Result<(), UpstreamFailure> {
         while let Some(event) = self
             .decoder
             .next_event()
@@ -221,7 +232,6 @@ impl ChatStream {
                 break;
             }
         }
-        self.ready.extend(self.scratch.drain(..));
         Ok(())
     }
 

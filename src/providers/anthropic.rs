@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 use super::openai::{self, ErrorFields, require_end_marker};
 use super::{
     Adapter, Fnv1a, StreamTranslator, Translated, UpstreamRequest, add_api_key, compact_json,
-    json_headers,
+    event_text, json_headers,
 };
 use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
@@ -1074,8 +1074,9 @@ impl EventStream {
         data: &[u8],
         out: &mut Vec<Bytes>,
     ) -> Result<(), UpstreamFailure> {
-        let event: EventIn<'_> =
-            serde_json::from_slice(data).map_err(|e| stream_malformed(&e.to_string()))?;
+        // UTF-8 is checked whole: serde checks it only in the strings it reads.
+        let event: EventIn<'_> = serde_json::from_str(event_text(data)?)
+            .map_err(|e| stream_malformed(&e.to_string()))?;
         let kind = event.kind.as_deref().unwrap_or(name);
         match kind {
             "message_start" => self.start(event, out),
@@ -1969,6 +1970,29 @@ max_tokens = 1000
         SseEvent {
             name: Some(Bytes::copy_from_slice(name.as_bytes())),
             data: Bytes::copy_from_slice(data.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn events_that_are_not_json_or_not_utf8_are_stream_failures() {
+        let mut not_utf8 = br#"{"type":"ping","note":"caf"#.to_vec();
+        not_utf8.extend_from_slice(b"\xe9\"}");
+        for data in [b"{not json".to_vec(), not_utf8] {
+            let mut stream = EventStream::new(CREATED, false);
+            let mut out = Vec::new();
+            let start = stream.event(&ev("message_start", MESSAGE_START), &mut out);
+            start.unwrap();
+            let event = SseEvent {
+                name: Some(Bytes::from_static(b"ping")),
+                data: Bytes::from(data.clone()),
+            };
+            let failure = stream.event(&event, &mut out).unwrap_err();
+            assert_eq!(failure.kind, FailureKind::Stream);
+            assert!(
+                failure.message.contains("UTF-8") || failure.message.contains("malformed"),
+                "{}",
+                failure.message
+            );
         }
     }
 

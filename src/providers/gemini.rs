@@ -34,7 +34,7 @@ use serde_json::value::RawValue;
 use super::openai::{self, ErrorFields, cut_short};
 use super::{
     Adapter, Fnv1a, StreamTranslator, Translated, UpstreamRequest, add_api_key, compact_json,
-    json_headers,
+    event_text, json_headers,
 };
 use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
@@ -1665,8 +1665,9 @@ impl GeminiStream {
             // Google's errors sometimes come wrapped in an array; nothing else does.
             return Err(array_body(data, FailureKind::Stream));
         }
+        // UTF-8 is checked whole: serde checks it only in the strings it reads.
         let chunk: GenerateResponse<'_> =
-            serde_json::from_slice(data).map_err(|e| stream_malformed(&e))?;
+            serde_json::from_str(event_text(data)?).map_err(|e| stream_malformed(&e))?;
         if chunk.error.is_some() {
             return Err(classify_in_band(data));
         }
@@ -2720,6 +2721,23 @@ mod tests {
 
     /// Feeds `events` as `data:` payloads, then ends the body. Returns the frames' payloads
     /// and the first error, as `stream.rs` would see them.
+    #[test]
+    fn events_that_are_not_json_or_not_utf8_are_stream_failures() {
+        let mut not_utf8 = br#"{"candidates":[],"modelVersion":"caf"#.to_vec();
+        not_utf8.extend_from_slice(b"\xe9\"}");
+        for data in [b"{not json".to_vec(), not_utf8] {
+            let failure = with_chat(&stream_chat(json!({})), |chat| {
+                let mut translator = Gemini.stream(chat, &target());
+                let event = SseEvent {
+                    name: None,
+                    data: Bytes::from(data.clone()),
+                };
+                translator.event(&event, &mut Vec::new()).unwrap_err()
+            });
+            assert_eq!(failure.kind, FailureKind::Stream);
+        }
+    }
+
     fn run_stream(chat: Value, events: &[&str]) -> (Vec<String>, Result<(), UpstreamFailure>) {
         with_chat(&chat, |chat| {
             let mut translator = Gemini.stream(chat, &target());

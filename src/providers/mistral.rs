@@ -23,9 +23,9 @@ use sha2::{Digest, Sha256};
 
 use super::openai::{
     ErrorFields, bearer_headers, classify_fields, failure_from, in_band_failure,
-    require_end_marker, require_json,
+    require_end_marker, validate,
 };
-use super::{Adapter, StreamTranslator, Translated, UpstreamRequest};
+use super::{Adapter, StreamTranslator, Translated, UpstreamRequest, event_text};
 use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
 use crate::json_scan::{ERROR, Key, USAGE, contains};
@@ -578,8 +578,8 @@ impl Stream {
     /// Translates one chunk that needs a look; `None` when nothing of it is left to send.
     fn translate(&mut self, data: &[u8]) -> Result<Option<Vec<u8>>, UpstreamFailure> {
         let kind = FailureKind::Stream;
-        let chunk: Answer<'_> =
-            serde_json::from_slice(data).map_err(|e| malformed(kind, "stream event", &e))?;
+        let chunk: Answer<'_> = serde_json::from_str(event_text(data)?)
+            .map_err(|e| malformed(kind, "stream event", &e))?;
         if let Some(error) = chunk.error {
             return Err(in_band_failure(error.get().as_bytes()));
         }
@@ -616,8 +616,9 @@ impl StreamTranslator for Stream {
             out.push(data_frame(DONE));
             return Ok(());
         }
-        require_json(data)?;
         if !self.worth_parsing(data) {
+            // Forwarded as it came, so it must be JSON (and UTF-8) first.
+            validate(event_text(data)?)?;
             out.push(data_frame(data));
             return Ok(());
         }
@@ -752,6 +753,36 @@ mod tests {
             &target(),
             Bytes::copy_from_slice(body.as_bytes()),
         )
+    }
+
+    #[test]
+    fn events_that_are_not_json_or_not_utf8_end_the_stream_unforwarded() {
+        let latin1 = |text: &str| -> Vec<u8> {
+            text.bytes()
+                .map(|b| if b == b'~' { 0xe9 } else { b })
+                .collect()
+        };
+        let cases = [
+            b"{not json".to_vec(),
+            // Forwarded untouched when sound, so validated without a parse into fields.
+            latin1(r#"{"id":"c","choices":[{"index":0,"delta":{"content":"caf~"}}]}"#),
+            // Parsed into fields (it has usage), with an unread member that is not UTF-8.
+            latin1(
+                r#"{"id":"~","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#,
+            ),
+        ];
+        for data in cases {
+            let mut translator = Mistral.stream(&chat(STREAM_WITH_USAGE), &target());
+            let mut out = Vec::new();
+            let event = SseEvent {
+                name: None,
+                data: Bytes::from(data.clone()),
+            };
+            let failure = translator.event(&event, &mut out).unwrap_err();
+            let shown = String::from_utf8_lossy(&data);
+            assert_eq!(failure.kind, FailureKind::Stream, "{shown}");
+            assert!(out.is_empty(), "{shown} was forwarded");
+        }
     }
 
     /// The frames a stream produces, and how it ended.

@@ -12,9 +12,12 @@ use bytes::Bytes;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Method, StatusCode};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
-use super::{Adapter, StreamTranslator, Translated, UpstreamRequest, add_api_key, json_headers};
+use super::{
+    Adapter, StreamTranslator, Translated, UpstreamRequest, add_api_key, event_text, json_headers,
+};
 use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
 use crate::json_scan::{ERROR, USAGE};
@@ -91,7 +94,6 @@ impl PassThrough {
             self.done = true;
             return Ok(true);
         }
-        require_json(data)?;
         let probe = probe(data)?;
         if let Some(error) = probe.error {
             return Err(in_band_failure(error.get().as_bytes()));
@@ -118,26 +120,6 @@ impl StreamTranslator for PassThrough {
     fn usage(&self) -> Option<Usage> {
         self.usage
     }
-}
-
-/// Refuses an event that is not JSON in UTF-8: forwarded, it would break the client's reader
-/// in the middle of an answer.
-pub(super) fn require_json(data: &[u8]) -> Result<(), UpstreamFailure> {
-    let kind = FailureKind::Stream;
-    if let Err(e) = std::str::from_utf8(data) {
-        return Err(UpstreamFailure::new(
-            kind,
-            format!("the provider sent a stream event that is not UTF-8 ({e})"),
-        ));
-    }
-    serde_json::from_slice::<serde::de::IgnoredAny>(data)
-        .map(drop)
-        .map_err(|e| {
-            UpstreamFailure::new(
-                kind,
-                format!("the provider sent a malformed stream event ({e})"),
-            )
-        })
 }
 
 /// The failure for an upstream stream that ended without its end marker.
@@ -168,18 +150,32 @@ pub(super) struct Probe<'a> {
     pub(super) error: Option<&'a RawValue>,
 }
 
-/// Reads `usage` and `error` from a chunk, parsing only chunks that can carry them (with
-/// usage asked for, OpenAI puts `"usage":null` in every chunk: that one needs no parse).
+/// Reads `usage` and `error` from a chunk that is JSON (a chunk that is not never reaches the
+/// client). Only chunks that can carry them are read into fields; the others are only
+/// validated, which costs less (with usage asked for, OpenAI puts `"usage":null` in every
+/// chunk: that one needs no fields read).
 pub(super) fn probe(data: &[u8]) -> Result<Probe<'_>, UpstreamFailure> {
+    let text = event_text(data)?;
     if !USAGE.has_value_starting_with(data, b'{') && !ERROR.occurs_in(data) {
+        validate(text)?;
         return Ok(Probe::default());
     }
-    serde_json::from_slice(data).map_err(|e| {
-        UpstreamFailure::new(
-            FailureKind::Stream,
-            format!("the provider sent a malformed stream event ({e})"),
-        )
-    })
+    serde_json::from_str(text).map_err(|e| malformed_event(&e))
+}
+
+/// Checks that an event's text is one JSON value, reading nothing out of it.
+pub(super) fn validate(text: &str) -> Result<(), UpstreamFailure> {
+    serde_json::from_str::<IgnoredAny>(text)
+        .map(drop)
+        .map_err(|e| malformed_event(&e))
+}
+
+/// The failure for a stream event that is not JSON.
+fn malformed_event(error: &serde_json::Error) -> UpstreamFailure {
+    UpstreamFailure::new(
+        FailureKind::Stream,
+        format!("the provider sent a malformed stream event ({error})"),
+    )
 }
 
 /// The error object of an OpenAI-style body, in any of the shapes providers use.
@@ -476,6 +472,38 @@ mod tests {
         assert_eq!(failure.kind, FailureKind::Stream);
         assert_eq!(failure.code.as_deref(), Some("data_inspection_failed"));
         assert!(PassThrough::default().finish(&mut Vec::new()).is_err());
+    }
+
+    /// `text` with a Latin-1 `é` (not UTF-8) in place of each `~`.
+    fn latin1(text: &str) -> Vec<u8> {
+        text.bytes()
+            .map(|b| if b == b'~' { 0xe9 } else { b })
+            .collect()
+    }
+
+    #[test]
+    fn pass_through_refuses_events_that_are_not_json_or_not_utf8() {
+        let cases = [
+            b"{not json".to_vec(),
+            br#"{"choices":[{"delta":{"content":"cut"}}]"#.to_vec(),
+            latin1(r#"{"choices":[{"delta":{"content":"caf~"}}]}"#),
+            // A usage chunk whose unread members are not UTF-8.
+            latin1(
+                r#"{"id":"~","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#,
+            ),
+        ];
+        for data in cases {
+            let mut stream = PassThrough::default();
+            let mut out = Vec::new();
+            let event = SseEvent {
+                name: None,
+                data: Bytes::from(data.clone()),
+            };
+            let failure = stream.event(&event, &mut out).unwrap_err();
+            let shown = String::from_utf8_lossy(&data);
+            assert_eq!(failure.kind, FailureKind::Stream, "{shown}");
+            assert!(out.is_empty(), "{shown} was forwarded");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod logging;
 mod metrics;
 mod mistral;
 mod payments;
+mod poison;
 mod qwen;
 mod redaction;
 mod reload;

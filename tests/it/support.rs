@@ -77,6 +77,14 @@ impl Reply {
         }
     }
 
+    /// A 200 event stream of raw bytes (which need not be UTF-8), each item its own chunk.
+    pub(crate) fn sse_bytes(chunks: Vec<Vec<u8>>) -> Self {
+        Self {
+            chunks: chunks.into_iter().map(Bytes::from).collect(),
+            ..Self::sse_raw(&[])
+        }
+    }
+
     /// A 200 OpenAI-style stream: each payload is framed as `data: <payload>\n\n`.
     pub(crate) fn sse_data(payloads: &[&str]) -> Self {
         let framed: Vec<String> = payloads.iter().map(|p| format!("data: {p}\n\n")).collect();
