@@ -43,7 +43,8 @@ pub(crate) fn json_value() -> impl Strategy<Value = Value> {
 }
 
 /// JSON text the router must carry without reading it the way `serde_json::Value` would:
-/// numbers beyond f64 and u64, trailing zeros, escapes, surrogate pairs, deep nesting.
+/// numbers beyond f64 and u64, trailing zeros, escapes, surrogate pairs, deep nesting (up to
+/// the door's limit). A lone surrogate escape is not here: the door refuses it (tests/it/poison.rs).
 pub(crate) fn hostile_literal() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("1000.00".to_owned()),
@@ -51,7 +52,6 @@ pub(crate) fn hostile_literal() -> impl Strategy<Value = String> {
         Just("-1e-400".to_owned()),
         Just("123456789012345678901234567890".to_owned()),
         Just("-0.0".to_owned()),
-        Just(r#""\ud800 lone surrogate""#.to_owned()),
         Just(r#""caf\u00e9 \ud83d\ude00 \/ \b\f\n\r\t""#.to_owned()),
         Just(r#"{"a":{"b":[1,2,{"c":null}]},"":""}"#.to_owned()),
         (1usize..120).prop_map(|depth| format!("{}{}", "[".repeat(depth), "]".repeat(depth))),
