@@ -25,6 +25,7 @@ pub mod connection;
 pub mod error;
 pub mod json_guard;
 pub mod json_scan;
+pub mod json_syntax;
 pub mod layers;
 pub mod limits;
 pub mod logging;

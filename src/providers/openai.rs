@@ -12,7 +12,6 @@ use bytes::Bytes;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Method, StatusCode};
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
 use super::{
@@ -21,6 +20,7 @@ use super::{
 use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
 use crate::json_scan::{ERROR, USAGE};
+use crate::json_syntax;
 use crate::openai::{ChatRequest, DONE, Usage, UsageOnly};
 use crate::payment::{PAYMENT_NEEDED, QuoteHeader};
 use crate::retry_after;
@@ -163,11 +163,18 @@ pub(super) fn probe(data: &[u8]) -> Result<Probe<'_>, UpstreamFailure> {
     serde_json::from_str(text).map_err(|e| malformed_event(&e))
 }
 
-/// Checks that an event's text is one JSON value, reading nothing out of it.
+/// Checks that an event's text is one JSON value, reading nothing out of it (see
+/// [`crate::json_syntax`] for why not serde).
 pub(super) fn validate(text: &str) -> Result<(), UpstreamFailure> {
-    serde_json::from_str::<IgnoredAny>(text)
-        .map(drop)
-        .map_err(|e| malformed_event(&e))
+    json_syntax::check(text.as_bytes()).map_err(|e| {
+        UpstreamFailure::new(
+            FailureKind::Stream,
+            format!(
+                "the provider sent a malformed stream event (not JSON at byte {})",
+                e.offset
+            ),
+        )
+    })
 }
 
 /// The failure for a stream event that is not JSON.
