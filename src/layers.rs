@@ -49,13 +49,12 @@ pub type Answer = std::pin::Pin<
 >;
 
 /// Request headers that carry secrets: the client key, the provider key headers a client might
-/// send by mistake (Anthropic's, Gemini's, Azure's), and a payment proof. Each name costs a
-/// header-map lookup per request, so only headers a client of this router sends are listed.
-pub const SENSITIVE_HEADERS: [HeaderName; 5] = [
+/// send by mistake (Anthropic's `x-api-key`, Gemini's `x-goog-api-key`; the others use
+/// `authorization`), and a payment proof. Each name costs a header-map lookup per request.
+pub const SENSITIVE_HEADERS: [HeaderName; 4] = [
     AUTHORIZATION,
     HeaderName::from_static("x-api-key"),
     HeaderName::from_static("x-goog-api-key"),
-    HeaderName::from_static("api-key"),
     HeaderName::from_static("payment-proof"),
 ];
 
@@ -129,5 +128,45 @@ pub(crate) mod testing {
     /// The parsed OpenAI error of a response.
     pub(crate) async fn error_json(response: Response<ResponseBody>) -> serde_json::Value {
         serde_json::from_slice(&body(response).await).unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use http::{Request, Response};
+    use tower::{ServiceExt, service_fn};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn secret_headers_are_sensitive_before_anything_can_log_them() {
+        let inner = service_fn(|request: Request<()>| async move {
+            let marked: Vec<String> = request
+                .headers()
+                .iter()
+                .map(|(name, value)| format!("{name}={}", value.is_sensitive()))
+                .collect();
+            Ok::<_, Infallible>(Response::new(ResponseBody::full(marked.join(","))))
+        });
+        let service = ServiceBuilder::new()
+            .layer(SetSensitiveRequestHeadersLayer::new(SENSITIVE_HEADERS))
+            .service(inner);
+        let request = Request::builder()
+            .header("authorization", "Bearer sk-client")
+            .header("x-api-key", "sk-ant")
+            .header("x-goog-api-key", "AIza")
+            .header("payment-proof", "proof")
+            .header("content-type", "application/json")
+            .body(())
+            .unwrap();
+        let response = service.oneshot(request).await.unwrap();
+        let marked = testing::body(response).await;
+        assert_eq!(
+            marked,
+            "authorization=true,x-api-key=true,x-goog-api-key=true,payment-proof=true,\
+             content-type=false"
+        );
     }
 }
