@@ -467,3 +467,35 @@ fn accept_lines(path: &std::path::Path) -> usize {
         .matches("accept failed")
         .count()
 }
+
+#[tokio::test]
+async fn over_http2_a_body_too_large_ends_only_its_stream() {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let router = spawn_router(&router_toml("max_body = \"1KiB\""), &[]).await;
+    let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let post = |body: String| {
+        http::Request::post(router.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(Full::from(body))
+            .unwrap()
+    };
+    let big = format!(
+        r#"{{"model":"demo","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(4096)
+    );
+    let refused = client.request(post(big)).await.unwrap();
+    assert_eq!(refused.version(), http::Version::HTTP_2);
+    assert_eq!(refused.status(), 413);
+    assert!(!refused.headers().contains_key("connection"));
+    assert_eq!(refused.headers()["x-should-retry"], "false");
+    // The same connection goes on serving.
+    let served = client.request(post(GOOD.to_owned())).await.unwrap();
+    assert_eq!(served.status(), 200);
+    let body = served.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("hello"));
+}
