@@ -57,7 +57,7 @@ impl DurationText {
             bytes: [0; 40],
             len: 0,
         };
-        let partial = duration.subsec_nanos() % 1_000_000 != 0;
+        let partial = !duration.subsec_nanos().is_multiple_of(1_000_000);
         let millis = u64::try_from(duration.as_millis())
             .unwrap_or(u64::MAX)
             .saturating_add(u64::from(partial));
@@ -88,13 +88,11 @@ impl DurationText {
         if fraction > 0 {
             let digits =
                 [fraction / 100, fraction / 10 % 10, fraction % 10].map(|d| b'0' + d as u8);
-            let kept = if fraction % 100 == 0 {
-                1
-            } else if fraction % 10 == 0 {
-                2
-            } else {
-                3
-            };
+            // Trailing zeros dropped, as Go does: `1.5s`, not `1.500s`.
+            let mut kept = digits.len();
+            while digits[kept - 1] == b'0' {
+                kept -= 1;
+            }
             self.push(b".");
             self.push(&digits[..kept]);
         }
