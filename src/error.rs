@@ -17,6 +17,7 @@ use http::{HeaderValue, StatusCode};
 use serde::Serialize;
 
 use crate::config::{MODEL_HEADER, PROVIDER_HEADER};
+use crate::limits::Standing;
 use crate::payment::QuoteHeader;
 use crate::redact::Redactor;
 
@@ -188,6 +189,8 @@ pub enum ApiError {
         limit: u32,
         /// When there will be room again.
         retry_after: Duration,
+        /// Where the key's budgets stand, for the `x-ratelimit-*` headers.
+        standing: Standing,
     },
     /// The upstream refused the request as the client's mistake; its status is kept.
     #[error("{}", .0.message)]
@@ -527,26 +530,9 @@ impl ApiError {
         if let Self::MethodNotAllowed { allowed, .. } = self {
             headers.insert(ALLOW, HeaderValue::from_static(allowed));
         }
-        if let Self::KeyRateLimited {
-            budget,
-            limit,
-            retry_after,
-        } = &self
-        {
-            // The headers the OpenAI SDKs and their users already read.
-            let reset = format!("{:.3}s", retry_after.as_secs_f64());
-            for (name, value) in [
-                (format!("x-ratelimit-limit-{budget}"), limit.to_string()),
-                (format!("x-ratelimit-remaining-{budget}"), "0".to_owned()),
-                (format!("x-ratelimit-reset-{budget}"), reset),
-            ] {
-                if let (Ok(name), Ok(value)) = (
-                    http::HeaderName::try_from(name),
-                    HeaderValue::try_from(value),
-                ) {
-                    headers.insert(name, value);
-                }
-            }
+        if let Self::KeyRateLimited { standing, .. } = &self {
+            // The same headers as the key's other answers, the exhausted budget at zero.
+            standing.write_headers(headers);
         }
         if let Self::PaymentRequired {
             quote,

@@ -6,6 +6,11 @@
 //! size plus the requested output cap) and corrected by the real usage afterwards.
 //!
 //! Time comes from tokio's clock, so tests drive refills with a paused runtime clock.
+//!
+//! Every acquire also reads where the buckets stand afterwards ([`Standing`]), which a client
+//! key's answers carry as OpenAI's `x-ratelimit-*` headers ([`headers`]).
+
+pub mod headers;
 
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,7 +18,7 @@ use std::time::Duration;
 
 use foldhash::HashMap;
 use governor::clock::Clock;
-use governor::middleware::NoOpMiddleware;
+use governor::middleware::{StateInformationMiddleware, StateSnapshot};
 use governor::nanos::Nanos;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
@@ -43,7 +48,8 @@ impl Clock for TokioClock {
     }
 }
 
-type Bucket = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Nanos>>;
+/// A bucket whose successful checks say what is left: governor builds that snapshot anyway.
+type Bucket = RateLimiter<NotKeyed, InMemoryState, TokioClock, StateInformationMiddleware>;
 
 /// The buckets of one provider or key.
 #[derive(Debug)]
@@ -52,6 +58,27 @@ pub struct Limiter {
     requests: Option<Bucket>,
     tokens: Option<Bucket>,
     clock: TokioClock,
+}
+
+/// Where one budget stands: what OpenAI's `x-ratelimit-{limit,remaining,reset}-*` report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// The per-minute limit.
+    pub limit: u32,
+    /// How many requests (or tokens) fit right now.
+    pub remaining: u32,
+    /// How long until the bucket is full again, if nothing more is taken.
+    pub reset: Duration,
+}
+
+/// Where a limiter's budgets stand after a request; `None` for a budget it does not have
+/// (or, on a refusal for requests, did not consult).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// Requests per minute.
+    pub requests: Option<Budget>,
+    /// Tokens per minute.
+    pub tokens: Option<Budget>,
 }
 
 /// No room: which budget is exhausted and when there will be room again.
@@ -63,12 +90,15 @@ pub struct Exhausted {
     pub limit: u32,
     /// How long until one more request (or the estimated tokens) fits.
     pub retry_after: Duration,
+    /// Where the budgets stand, the exhausted one at zero.
+    pub standing: Standing,
 }
 
 impl Limiter {
     fn new(settings: LimitSettings, clock: &TokioClock) -> Self {
         let bucket = |per_minute: NonZeroU32| {
             RateLimiter::direct_with_clock(Quota::per_minute(per_minute), clock.clone())
+                .with_middleware::<StateInformationMiddleware>()
         };
         Self {
             settings,
@@ -78,34 +108,60 @@ impl Limiter {
         }
     }
 
-    /// Takes one request and `tokens` tokens, or says which budget has no room.
+    /// Takes one request and `tokens` tokens and says what is left, or says which budget has
+    /// no room.
     ///
     /// The two buckets are checked one after the other, so a request refused for tokens has
     /// already used its request cell: the limiter errs towards sending less, never more.
-    pub fn try_acquire(&self, tokens: u32) -> Result<(), Exhausted> {
+    pub fn try_acquire(&self, tokens: u32) -> Result<Standing, Exhausted> {
+        let mut standing = Standing::default();
         if let (Some(bucket), Some(limit)) = (&self.requests, self.settings.rpm) {
-            bucket
-                .check()
-                .map_err(|not_until| self.exhausted("requests", limit, &not_until))?;
-        }
-        if let (Some(bucket), Some(limit), Some(n)) =
-            (&self.tokens, self.settings.tpm, NonZeroU32::new(tokens))
-        {
-            // A request larger than a whole minute's budget waits for a full bucket.
-            let n = n.min(limit);
-            match bucket.check_n(n) {
-                Ok(Ok(())) => {}
-                Ok(Err(not_until)) => return Err(self.exhausted("tokens", limit, &not_until)),
-                Err(_) => {
+            match bucket.check() {
+                Ok(snapshot) => standing.requests = Some(left(&snapshot, limit)),
+                Err(not_until) => {
+                    let (retry_after, zero) = self.refusal(limit, ONE, &not_until);
+                    standing.requests = Some(zero);
                     return Err(Exhausted {
-                        budget: "tokens",
+                        budget: "requests",
                         limit: limit.get(),
-                        retry_after: Duration::from_secs(60),
+                        retry_after,
+                        standing,
                     });
                 }
             }
         }
-        Ok(())
+        // Every request counts at least one token, so its answer can say where tokens stand.
+        if let (Some(bucket), Some(limit)) = (&self.tokens, self.settings.tpm) {
+            // A request larger than a whole minute's budget waits for a full bucket.
+            let n = NonZeroU32::new(tokens).unwrap_or(ONE).min(limit);
+            match bucket.check_n(n) {
+                Ok(Ok(snapshot)) => standing.tokens = Some(left(&snapshot, limit)),
+                Ok(Err(not_until)) => {
+                    let (retry_after, zero) = self.refusal(limit, n, &not_until);
+                    standing.tokens = Some(zero);
+                    return Err(Exhausted {
+                        budget: "tokens",
+                        limit: limit.get(),
+                        retry_after,
+                        standing,
+                    });
+                }
+                Err(_) => {
+                    standing.tokens = Some(Budget {
+                        limit: limit.get(),
+                        remaining: 0,
+                        reset: FULL_REFILL,
+                    });
+                    return Err(Exhausted {
+                        budget: "tokens",
+                        limit: limit.get(),
+                        retry_after: FULL_REFILL,
+                        standing,
+                    });
+                }
+            }
+        }
+        Ok(standing)
     }
 
     /// Charges tokens used beyond the estimate; refunds are not possible, so an over-estimate
@@ -122,17 +178,41 @@ impl Limiter {
         self.settings
     }
 
-    fn exhausted(
+    /// How long until `n` refused cells fit, and the budget at zero.
+    fn refusal(
         &self,
-        budget: &'static str,
         limit: NonZeroU32,
+        n: NonZeroU32,
         not_until: &governor::NotUntil<Nanos>,
-    ) -> Exhausted {
-        Exhausted {
-            budget,
+    ) -> (Duration, Budget) {
+        let retry_after = not_until.wait_time_from(self.clock.now());
+        // The `n` cells fit once the bucket is `n` short of full, so it is full that many
+        // refill intervals later still.
+        let interval = not_until.quota().replenish_interval();
+        let zero = Budget {
             limit: limit.get(),
-            retry_after: not_until.wait_time_from(self.clock.now()),
-        }
+            remaining: 0,
+            reset: retry_after + interval * (limit.get() - n.get()),
+        };
+        (retry_after, zero)
+    }
+}
+
+const ONE: NonZeroU32 = NonZeroU32::MIN;
+
+/// How long an empty per-minute bucket takes to fill.
+const FULL_REFILL: Duration = Duration::from_secs(60);
+
+/// A budget after a successful check. Governor says how many whole cells fit but not how far
+/// into the next one the bucket is, so the reset is counted in whole refill intervals: at
+/// most one interval late, never early, and exact right after a full bucket is used.
+fn left(snapshot: &StateSnapshot, limit: NonZeroU32) -> Budget {
+    let remaining = snapshot.remaining_burst_capacity().min(limit.get());
+    let interval = snapshot.quota().replenish_interval();
+    Budget {
+        limit: limit.get(),
+        remaining,
+        reset: interval * (limit.get() - remaining),
     }
 }
 
@@ -304,6 +384,64 @@ mod tests {
         assert!(p.try_acquire(0).is_err(), "the kept bucket is the same");
         let k = limits.key("k", settings(Some(1), None)).unwrap();
         assert!(k.try_acquire(0).is_ok(), "a forgotten key starts afresh");
+    }
+
+    fn budget(limit: u32, remaining: u32, reset_millis: u64) -> Option<Budget> {
+        Some(Budget {
+            limit,
+            remaining,
+            reset: Duration::from_millis(reset_millis),
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_acquire_says_what_is_left_and_when_the_bucket_is_full() {
+        let limits = Limits::default();
+        let limiter = limits.key("k", settings(Some(3), Some(1000))).unwrap();
+        // Three requests a minute refill one per 20 s; 1000 tokens one per 60 ms.
+        let first = limiter.try_acquire(100).unwrap();
+        assert_eq!(first.requests, budget(3, 2, 20_000));
+        assert_eq!(first.tokens, budget(1000, 900, 6_000));
+        let second = limiter.try_acquire(100).unwrap();
+        assert_eq!(second.requests, budget(3, 1, 40_000));
+        assert_eq!(second.tokens, budget(1000, 800, 12_000));
+        assert_eq!(
+            limiter.try_acquire(100).unwrap().requests,
+            budget(3, 0, 60_000)
+        );
+
+        let refused = limiter.try_acquire(100).unwrap_err();
+        assert_eq!(refused.retry_after, Duration::from_secs(20));
+        assert_eq!(refused.standing.requests, budget(3, 0, 60_000));
+        assert_eq!(refused.standing.tokens, None, "not consulted");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let refused = limiter.try_acquire(100).unwrap_err();
+        assert_eq!(refused.standing.requests, budget(3, 0, 50_000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_for_tokens_says_where_both_budgets_stand() {
+        let limits = Limits::default();
+        let limiter = limits.key("k", settings(Some(10), Some(1000))).unwrap();
+        assert!(limiter.try_acquire(900).is_ok());
+        let refused = limiter.try_acquire(200).unwrap_err();
+        assert_eq!(refused.budget, "tokens");
+        // 200 tokens fit once 100 more are back (6 s); the bucket is full 54 s from now.
+        assert_eq!(refused.retry_after, Duration::from_secs(6));
+        assert_eq!(refused.standing.tokens, budget(1000, 0, 54_000));
+        assert_eq!(refused.standing.requests, budget(10, 8, 12_000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reset_part_way_through_an_interval_is_rounded_up_to_the_interval() {
+        let limits = Limits::default();
+        let limiter = limits.key("k", settings(Some(3), None)).unwrap();
+        assert!(limiter.try_acquire(0).is_ok());
+        tokio::time::advance(Duration::from_secs(10)).await;
+        // Full again in 30 s; governor tells whole cells only, so the answer says 40 s.
+        let standing = limiter.try_acquire(0).unwrap();
+        assert_eq!(standing.requests, budget(3, 1, 40_000));
+        assert_eq!(standing.tokens, None);
     }
 
     #[test]

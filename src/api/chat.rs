@@ -17,7 +17,7 @@ use crate::config::{Snapshot, Target};
 use crate::error::ApiError;
 use crate::layers::context::RequestContext;
 use crate::layers::inflight::RecordSlot;
-use crate::limits::{Limiter, TokenSettlement, estimate_tokens};
+use crate::limits::{Limiter, Standing, TokenSettlement, estimate_tokens};
 use crate::metrics::{PaymentEvent, Scope};
 use crate::openai::ChatRequest;
 use crate::payment::{PAYMENT_PROOF, PAYMENT_VALIDATION, TARGET_HEADER, decode_validation};
@@ -33,7 +33,8 @@ pub(super) async fn handle(state: &AppState, request: Request<Bytes>) -> Respons
     ) else {
         return super::error(ApiError::Internal("request outside the layer stack".into()));
     };
-    match serve(state, &context, request, &mut record).await {
+    let mut standing = None;
+    let mut response = match serve(state, &context, request, &mut record, &mut standing).await {
         Ok(Reply::Complete(response, settlement)) => {
             record.status = response.status().as_u16();
             settlement.settle(record.usage);
@@ -51,7 +52,13 @@ pub(super) async fn handle(state: &AppState, request: Request<Bytes>) -> Respons
             record.emit();
             super::error(error)
         }
+    };
+    // Every answer of a limited key says where its budgets stand, so clients can slow down
+    // before the 429 (which carries them itself).
+    if let Some(standing) = standing {
+        standing.write_headers(response.headers_mut());
     }
+    response
 }
 
 /// A successful answer before the body type is settled, with the token estimate to correct.
@@ -65,6 +72,7 @@ async fn serve(
     context: &RequestContext,
     request: Request<Bytes>,
     record: &mut RequestRecord,
+    standing: &mut Option<Standing>,
 ) -> Result<Reply, ApiError> {
     let (snapshot, started) = (&context.snapshot, context.started);
     record.transaction = transaction_id(request.headers(), &snapshot.accounting)?;
@@ -87,15 +95,19 @@ async fn serve(
     record.model = String::from(&*chat.model);
     // Only a configured route becomes a metrics label, never the client's string.
     record.route = snapshot.route(&chat.model).map(|route| route.name.clone());
-    if let Some(limiter) = &key_limiter
-        && let Err(exhausted) = limiter.try_acquire(estimate_tokens(&chat))
-    {
-        state.metrics.rate_limited(Scope::Key, &record.key);
-        return Err(ApiError::KeyRateLimited {
-            budget: exhausted.budget,
-            limit: exhausted.limit,
-            retry_after: exhausted.retry_after,
-        });
+    if let Some(limiter) = &key_limiter {
+        match limiter.try_acquire(estimate_tokens(&chat)) {
+            Ok(left) => *standing = Some(left),
+            Err(exhausted) => {
+                state.metrics.rate_limited(Scope::Key, &record.key);
+                return Err(ApiError::KeyRateLimited {
+                    budget: exhausted.budget,
+                    limit: exhausted.limit,
+                    retry_after: exhausted.retry_after,
+                    standing: exhausted.standing,
+                });
+            }
+        }
     }
     let call = Call {
         deadline: context.deadline,

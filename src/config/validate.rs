@@ -676,7 +676,7 @@ fn provider(
         api_key_env: raw.api_key_env.as_ref().map(|var| var.get_ref().clone()),
         secret,
         disabled,
-        forward_headers,
+        forward_headers: a2m_forwarded(payment, forward_headers),
         limits: limits(check, &table, raw.rpm.as_ref(), raw.tpm.as_ref()),
         mock: if is_mock { Some(mock) } else { None },
         models: models(check, &table, raw),
@@ -700,6 +700,19 @@ fn payment(check: &mut Checker<'_>, table: &str, raw: &RawProvider) -> Payment {
         );
     }
     *payment.get_ref()
+}
+
+/// The A2M exchange's response headers, `Payment-Validation` above all (the agent's receipt).
+const A2M_HEADERS: &str = "payment-";
+
+/// An A2M seller's `Payment-*` headers reach the client whatever `forward_headers` lists: the
+/// rule is made here, once, so the request path only matches prefixes.
+fn a2m_forwarded(payment: Payment, mut prefixes: Vec<String>) -> Vec<String> {
+    let covered = prefixes.iter().any(|p| A2M_HEADERS.starts_with(p.as_str()));
+    if payment == Payment::A2m && !covered {
+        prefixes.push(A2M_HEADERS.to_owned());
+    }
+    prefixes
 }
 
 fn models(

@@ -1,9 +1,14 @@
 //! The router's own rate limits. A provider's `rpm`/`tpm` is respected without waiting for
 //! its 429: a provider with no room is skipped without a call. A client key's `rpm`/`tpm` ends
 //! the request with 429 `rate_limit_exceeded`, `Retry-After` and OpenAI's `x-ratelimit-*`
-//! headers, touching no provider and no other key. (Refill over time is unit-tested with a
-//! paused clock in `src/limits.rs`.)
+//! headers, touching no provider and no other key; its other answers (200s and streams) carry
+//! the same headers, counting down. (Refill over time is unit-tested with a paused clock in
+//! `src/limits.rs`.)
 #![cfg(test)]
+
+use std::time::Duration;
+
+use http::HeaderMap;
 
 use crate::metrics::{RATE_LIMITED, scrape};
 use crate::support::{Answer, MockUpstream, Reply, chat, chat_with, openai_error, spawn_router};
@@ -155,13 +160,11 @@ async fn a_key_over_its_rpm_gets_429_with_ratelimit_headers() {
     assert_eq!(headers["retry-after"], "60");
     assert_eq!(headers["x-ratelimit-limit-requests"], "1");
     assert_eq!(headers["x-ratelimit-remaining-requests"], "0");
-    let reset = headers["x-ratelimit-reset-requests"].to_str().unwrap();
-    let secs: f64 = reset
-        .strip_suffix('s')
-        .unwrap_or_else(|| panic!("{reset}"))
-        .parse()
-        .unwrap();
-    assert!(secs > 59.0 && secs <= 60.0, "{reset}");
+    let reset = reset_of(headers, "requests");
+    assert!(
+        reset > Duration::from_secs(59) && reset <= Duration::from_secs(60),
+        "{reset:?}"
+    );
     assert!(
         !headers.contains_key("x-ratelimit-limit-tokens"),
         "only the exhausted budget"
@@ -215,4 +218,110 @@ async fn a_rejected_body_does_not_use_the_keys_budget() {
     let good = chat_with(&router, WEB, CHAT).await;
 
     assert_eq!(good.status, 200, "{}", good.text());
+}
+
+/// `x-ratelimit-reset-{budget}`, read as the Go duration text OpenAI writes (`20ms`, `1.5s`,
+/// `6m0s`, `1h2m3s`).
+fn reset_of(headers: &HeaderMap, budget: &str) -> Duration {
+    let text = headers[format!("x-ratelimit-reset-{budget}").as_str()]
+        .to_str()
+        .unwrap();
+    if let Some(millis) = text.strip_suffix("ms") {
+        return Duration::from_millis(millis.parse().unwrap());
+    }
+    let mut rest = text.strip_suffix('s').unwrap_or_else(|| panic!("{text}"));
+    let mut total = Duration::ZERO;
+    for (unit, secs) in [('h', 3600), ('m', 60)] {
+        if let Some((n, tail)) = rest.split_once(unit) {
+            total += Duration::from_secs(n.parse::<u64>().unwrap() * secs);
+            rest = tail;
+        }
+    }
+    total + Duration::from_secs_f64(rest.parse().unwrap_or_else(|_| panic!("{text}")))
+}
+
+fn header<'a>(answer: &'a Answer, name: &str) -> &'a str {
+    answer.headers[name].to_str().unwrap()
+}
+
+#[tokio::test]
+async fn every_answer_of_a_limited_key_counts_its_requests_down() {
+    let a = MockUpstream::start(vec![ok("a")]).await;
+    let head = "[[keys]]\nname = \"web\"\nkey_env = \"KEY_WEB\"\nrpm = 3\n\n\
+                [[keys]]\nname = \"batch\"\nkey_env = \"KEY_BATCH\"\n";
+    let router = spawn_router(&config(head, &[("a", a.url("/v1"), "")]), ENV).await;
+
+    // Three a minute refill one per 20 s: the bucket is full again one interval per use later.
+    for (remaining, reset) in [("2", "20s"), ("1", "40s"), ("0", "1m0s")] {
+        let answer = chat_with(&router, WEB, CHAT).await;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        assert_eq!(header(&answer, "x-ratelimit-limit-requests"), "3");
+        assert_eq!(header(&answer, "x-ratelimit-remaining-requests"), remaining);
+        assert_eq!(header(&answer, "x-ratelimit-reset-requests"), reset);
+        assert!(
+            !answer.headers.contains_key("x-ratelimit-limit-tokens"),
+            "a key without tpm gets no token headers"
+        );
+    }
+    let refused = chat_with(&router, WEB, CHAT).await;
+    openai_error(&refused, 429, "rate_limit_exceeded");
+    assert_eq!(header(&refused, "x-ratelimit-limit-requests"), "3");
+    assert_eq!(header(&refused, "x-ratelimit-remaining-requests"), "0");
+    let reset = reset_of(&refused.headers, "requests");
+    assert!(
+        reset > Duration::from_secs(50) && reset <= Duration::from_secs(60),
+        "{reset:?}"
+    );
+
+    // A key without limits gets none of them.
+    let unlimited = chat_with(&router, BATCH, CHAT).await;
+    assert_eq!(unlimited.status, 200, "{}", unlimited.text());
+    assert!(
+        !unlimited
+            .headers
+            .keys()
+            .any(|name| name.as_str().starts_with("x-ratelimit-")),
+        "{:?}",
+        unlimited.headers
+    );
+}
+
+#[tokio::test]
+async fn a_streamed_answer_and_an_upstream_error_carry_both_budgets() {
+    let chunk = r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m-a","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}"#;
+    let a = MockUpstream::start(vec![
+        Reply::sse_data(&[chunk, "[DONE]"]),
+        Reply::json(
+            400,
+            r#"{"error":{"message":"bad","type":"invalid_request_error"}}"#,
+        ),
+    ])
+    .await;
+    let router = spawn_router(
+        &config(&keyed("rpm = 10\ntpm = 100000"), &[("a", a.url("/v1"), "")]),
+        ENV,
+    )
+    .await;
+    let stream = r#"{"model":"r","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+
+    let streamed = chat_with(&router, WEB, stream).await;
+    let failed = chat_with(&router, WEB, CHAT).await;
+
+    assert_eq!(streamed.status, 200, "{}", streamed.text());
+    assert!(streamed.text().contains("[DONE]"), "{}", streamed.text());
+    assert_eq!(failed.status, 400, "{}", failed.text());
+    for (answer, requests_left) in [(&streamed, 9), (&failed, 8)] {
+        assert_eq!(header(answer, "x-ratelimit-limit-requests"), "10");
+        assert_eq!(
+            header(answer, "x-ratelimit-remaining-requests"),
+            requests_left.to_string()
+        );
+        assert_eq!(header(answer, "x-ratelimit-limit-tokens"), "100000");
+        let tokens: u32 = header(answer, "x-ratelimit-remaining-tokens")
+            .parse()
+            .unwrap();
+        // Taken on estimate, so never a full bucket, whatever refilled in between.
+        assert!((99_000..100_000).contains(&tokens), "{tokens}");
+        assert!(reset_of(&answer.headers, "tokens") > Duration::ZERO);
+    }
 }

@@ -201,6 +201,50 @@ async fn a_pinned_retry_reaches_the_seller_behind_a_healthy_first_target() {
 }
 
 #[tokio::test]
+async fn the_sellers_receipt_reaches_the_client_without_forward_headers() {
+    let validation = b64url(
+        r#"{"trade_no":"2026T3","out_trade_no":"o-3","validated":true,"resource_id":"chat"}"#,
+    );
+    // A token-billed provider's `Payment-*` headers are no exchange's: they stay behind.
+    let cheap = MockUpstream::start(vec![
+        Reply::json(200, ANSWER)
+            .header("payment-validation", &validation)
+            .header("payment-needed", "c3RyYXk"),
+    ])
+    .await;
+    let seller = MockUpstream::start(vec![
+        Reply::json(200, ANSWER).header("payment-validation", &validation),
+    ])
+    .await;
+    // Neither provider lists `forward_headers` (see `router`).
+    let router = router(
+        &cheap.url("/v1"),
+        &seller.url("/v1"),
+        r#"["cheap/m", "seller/ai"]"#,
+        "",
+    )
+    .await;
+
+    let unpaid = chat_with(&router, &[], ASK).await;
+    assert_eq!(unpaid.status, 200, "{}", unpaid.text());
+    assert_eq!(unpaid.headers["x-switchboard-provider"], "cheap");
+    assert!(!unpaid.headers.contains_key("payment-validation"));
+    assert!(!unpaid.headers.contains_key("payment-needed"));
+
+    let proof = proof();
+    let headers = [
+        ("payment-proof", proof.as_str()),
+        ("x-switchboard-target", "seller/ai"),
+    ];
+    let paid = chat_with(&router, &headers, ASK).await;
+    assert_eq!(paid.status, 200, "{}", paid.text());
+    assert_eq!(paid.headers["x-switchboard-provider"], "seller");
+    let receipts: Vec<_> = paid.headers.get_all("payment-validation").iter().collect();
+    assert_eq!(receipts.len(), 1, "{receipts:?}");
+    assert_eq!(receipts[0].as_bytes(), validation.as_bytes());
+}
+
+#[tokio::test]
 async fn a_paid_retry_is_never_sent_elsewhere_when_its_seller_is_down() {
     let cheap = MockUpstream::start(vec![Reply::json(200, ANSWER)]).await;
     let down = format!("http://127.0.0.1:{}/v1", closed_port().await);
@@ -341,6 +385,11 @@ async fn a_paid_stream_costs_its_quote_once_and_the_usage_log_can_reconcile_it()
         let paid = chat_with(&router, &[("payment-proof", &proof)], ASK_STREAM).await;
         assert_eq!(paid.status, 200);
         assert!(paid.text().contains("paid"));
+        assert_eq!(
+            paid.headers["payment-validation"].as_bytes(),
+            validation.as_bytes(),
+            "the receipt travels with the stream"
+        );
     }
     let first = seller.requests();
     assert_eq!(first.len(), 3);
