@@ -14,6 +14,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use foldhash::HashMap;
+use prometheus::core::Collector;
+use prometheus::proto::MetricFamily;
 use prometheus::{
     Counter, CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
     IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
@@ -24,6 +26,9 @@ use crate::access_log::RequestRecord;
 use crate::config::Snapshot;
 use crate::error::FailureKind;
 use crate::router::health::Health;
+
+/// The prefix of every metric name.
+const NAMESPACE: &str = "switchboard";
 
 /// Buckets of `request_duration_seconds`: a fast non-stream answer takes tens of milliseconds,
 /// a long reasoning stream minutes, and `routing.request_timeout` defaults to 10 minutes.
@@ -134,7 +139,8 @@ impl Families {
         let provider_cooldown = GaugeVec::new(
             Opts::new(
                 "provider_cooldown_seconds",
-                "Seconds until a provider is usable again (0 when it is).",
+                "Seconds until a provider is usable again (0 when it is), or until the last of its \
+                 cooled-down models is: the longest of its own and its targets' cooldowns.",
             ),
             &["provider"],
         )?;
@@ -381,7 +387,7 @@ impl Metrics {
     /// Registers every collector; `config_reloads_total` starts with both results at 0 so the
     /// series exist before the first reload.
     pub fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new_custom(Some("switchboard".to_owned()), None)?;
+        let registry = Registry::new_custom(Some(NAMESPACE.to_owned()), None)?;
         let families = Families::register(&registry)?;
         for result in ["ok", "error"] {
             families
@@ -553,12 +559,53 @@ impl Metrics {
             self.families
                 .provider_cooldown
                 .with_label_values(&[name])
-                .set(health.cooldown_left(name).as_secs_f64());
+                .set(health.provider_cooldown_left(name).as_secs_f64());
+        }
+        let mut families = self.registry.gather();
+        match target_cooldowns(snapshot, health) {
+            Ok(targets) => {
+                for family in targets {
+                    let at = families.partition_point(|f| f.name() < family.name());
+                    families.insert(at, family);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot expose the target cooldowns"),
         }
         let mut out = Vec::new();
         // Encoding into a Vec only fails on malformed metric families, which registration
-        // already rules out.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        // (and the filter on empty families above) already rules out.
+        let _ = TextEncoder::new().encode(&families, &mut out);
         out
     }
+}
+
+/// `target_cooldown_seconds{provider, model}`: seconds until each configured target may be
+/// tried again. Built afresh at each scrape from the routes of `snapshot` (direct
+/// `provider/model` ones included), so its series are exactly the configured targets: one a
+/// reload removed leaves nothing behind, and a client's model name never makes a series.
+fn target_cooldowns(
+    snapshot: &Snapshot,
+    health: &Health,
+) -> Result<Vec<MetricFamily>, prometheus::Error> {
+    let gauge = GaugeVec::new(
+        Opts::new(
+            "target_cooldown_seconds",
+            "Seconds until a provider/model target is usable again (0 when it is): its own \
+             cooldown (a per-model limit) or its provider's, whichever ends later.",
+        )
+        .namespace(NAMESPACE),
+        &["provider", "model"],
+    )?;
+    for target in snapshot.routes.values().flat_map(|route| &route.targets) {
+        let left = health.target_cooldown_left(&target.provider.name, &target.label);
+        gauge
+            .get_metric_with_label_values(&[&target.provider.name, &target.model])?
+            .set(left.as_secs_f64());
+    }
+    // The text encoder refuses a family without series (no routes configured).
+    Ok(gauge
+        .collect()
+        .into_iter()
+        .filter(|family| !family.get_metric().is_empty())
+        .collect())
 }

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::access_log::{ShutdownCut, Sinks};
 use crate::api::Api;
 use crate::app::AppState;
 use crate::config::Snapshot;
@@ -81,10 +82,12 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then drains for up to `server.shutdown_grace`, then
+    /// cuts what is still running (recorded as `server_shutdown`, not as hang-ups), then
     /// writes and syncs the usage log's queued lines (for at most ten seconds).
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let startup = self.state.config.load_full();
-        let served = Served::new(&self.state, &startup);
+        let cut = ShutdownCut::default();
+        let served = Served::new(&self.state, &startup, cut.clone());
         let (stop, stopping) = watch::channel(false);
         // Connection tasks are kept so the ones still open when the grace period ends can be
         // cut for real, also when the server runs inside a longer-lived process.
@@ -133,6 +136,9 @@ impl Server {
                 connections = connections.len(),
                 "shutdown grace period over; cutting the remaining connections"
             );
+            // Before the abort drops the requests' futures and stream bodies, so their
+            // records say the server cut them.
+            cut.cut();
             connections.abort_all();
             while connections.join_next().await.is_some() {}
         } else {
@@ -185,7 +191,7 @@ struct Served {
 }
 
 impl Served {
-    fn new(state: &Arc<AppState>, startup: &Snapshot) -> Self {
+    fn new(state: &Arc<AppState>, startup: &Snapshot, cut: ShutdownCut) -> Self {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         // The connection watchdog times request heads; hyper's own HTTP/1 header timeout
         // would also close idle keep-alive connections (see `crate::connection`).
@@ -194,11 +200,8 @@ impl Served {
             .timer(TokioTimer::new())
             .header_read_timeout(None);
         builder.http2().timer(TokioTimer::new());
-        let inflight = InflightLayer::new(
-            state.metrics.clone(),
-            state.usage_log.clone(),
-            startup.server.max_inflight,
-        );
+        let sinks = Sinks::new(state.metrics.clone(), state.usage_log.clone(), cut);
+        let inflight = InflightLayer::new(Arc::new(sinks), startup.server.max_inflight);
         let api = Api::new(state.clone(), inflight);
         Self {
             builder: Arc::new(builder),

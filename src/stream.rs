@@ -278,12 +278,13 @@ impl ChatStream {
         Some(record)
     }
 
-    /// The record of a stream being dropped: an unfinished one means the client went away.
+    /// The record of a stream being dropped: an unfinished one means the client went away, or
+    /// the server cut it at the end of its shutdown grace.
     fn abandoned_record(&mut self) -> Option<RequestRecord> {
         if let Some(record) = &mut self.record
             && !self.finished
         {
-            record.error_code = Some("client_disconnected".to_owned());
+            record.error_code = Some(record.abandoned_because().to_owned());
         }
         self.closed_record()
     }
@@ -482,7 +483,8 @@ impl Body for ChatStream {
 
 impl Drop for ChatStream {
     fn drop(&mut self) {
-        // The client went away mid-stream: still account for what was received.
+        // The client went away mid-stream (or the server cut it): still account for what was
+        // received.
         if let Some(record) = self.abandoned_record() {
             record.emit();
         }

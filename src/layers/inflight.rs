@@ -25,13 +25,11 @@ use http::{Request, Response};
 use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 
-use crate::access_log::RequestRecord;
+use crate::access_log::{RequestRecord, Sinks};
 use crate::body::ResponseBody;
 use crate::error::{ApiError, ErrorCode};
 use crate::layers::context::RequestContext;
 use crate::layers::request_id;
-use crate::metrics::Metrics;
-use crate::usage_log::UsageLog;
 
 /// A request's record on its way down the stack, until something takes it.
 #[derive(Clone, Debug)]
@@ -73,18 +71,16 @@ pub struct InflightLayer(Arc<Shared>);
 /// What every clone of an [`InflightLayer`] shares.
 #[derive(Debug)]
 struct Shared {
-    metrics: Arc<Metrics>,
-    usage_log: Option<UsageLog>,
+    sinks: Arc<Sinks>,
     places: Arc<Semaphore>,
     max: usize,
 }
 
 impl InflightLayer {
-    /// At most `max` requests in flight, reported to `metrics` and `usage_log`.
-    pub fn new(metrics: Arc<Metrics>, usage_log: Option<UsageLog>, max: usize) -> Self {
+    /// At most `max` requests in flight, reported to `sinks`.
+    pub fn new(sinks: Arc<Sinks>, max: usize) -> Self {
         Self(Arc::new(Shared {
-            metrics,
-            usage_log,
+            sinks,
             places: Arc::new(Semaphore::new(max)),
             max,
         }))
@@ -129,7 +125,7 @@ where
             return Recorded::Refused(Some(Box::new(error.into_response())));
         };
         let mut record = RequestRecord::new(id, context.started.into_std())
-            .reporting(self.layer.0.metrics.clone(), self.layer.0.usage_log.clone());
+            .reporting(self.layer.0.sinks.clone());
         let Ok(permit) = self.layer.0.places.clone().try_acquire_owned() else {
             let error = ApiError::Overloaded {
                 limit: self.layer.0.max,
@@ -202,10 +198,18 @@ mod tests {
     use tower::{ServiceExt, service_fn};
 
     use super::*;
+    use crate::access_log::ShutdownCut;
     use crate::layers::testing::error_json;
+    use crate::metrics::Metrics;
 
     fn metrics() -> Arc<Metrics> {
         Arc::new(Metrics::new().unwrap())
+    }
+
+    /// At most `max` in flight, counted in `metrics`, without a usage log.
+    fn inflight(metrics: &Arc<Metrics>, max: usize) -> InflightLayer {
+        let sinks = Sinks::new(metrics.clone(), None, ShutdownCut::default());
+        InflightLayer::new(Arc::new(sinks), max)
     }
 
     /// A request as the outer layers hand it on: with its context.
@@ -254,7 +258,7 @@ mod tests {
     async fn beyond_max_inflight_the_answer_is_an_immediate_503_overloaded() {
         let metrics = metrics();
         let gate = Arc::new(Semaphore::new(0));
-        let service = InflightLayer::new(metrics.clone(), None, 2).layer(held(gate.clone()));
+        let service = inflight(&metrics, 2).layer(held(gate.clone()));
         let running: Vec<_> = (0..2)
             .map(|_| tokio::spawn(service.clone().oneshot(request())))
             .collect();
@@ -284,7 +288,7 @@ mod tests {
                 ApiError::Unauthorized.into_response::<ResponseBody>(),
             ))
         });
-        let service = InflightLayer::new(metrics.clone(), None, 8).layer(refuse);
+        let service = inflight(&metrics, 8).layer(refuse);
         let response = service.oneshot(request()).await.unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(metrics.inflight_now(), 0);

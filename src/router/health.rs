@@ -131,13 +131,32 @@ impl Health {
         Ok(TargetTicket { provider, model })
     }
 
-    /// Seconds until `provider` is usable again (0 when it is).
+    /// Time until `provider`'s own breaker closes (0 when it is closed). Its per-model
+    /// breakers are not looked at: see [`Self::provider_cooldown_left`].
     pub fn cooldown_left(&self, provider: &str) -> Duration {
         let now = Instant::now();
+        left(self.lock().get(provider), now)
+    }
+
+    /// The longest cooldown among `provider`'s own breaker and its per-model ones: 0 only when
+    /// none of its targets is being avoided, so a cooled model never hides behind a provider
+    /// that reads healthy.
+    pub fn provider_cooldown_left(&self, provider: &str) -> Duration {
+        let now = Instant::now();
         self.lock()
-            .get(provider)
-            .and_then(|b| b.open_until)
-            .map_or(Duration::ZERO, |until| until.saturating_duration_since(now))
+            .iter()
+            .filter(|(key, _)| provider_of(key) == provider)
+            .map(|(_, breaker)| left(Some(breaker), now))
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// Time until the target `label` (`provider/model`) of `provider` may be tried again: the
+    /// longer of its provider's cooldown and its own (0 when it is usable).
+    pub fn target_cooldown_left(&self, provider: &str, label: &str) -> Duration {
+        let now = Instant::now();
+        let breakers = self.lock();
+        left(breakers.get(provider), now).max(left(breakers.get(label), now))
     }
 
     /// Forgets `provider`'s breaker: it is usable at once (a reload pointed it elsewhere).
@@ -154,6 +173,13 @@ impl Health {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Breaker>> {
         self.breakers.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Time until `breaker` closes, seen at `now` (0 when there is none or it is closed).
+fn left(breaker: Option<&Breaker>, now: Instant) -> Duration {
+    breaker
+        .and_then(|b| b.open_until)
+        .map_or(Duration::ZERO, |until| until.saturating_duration_since(now))
 }
 
 /// The provider a breaker key belongs to: keys are `provider` or `provider/model`.
@@ -356,6 +382,40 @@ mod tests {
             health.admit_target("p", "p/c").is_err(),
             "a provider failure cools all"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cooled_model_shows_in_its_target_and_provider_cooldowns_only() {
+        let health = Health::default();
+        let mut limit = failure(FailureKind::RateLimited, Some(20));
+        limit.per_model = true;
+        health
+            .admit_target("p", "p/a")
+            .unwrap()
+            .failed(&limit, &settings());
+        let secs = Duration::from_secs;
+        assert_eq!(
+            health.cooldown_left("p"),
+            Duration::ZERO,
+            "own breaker closed"
+        );
+        assert_eq!(health.provider_cooldown_left("p"), secs(20));
+        assert_eq!(health.target_cooldown_left("p", "p/a"), secs(20));
+        assert_eq!(health.target_cooldown_left("p", "p/b"), Duration::ZERO);
+        assert_eq!(health.provider_cooldown_left("q"), Duration::ZERO);
+
+        tokio::time::advance(secs(5)).await;
+        health
+            .admit("p")
+            .unwrap()
+            .failed(&failure(FailureKind::Unavailable, None), &settings());
+        assert_eq!(health.provider_cooldown_left("p"), secs(15), "the longest");
+        assert_eq!(
+            health.target_cooldown_left("p", "p/b"),
+            secs(10),
+            "a provider cooldown holds every target"
+        );
+        assert_eq!(health.target_cooldown_left("p", "p/a"), secs(15));
     }
 
     #[tokio::test(start_paused = true)]

@@ -1487,9 +1487,8 @@ async fn a_per_model_limit_cools_only_that_model() {
         .map(|r| r.json()["model"].as_str().unwrap_or_default().to_owned())
         .collect();
     assert_eq!(models, ["qwen-max", "qwen-plus", "qwen-plus"]);
-    assert_eq!(
-        cooldown(&scrape(&router).await, "a"),
-        0.0,
-        "the provider itself is usable"
+    assert!(
+        cooldown(&scrape(&router).await, "a") > 0.0,
+        "the provider's gauge shows its cooling model (its other model still answers)"
     );
 }

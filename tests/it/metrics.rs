@@ -172,6 +172,14 @@ pub(crate) fn cooldown(m: &Exposition, provider: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {COOLDOWN} for {provider}"))
 }
 
+pub(crate) const TARGET_COOLDOWN: &str = "switchboard_target_cooldown_seconds";
+
+/// `target_cooldown_seconds{provider, model}`; panics when the gauge is missing.
+pub(crate) fn target_cooldown(m: &Exposition, provider: &str, model: &str) -> f64 {
+    m.get(TARGET_COOLDOWN, &[("model", model), ("provider", provider)])
+        .unwrap_or_else(|| panic!("no {TARGET_COOLDOWN} for {provider}/{model}"))
+}
+
 /// Asserts that, between two scrapes, the `name` series moved by exactly `expected` (series
 /// by label set; absent ones count as 0) and no other series of `name` moved.
 pub(crate) fn assert_moved(
@@ -573,6 +581,7 @@ async fn every_metric_of_the_design_is_exposed_with_its_type_before_any_traffic(
     // there from the start, so dashboards and alerts see zeros, not gaps.
     for (name, kind) in [
         ("switchboard_provider_cooldown_seconds", "gauge"),
+        (TARGET_COOLDOWN, "gauge"),
         (INFLIGHT, "gauge"),
         ("switchboard_config_reloads_total", "counter"),
         ("switchboard_usage_log_dropped_total", "counter"),

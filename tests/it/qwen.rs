@@ -1,9 +1,11 @@
 //! `kind = "qwen"` (DashScope compatible mode, Alipay endpoints included): Qwen-only fields
 //! pass both ways, DashScope's own error reasons are sorted correctly (an unpaid account is the
 //! router's problem, moderation is the client's), and only the configured upstream headers
-//! reach the client.
+//! reach the client. Its rate limits are per model: one cooled model shows on the dashboard
+//! while the provider's other models go on answering.
 #![cfg(test)]
 
+use crate::metrics::{cooldown, scrape, target_cooldown};
 use crate::support::{
     MockUpstream, Reply, RouterHandle, UP_ENV, assert_not_leaked, chat, openai_error, spawn_router,
 };
@@ -234,4 +236,67 @@ async fn only_the_configured_upstream_headers_reach_the_client() {
     .await;
     assert_eq!(answer.status, 200);
     assert!(!answer.headers.contains_key("x-alipay-risk-score"));
+}
+
+#[tokio::test]
+async fn a_per_model_limit_shows_in_the_target_and_provider_cooldowns() {
+    let completion = r#"{"choices":[{"message":{"content":"ok","role":"assistant"},"finish_reason":"stop","index":0}],"object":"chat.completion","created":1,"model":"qwen-max","id":"chatcmpl-m"}"#;
+    let upstream = MockUpstream::start(vec![
+        Reply::json(
+            429,
+            r#"{"error":{"message":"Requests rate limit exceeded, please try again later.","type":"limit_requests","param":null,"code":"limit_requests"},"request_id":"r-6"}"#,
+        )
+        .header("retry-after", "30"),
+        Reply::json(200, completion),
+    ])
+    .await;
+    let toml = format!(
+        r#"
+[providers.dashscope]
+kind = "qwen"
+base_url = "{}"
+api_key_env = "UP_KEY"
+
+[routes.plus]
+targets = ["dashscope/qwen-plus"]
+
+[routes.max]
+targets = ["dashscope/qwen-max"]
+"#,
+        upstream.url("/compatible-mode/v1")
+    );
+    let router = spawn_router(&toml, UP_ENV).await;
+
+    let before = scrape(&router).await;
+    assert_eq!(target_cooldown(&before, "dashscope", "qwen-plus"), 0.0);
+    assert_eq!(cooldown(&before, "dashscope"), 0.0);
+
+    let limited = chat(
+        &router,
+        r#"{"model":"plus","messages":[{"role":"user","content":"pay"}]}"#,
+    )
+    .await;
+    openai_error(&limited, 429, "all_targets_rate_limited");
+
+    let m = scrape(&router).await;
+    let plus = target_cooldown(&m, "dashscope", "qwen-plus");
+    assert!(plus > 25.0 && plus <= 30.0, "the model cools down: {plus}");
+    let provider = cooldown(&m, "dashscope");
+    assert!(
+        (provider - plus).abs() < 1.0,
+        "the provider shows its longest target cooldown: {provider}"
+    );
+    assert_eq!(
+        target_cooldown(&m, "dashscope", "qwen-max"),
+        0.0,
+        "the other model is usable"
+    );
+
+    let other = chat(
+        &router,
+        r#"{"model":"max","messages":[{"role":"user","content":"pay"}]}"#,
+    )
+    .await;
+    assert_eq!(other.status, 200, "{}", other.text());
+    assert_eq!(upstream.calls(), 2);
 }

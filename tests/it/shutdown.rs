@@ -1,5 +1,7 @@
 //! Graceful shutdown: a stream that is open when the signal comes finishes whole, new
 //! connections are refused at once, and the server stops as soon as the last request is done.
+//! What is still running when the grace period ends is cut, and recorded as cut by the server
+//! (`server_shutdown`), never as a client's hang-up.
 #![cfg(test)]
 
 use std::time::{Duration, Instant};
@@ -7,8 +9,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::metrics::scrape;
 use crate::support::{
-    MockUpstream, Reply, UP_ENV, one_provider, open_chat_stream, spawn_router, wait_until_refused,
+    MockUpstream, Reply, TempDir, UP_ENV, eventually, one_provider, open_chat_stream, spawn_router,
+    wait_until_refused,
 };
 
 const EVENTS: &[&str] = &[
@@ -170,4 +174,102 @@ async fn streams_still_open_when_the_grace_period_ends_are_cut() {
         "cut at the end of the grace period, not {:?} later",
         grace_over.elapsed()
     );
+}
+
+#[tokio::test]
+async fn requests_and_streams_cut_at_the_end_of_the_grace_period_are_logged_as_server_shutdown() {
+    let dir = TempDir::new("shutdown-cut");
+    let log = dir.path().join("usage.jsonl");
+    let words = vec!["word"; 200].join(" ");
+    let toml = format!(
+        r#"
+[server]
+shutdown_grace = "200ms"
+
+[usage_log]
+path = "{log}"
+
+[providers.lazy]
+kind = "mock"
+latency = "30s"
+
+[providers.slow]
+kind = "mock"
+chunk_delay = "50ms"
+reply = "{words}"
+
+[routes.lazy]
+targets = ["lazy/late"]
+
+[routes.slow]
+targets = ["slow/words"]
+"#,
+        log = log.display()
+    );
+    let mut router = spawn_router(&toml, &[]).await;
+    let mut stream = open_chat_stream(
+        &router,
+        r#"{"model":"slow","stream":true,"messages":[{"role":"user","content":"count"}]}"#,
+    )
+    .await;
+    assert_eq!(stream.status, 200);
+    assert!(stream.next_chunk().await.is_some());
+    // A request whose answer is 30 s away, sent by hand so it stays in flight on its own.
+    let body = r#"{"model":"lazy","messages":[{"role":"user","content":"wait"}]}"#;
+    let mut unanswered = TcpStream::connect(router.addr).await.unwrap();
+    unanswered
+        .write_all(
+            format!(
+                "POST /v1/chat/completions HTTP/1.1\r\nhost: switchboard\r\n\
+                 content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let handle = &router;
+    eventually(
+        Duration::from_secs(5),
+        "both requests in flight",
+        move || async move {
+            scrape(handle)
+                .await
+                .get("switchboard_inflight_requests", &[])
+                == Some(2.0)
+        },
+    )
+    .await;
+
+    let server = router.begin_shutdown();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("run() returns once the grace period is over")
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(1), unanswered.read(&mut buf))
+        .await
+        .expect("the unanswered request's connection is closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "nothing was answered");
+
+    // run() returned: every line is on disk.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let line = |route: &str| {
+        lines
+            .iter()
+            .find(|line| line["route"] == route)
+            .unwrap_or_else(|| panic!("no line for {route}: {text}"))
+    };
+    let unanswered = line("lazy");
+    assert_eq!(unanswered["status"], 503, "{text}");
+    assert_eq!(unanswered["error"], "server_shutdown", "{text}");
+    let streamed = line("slow");
+    assert_eq!(streamed["status"], 200, "its headers had gone out: {text}");
+    assert_eq!(streamed["error"], "server_shutdown", "{text}");
 }
