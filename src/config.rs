@@ -150,9 +150,47 @@ pub struct ClientKey {
     pub admin: bool,
 }
 
+/// A setting that takes one of a fixed set of names, read from the file as text so that an
+/// unknown name is reported with its field and the names allowed.
+pub trait Named: Sized + Copy + 'static {
+    /// Every value, in the order messages list them.
+    const ALL: &'static [Self];
+
+    /// The name used in `providers.toml`.
+    fn name(self) -> &'static str;
+
+    /// The value `text` names; `field` is only used in the error.
+    fn parse_named(field: &str, text: &str) -> Result<Self, UnknownName> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|value| value.name() == text)
+            .ok_or_else(|| UnknownName {
+                field: field.to_owned(),
+                value: text.to_owned(),
+                allowed: Self::ALL
+                    .iter()
+                    .map(|value| value.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+/// A name that is none of those a setting takes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {field} {value:?}, expected one of {allowed}")]
+pub struct UnknownName {
+    /// The setting, e.g. `kind`.
+    pub field: String,
+    /// The name as written.
+    pub value: String,
+    /// The names it takes, comma-separated.
+    pub allowed: String,
+}
+
 /// The wire format a provider speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProviderKind {
     /// Any OpenAI-compatible upstream.
     OpenAi,
@@ -166,6 +204,21 @@ pub enum ProviderKind {
     Gemini,
     /// Built in: the router answers by itself.
     Mock,
+}
+
+impl Named for ProviderKind {
+    const ALL: &'static [Self] = &[
+        Self::OpenAi,
+        Self::Qwen,
+        Self::Mistral,
+        Self::Anthropic,
+        Self::Gemini,
+        Self::Mock,
+    ];
+
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
 }
 
 impl ProviderKind {
@@ -263,8 +316,7 @@ impl LimitSettings {
 }
 
 /// How a provider sells its calls, from `payment` in `[providers.NAME]`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Payment {
     /// Billed by tokens (or a configured fee); no payment exchange.
     #[default]
@@ -273,10 +325,20 @@ pub enum Payment {
     A2m,
 }
 
+impl Named for Payment {
+    const ALL: &'static [Self] = &[Self::None, Self::A2m];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::A2m => "a2m",
+        }
+    }
+}
+
 /// What a route does with a price quote (a 402 with `Payment-Needed`), from
 /// `on_payment_required` in `[routes.NAME]`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum OnPaymentRequired {
     /// The client gets the quote, to pay it and retry with proof.
     #[default]
@@ -285,15 +347,36 @@ pub enum OnPaymentRequired {
     Failover,
 }
 
+impl Named for OnPaymentRequired {
+    const ALL: &'static [Self] = &[Self::Quote, Self::Failover];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Quote => "quote",
+            Self::Failover => "failover",
+        }
+    }
+}
+
 /// How a route spreads requests over its targets.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Strategy {
     /// Targets in order; the next one only when the previous cannot answer.
     #[default]
     Priority,
     /// Requests spread by weight (smooth weighted round-robin), failing over to the others.
     Weighted,
+}
+
+impl Named for Strategy {
+    const ALL: &'static [Self] = &[Self::Priority, Self::Weighted];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Priority => "priority",
+            Self::Weighted => "weighted",
+        }
+    }
 }
 
 /// How a `mock` provider answers.
@@ -478,11 +561,12 @@ impl Snapshot {
                     Strategy::Weighted => format!("{} (weight {})", t.label, t.weight),
                 })
                 .collect();
-            let strategy = match route.strategy {
-                Strategy::Priority => "priority",
-                Strategy::Weighted => "weighted",
-            };
-            out += &format!("  {} [{strategy}] -> {}\n", route.name, targets.join(", "));
+            out += &format!(
+                "  {} [{}] -> {}\n",
+                route.name,
+                route.strategy.name(),
+                targets.join(", ")
+            );
         }
         if self.keys.is_empty() {
             out += "keys: none configured; the router is OPEN to any client\n";
