@@ -1288,7 +1288,10 @@ mod tests {
             (r#""max_tokens":0"#, "max_tokens"),
             (r#""max_tokens":1000000000"#, "max_tokens"),
             (r#""max_tokens":-5"#, "max_tokens"),
-            (r#""max_completion_tokens":4000000000"#, "max_completion_tokens"),
+            (
+                r#""max_completion_tokens":4000000000"#,
+                "max_completion_tokens",
+            ),
             (r#""top_logprobs":21"#, "top_logprobs"),
             (r#""logprobs":"yes""#, "logprobs"),
             (r#""top_p":1.5"#, "top_p"),
@@ -1299,7 +1302,10 @@ mod tests {
             assert_eq!(error["param"], param, "{field}: {error}");
         }
         let error = parse_err(&with(r#""n":1000000000"#));
-        assert_eq!(error["message"], "'n' must be from 1 to 128, got 1000000000.");
+        assert_eq!(
+            error["message"],
+            "'n' must be from 1 to 128, got 1000000000."
+        );
         for field in [
             r#""n":128"#,
             r#""max_tokens":1"#,
@@ -1307,7 +1313,10 @@ mod tests {
             r#""top_logprobs":0"#,
             r#""top_logprobs":20,"logprobs":true"#,
         ] {
-            assert!(ChatRequest::parse(with(field).as_bytes()).is_ok(), "{field}");
+            assert!(
+                ChatRequest::parse(with(field).as_bytes()).is_ok(),
+                "{field}"
+            );
         }
     }
 

@@ -323,7 +323,8 @@ mod tests {
 
     fn request(kind: &str, n: u32) -> Result<UpstreamRequest, ApiError> {
         let target = crate::config::test_target(kind, "p", "m");
-        let raw = format!(r#"{{"model":"m","n":{n},"messages":[{{"role":"user","content":"hi"}}]}}"#);
+        let raw =
+            format!(r#"{{"model":"m","n":{n},"messages":[{{"role":"user","content":"hi"}}]}}"#);
         let chat = ChatRequest::parse(raw.as_bytes()).unwrap();
         OpenAi.request(&chat, &target)
     }

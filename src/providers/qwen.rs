@@ -78,7 +78,8 @@ mod tests {
     fn more_choices_than_dashscope_returns_are_refused_naming_n() {
         let target = crate::config::test_target("qwen", "dashscope", "qwen-plus");
         let request = |n: u32| {
-            let raw = format!(r#"{{"model":"m","n":{n},"messages":[{{"role":"user","content":"hi"}}]}}"#);
+            let raw =
+                format!(r#"{{"model":"m","n":{n},"messages":[{{"role":"user","content":"hi"}}]}}"#);
             let chat = ChatRequest::parse(raw.as_bytes()).unwrap();
             Qwen.request(&chat, &target).map(|r| r.body)
         };

@@ -4,6 +4,7 @@ mod accounting;
 mod anthropic;
 mod auth;
 mod chat;
+mod choices;
 mod errors;
 mod failover;
 mod fidelity;
