@@ -56,6 +56,8 @@ pub struct Snapshot {
     pub providers: BTreeMap<String, Arc<Provider>>,
     /// Named routes and direct `provider/model` targets, by the name a client sends as `model`.
     pub routes: foldhash::HashMap<String, Route>,
+    /// The wildcards (`provider/*`) of providers that serve any model name, by provider.
+    pub wildcards: foldhash::HashMap<String, Route>,
     /// When this snapshot was built.
     pub loaded_at: SystemTime,
     /// `[usage_log]`, when configured. Read once at start-up.
@@ -409,10 +411,21 @@ pub struct Target {
     pub max_tokens: Option<u32>,
     /// The model's prices from `providers.toml`, if declared.
     pub prices: Option<Arc<Prices>>,
+    /// The configured entry it comes from, which breaker state is kept under: `label` for a
+    /// declared model, `provider/*` for a model served through the provider's wildcard, so
+    /// names chosen by clients never grow the router's state.
+    pub declared: Arc<str>,
     /// `x-switchboard-provider` and `x-switchboard-model` as sent with every answer, built
     /// once here so no request formats or validates them (absent if not a valid header value).
     pub answer_headers: Arc<[(HeaderName, HeaderValue)]>,
 }
+
+/// The model key of `[providers.NAME.models."*"]`: the provider serves any model name, with
+/// that table's settings for every model not declared by its own name.
+pub const WILDCARD_MODEL: &str = "*";
+
+/// The longest model name a wildcard passes upstream, in bytes.
+pub const MAX_MODEL_NAME: usize = 256;
 
 /// The response header naming the provider that answered.
 pub const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-switchboard-provider");
@@ -436,6 +449,43 @@ pub struct Route {
     pub on_payment_required: OnPaymentRequired,
     /// True for `provider/model` addressing.
     pub direct: bool,
+}
+
+impl Route {
+    /// Whether this is a provider's wildcard (`provider/*`), which serves model names it was
+    /// not configured with.
+    pub fn is_wildcard(&self) -> bool {
+        self.direct
+            && self
+                .targets
+                .first()
+                .is_some_and(|target| &*target.model == WILDCARD_MODEL)
+    }
+
+    /// The one-target route that serves `model` (`provider/name`, as the client wrote it)
+    /// through this wildcard: `name` goes upstream, with the wildcard's settings. `None` when
+    /// `name` cannot be a model name: empty, longer than [`MAX_MODEL_NAME`], or holding
+    /// whitespace or control characters.
+    pub fn serving(&self, model: &str) -> Option<Route> {
+        let template = self.targets.first()?;
+        let name = model.split_once('/')?.1;
+        let valid = (1..=MAX_MODEL_NAME).contains(&name.len())
+            && !name.chars().any(|c| c.is_control() || c.is_whitespace());
+        if !valid {
+            return None;
+        }
+        let target = Target {
+            model: Arc::from(name),
+            label: Arc::from(model),
+            answer_headers: validate::answer_headers(&template.provider.name, name),
+            ..template.clone()
+        };
+        Some(Route {
+            name: self.name.clone(),
+            targets: vec![target],
+            ..*self
+        })
+    }
 }
 
 /// One configuration problem, located as precisely as the file allows.
@@ -530,9 +580,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl Snapshot {
-    /// The route or direct target a client's `model` names.
+    /// The route or direct target a client's `model` names; for a `provider/name` the
+    /// provider does not declare, its wildcard when it has one (see [`Route::serving`]).
     pub fn route(&self, model: &str) -> Option<&Route> {
-        self.routes.get(model)
+        self.routes.get(model).or_else(|| {
+            let (provider, _) = model.split_once('/')?;
+            self.wildcards.get(provider)
+        })
     }
 
     /// A human summary of providers, routes and keys, for `--check` and the start-up log.

@@ -22,7 +22,7 @@ use super::{
     AccountingSettings, ClientKey, ConfigError, ConfigErrors, EnvLookup, LimitSettings,
     MODEL_HEADER, MockSettings, ModelSettings, Named, OnPaymentRequired, PROVIDER_HEADER, Payment,
     Provider, ProviderKind, Route, RoutingSettings, Secret, ServerSettings, Snapshot, Strategy,
-    Target, UpstreamSettings, UsageLogSettings,
+    Target, UpstreamSettings, UsageLogSettings, WILDCARD_MODEL,
 };
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -201,6 +201,7 @@ pub(super) fn validate(
         })
         .collect();
     let routes = routes(&mut check, &raw, &providers);
+    let wildcards = wildcards(&providers);
     if raw.providers.is_empty() && raw.routes.is_empty() {
         // An empty file, or one cut short while it was being written, must never replace a
         // working configuration: it would route nothing.
@@ -227,6 +228,7 @@ pub(super) fn validate(
         keys,
         providers,
         routes,
+        wildcards,
         loaded_at: SystemTime::now(),
         usage_log,
         sha256: super::sha256_hex(text.as_bytes()),
@@ -1063,7 +1065,9 @@ fn routes(
             continue;
         };
         for model in provider.get_ref().models.keys() {
-            insert_direct(&mut routes, checked, model);
+            if model != WILDCARD_MODEL {
+                insert_direct(&mut routes, checked, model);
+            }
         }
     }
     for (name, route) in &raw.routes {
@@ -1075,6 +1079,27 @@ fn routes(
         }
     }
     routes
+}
+
+/// `provider/*` of each provider that declares `[providers.NAME.models."*"]`: a direct route
+/// whose one target stands for any model name the provider does not declare.
+fn wildcards(providers: &BTreeMap<String, Arc<Provider>>) -> foldhash::HashMap<String, Route> {
+    providers
+        .iter()
+        .filter(|(_, provider)| provider.models.contains_key(WILDCARD_MODEL))
+        .map(|(name, provider)| {
+            let target = make_target(provider, WILDCARD_MODEL, 1);
+            let route = Route {
+                name: target.label.clone(),
+                targets: vec![target],
+                strategy: Strategy::Priority,
+                failover_on_timeout: true,
+                on_payment_required: OnPaymentRequired::Quote,
+                direct: true,
+            };
+            (name.clone(), route)
+        })
+        .collect()
 }
 
 fn insert_direct(
@@ -1096,10 +1121,12 @@ fn insert_direct(
 }
 
 fn make_target(provider: &Arc<Provider>, model: &str, weight: u32) -> Target {
+    let label: Arc<str> = Arc::from(format!("{}/{model}", provider.name));
     Target {
         provider: provider.clone(),
         model: Arc::from(model),
-        label: Arc::from(format!("{}/{model}", provider.name)),
+        declared: label.clone(),
+        label,
         weight,
         max_tokens: provider.models.get(model).and_then(|m| m.max_tokens),
         prices: provider.models.get(model).and_then(|m| m.prices.clone()),
@@ -1109,7 +1136,7 @@ fn make_target(provider: &Arc<Provider>, model: &str, weight: u32) -> Target {
 
 /// The headers that name the answering target; a name that is no valid header value is left
 /// out rather than mangled.
-fn answer_headers(provider: &str, model: &str) -> Arc<[(HeaderName, HeaderValue)]> {
+pub(super) fn answer_headers(provider: &str, model: &str) -> Arc<[(HeaderName, HeaderValue)]> {
     [(PROVIDER_HEADER, provider), (MODEL_HEADER, model)]
         .into_iter()
         .filter_map(|(name, value)| Some((name, HeaderValue::from_str(value).ok()?)))
@@ -1222,6 +1249,18 @@ fn target(
         return None;
     };
     match providers.get(provider) {
+        Some(_) if model == WILDCARD_MODEL => {
+            check.error(
+                Some(span),
+                table,
+                "targets",
+                format!(
+                    "`{text}` is the provider's wildcard, not a model; name the model a route \
+                     sends to"
+                ),
+            );
+            None
+        }
         Some(found) if !model.is_empty() => Some(make_target(found, model, weight)),
         Some(_) => {
             check.error(
@@ -1430,6 +1469,32 @@ targets = ["mistral/mistral-small-latest", "qwen/qwen-plus"]
                 "{text}: {error}"
             );
         }
+    }
+
+    #[test]
+    fn a_wildcard_model_table_serves_any_name_but_no_route_targets_it() {
+        let text = "[providers.w]\nkind = \"mock\"\n[providers.w.models.\"*\"]\nmax_tokens = 7\n\
+                    [providers.w.models.\"known\"]\n[providers.p]\nkind = \"mock\"\n";
+        let snapshot = parse(text).unwrap();
+        let wildcard = snapshot.route("w/new-model").unwrap();
+        assert!(wildcard.is_wildcard());
+        assert_eq!(&*wildcard.name, "w/*");
+        let served = wildcard.serving("w/new-model").unwrap();
+        let target = &served.targets[0];
+        assert_eq!(
+            (&*target.model, &*target.label),
+            ("new-model", "w/new-model")
+        );
+        assert_eq!((&*target.declared, target.max_tokens), ("w/*", Some(7)));
+        assert!(wildcard.serving("w/bad\u{7}name").is_none());
+        assert!(!snapshot.route("w/known").unwrap().is_wildcard());
+        assert!(snapshot.route("p/new-model").is_none());
+        let error = first_error(&format!("{text}[routes.r]\ntargets = [\"w/*\"]\n"));
+        assert_eq!(
+            (error.table.as_str(), error.field.as_str()),
+            ("routes.r", "targets")
+        );
+        assert!(error.reason.contains("wildcard"), "{error}");
     }
 
     #[test]

@@ -27,3 +27,4 @@ mod shutdown;
 mod streaming;
 mod support;
 mod usage_log;
+mod wildcard;
