@@ -56,6 +56,8 @@ pub struct Snapshot {
     pub providers: BTreeMap<String, Arc<Provider>>,
     /// Named routes and direct `provider/model` targets, by the name a client sends as `model`.
     pub routes: foldhash::HashMap<String, Route>,
+    /// The wildcards (`provider/*`) of providers that serve any model name, by provider.
+    pub wildcards: foldhash::HashMap<String, Route>,
     /// When this snapshot was built.
     pub loaded_at: SystemTime,
     /// `[usage_log]`, when configured. Read once at start-up.
@@ -150,9 +152,47 @@ pub struct ClientKey {
     pub admin: bool,
 }
 
+/// A setting that takes one of a fixed set of names, read from the file as text so that an
+/// unknown name is reported with its field and the names allowed.
+pub trait Named: Sized + Copy + 'static {
+    /// Every value, in the order messages list them.
+    const ALL: &'static [Self];
+
+    /// The name used in `providers.toml`.
+    fn name(self) -> &'static str;
+
+    /// The value `text` names; `field` is only used in the error.
+    fn parse_named(field: &str, text: &str) -> Result<Self, UnknownName> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|value| value.name() == text)
+            .ok_or_else(|| UnknownName {
+                field: field.to_owned(),
+                value: text.to_owned(),
+                allowed: Self::ALL
+                    .iter()
+                    .map(|value| value.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+/// A name that is none of those a setting takes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {field} {value:?}, expected one of {allowed}")]
+pub struct UnknownName {
+    /// The setting, e.g. `kind`.
+    pub field: String,
+    /// The name as written.
+    pub value: String,
+    /// The names it takes, comma-separated.
+    pub allowed: String,
+}
+
 /// The wire format a provider speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProviderKind {
     /// Any OpenAI-compatible upstream.
     OpenAi,
@@ -166,6 +206,21 @@ pub enum ProviderKind {
     Gemini,
     /// Built in: the router answers by itself.
     Mock,
+}
+
+impl Named for ProviderKind {
+    const ALL: &'static [Self] = &[
+        Self::OpenAi,
+        Self::Qwen,
+        Self::Mistral,
+        Self::Anthropic,
+        Self::Gemini,
+        Self::Mock,
+    ];
+
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
 }
 
 impl ProviderKind {
@@ -263,8 +318,7 @@ impl LimitSettings {
 }
 
 /// How a provider sells its calls, from `payment` in `[providers.NAME]`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Payment {
     /// Billed by tokens (or a configured fee); no payment exchange.
     #[default]
@@ -273,10 +327,20 @@ pub enum Payment {
     A2m,
 }
 
+impl Named for Payment {
+    const ALL: &'static [Self] = &[Self::None, Self::A2m];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::A2m => "a2m",
+        }
+    }
+}
+
 /// What a route does with a price quote (a 402 with `Payment-Needed`), from
 /// `on_payment_required` in `[routes.NAME]`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum OnPaymentRequired {
     /// The client gets the quote, to pay it and retry with proof.
     #[default]
@@ -285,15 +349,36 @@ pub enum OnPaymentRequired {
     Failover,
 }
 
+impl Named for OnPaymentRequired {
+    const ALL: &'static [Self] = &[Self::Quote, Self::Failover];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Quote => "quote",
+            Self::Failover => "failover",
+        }
+    }
+}
+
 /// How a route spreads requests over its targets.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Strategy {
     /// Targets in order; the next one only when the previous cannot answer.
     #[default]
     Priority,
     /// Requests spread by weight (smooth weighted round-robin), failing over to the others.
     Weighted,
+}
+
+impl Named for Strategy {
+    const ALL: &'static [Self] = &[Self::Priority, Self::Weighted];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Priority => "priority",
+            Self::Weighted => "weighted",
+        }
+    }
 }
 
 /// How a `mock` provider answers.
@@ -326,10 +411,21 @@ pub struct Target {
     pub max_tokens: Option<u32>,
     /// The model's prices from `providers.toml`, if declared.
     pub prices: Option<Arc<Prices>>,
+    /// The configured entry it comes from, which breaker state is kept under: `label` for a
+    /// declared model, `provider/*` for a model served through the provider's wildcard, so
+    /// names chosen by clients never grow the router's state.
+    pub declared: Arc<str>,
     /// `x-switchboard-provider` and `x-switchboard-model` as sent with every answer, built
     /// once here so no request formats or validates them (absent if not a valid header value).
     pub answer_headers: Arc<[(HeaderName, HeaderValue)]>,
 }
+
+/// The model key of `[providers.NAME.models."*"]`: the provider serves any model name, with
+/// that table's settings for every model not declared by its own name.
+pub const WILDCARD_MODEL: &str = "*";
+
+/// The longest model name a wildcard passes upstream, in bytes.
+pub const MAX_MODEL_NAME: usize = 256;
 
 /// The response header naming the provider that answered.
 pub const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-switchboard-provider");
@@ -353,6 +449,43 @@ pub struct Route {
     pub on_payment_required: OnPaymentRequired,
     /// True for `provider/model` addressing.
     pub direct: bool,
+}
+
+impl Route {
+    /// Whether this is a provider's wildcard (`provider/*`), which serves model names it was
+    /// not configured with.
+    pub fn is_wildcard(&self) -> bool {
+        self.direct
+            && self
+                .targets
+                .first()
+                .is_some_and(|target| &*target.model == WILDCARD_MODEL)
+    }
+
+    /// The one-target route that serves `model` (`provider/name`, as the client wrote it)
+    /// through this wildcard: `name` goes upstream, with the wildcard's settings. `None` when
+    /// `name` cannot be a model name: empty, longer than [`MAX_MODEL_NAME`], or holding
+    /// whitespace or control characters.
+    pub fn serving(&self, model: &str) -> Option<Route> {
+        let template = self.targets.first()?;
+        let name = model.split_once('/')?.1;
+        let valid = (1..=MAX_MODEL_NAME).contains(&name.len())
+            && !name.chars().any(|c| c.is_control() || c.is_whitespace());
+        if !valid {
+            return None;
+        }
+        let target = Target {
+            model: Arc::from(name),
+            label: Arc::from(model),
+            answer_headers: validate::answer_headers(&template.provider.name, name),
+            ..template.clone()
+        };
+        Some(Route {
+            name: self.name.clone(),
+            targets: vec![target],
+            ..*self
+        })
+    }
 }
 
 /// One configuration problem, located as precisely as the file allows.
@@ -447,9 +580,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl Snapshot {
-    /// The route or direct target a client's `model` names.
+    /// The route or direct target a client's `model` names; for a `provider/name` the
+    /// provider does not declare, its wildcard when it has one (see [`Route::serving`]).
     pub fn route(&self, model: &str) -> Option<&Route> {
-        self.routes.get(model)
+        self.routes.get(model).or_else(|| {
+            let (provider, _) = model.split_once('/')?;
+            self.wildcards.get(provider)
+        })
     }
 
     /// A human summary of providers, routes and keys, for `--check` and the start-up log.
@@ -478,11 +615,12 @@ impl Snapshot {
                     Strategy::Weighted => format!("{} (weight {})", t.label, t.weight),
                 })
                 .collect();
-            let strategy = match route.strategy {
-                Strategy::Priority => "priority",
-                Strategy::Weighted => "weighted",
-            };
-            out += &format!("  {} [{strategy}] -> {}\n", route.name, targets.join(", "));
+            out += &format!(
+                "  {} [{}] -> {}\n",
+                route.name,
+                route.strategy.name(),
+                targets.join(", ")
+            );
         }
         if self.keys.is_empty() {
             out += "keys: none configured; the router is OPEN to any client\n";

@@ -23,7 +23,7 @@ use prometheus::{
 use rust_decimal::prelude::ToPrimitive;
 
 use crate::access_log::RequestRecord;
-use crate::config::Snapshot;
+use crate::config::{Snapshot, WILDCARD_MODEL};
 use crate::error::FailureKind;
 use crate::router::health::Health;
 
@@ -55,6 +55,10 @@ pub const UNKNOWN_ROUTE: &str = "unknown";
 
 /// The `provider` and `model` labels of a request no target served.
 pub const NO_TARGET: &str = "none";
+
+/// The `model` label of requests served through a provider's wildcard (`models."*"`): the
+/// model names are the clients', so they are counted together (the usage log keeps each).
+pub const OTHER_MODEL: &str = "other";
 
 /// What a rate limit applied to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -292,6 +296,11 @@ impl RequestSeries {
     /// Resolves the handles of `route` served by `target` (`provider/model`, or [`NO_TARGET`]).
     fn new(families: &Families, route: &str, target: &str) -> Result<Self, prometheus::Error> {
         let (provider, model) = target.split_once('/').unwrap_or((NO_TARGET, NO_TARGET));
+        let model = if model == WILDCARD_MODEL {
+            OTHER_MODEL
+        } else {
+            model
+        };
         let tokens = |kind: &str| {
             families
                 .tokens
@@ -359,6 +368,16 @@ impl RequestSeries {
         }
         Ok(counter)
     }
+}
+
+/// The target a request is counted under. Served through a wildcard route (`provider/*`),
+/// any model of that provider counts as the wildcard itself, so neither the series nor this
+/// cache grows with the names clients send.
+fn counted_target<'a>(route: &'a str, target: &'a str) -> &'a str {
+    let through_wildcard = route
+        .strip_suffix(WILDCARD_MODEL)
+        .is_some_and(|provider| provider.ends_with('/') && target.starts_with(provider));
+    if through_wildcard { route } else { target }
 }
 
 /// A read lock that survives a panic elsewhere: the data is only a cache of handles.
@@ -494,7 +513,7 @@ impl Metrics {
     /// cost and transaction fee, under the labels of its route and serving target.
     pub fn request_done(&self, record: &RequestRecord, latency: Duration) {
         let route = record.route.as_deref().unwrap_or(UNKNOWN_ROUTE);
-        let target = record.target.as_deref().unwrap_or(NO_TARGET);
+        let target = counted_target(route, record.target.as_deref().unwrap_or(NO_TARGET));
         let series = match self.series(route, target) {
             Ok(series) => series,
             Err(e) => {

@@ -62,7 +62,7 @@ pub struct ChatBody<'a> {
     /// Nucleus sampling, 0 to 1.
     #[serde(default)]
     pub top_p: Option<f64>,
-    /// Number of choices, at least 1.
+    /// Number of choices, 1 to [`MAX_CHOICES`].
     #[serde(default)]
     pub n: Option<u32>,
     /// Legacy output cap.
@@ -74,6 +74,13 @@ pub struct ChatBody<'a> {
     /// Best-effort determinism.
     #[serde(default)]
     pub seed: Option<i64>,
+    /// Whether token log probabilities are wanted.
+    #[serde(default)]
+    pub logprobs: Option<bool>,
+    /// How many alternatives per token with their log probabilities, 0 to
+    /// [`MAX_TOP_LOGPROBS`].
+    #[serde(default)]
+    pub top_logprobs: Option<u32>,
     /// Penalty for tokens already present, -2 to 2.
     #[serde(default)]
     pub presence_penalty: Option<f64>,
@@ -376,12 +383,15 @@ impl<'a> ChatRequest<'a> {
         check_range("top_p", b.top_p, 0.0, 1.0)?;
         check_range("presence_penalty", b.presence_penalty, -2.0, 2.0)?;
         check_range("frequency_penalty", b.frequency_penalty, -2.0, 2.0)?;
-        if b.n == Some(0) {
-            return Err(ApiError::bad_request(
-                "'n' must be at least 1.",
-                Some("n".into()),
-            ));
-        }
+        check_count("n", b.n, 1, MAX_CHOICES)?;
+        check_count("max_tokens", b.max_tokens, 1, MAX_OUTPUT_TOKENS)?;
+        check_count(
+            "max_completion_tokens",
+            b.max_completion_tokens,
+            1,
+            MAX_OUTPUT_TOKENS,
+        )?;
+        check_count("top_logprobs", b.top_logprobs, 0, MAX_TOP_LOGPROBS)?;
         if self.stream_options.is_some() && !self.is_stream() {
             return Err(ApiError::bad_request(
                 "'stream_options' is only allowed when 'stream' is true.",
@@ -428,6 +438,28 @@ impl Message<'_> {
                 Cow::Owned(texts.join("\n"))
             }
         }
+    }
+}
+
+/// The most choices a request may ask for: OpenAI's own limit.
+pub const MAX_CHOICES: u32 = 128;
+
+/// The largest output cap a request may set. No model writes this much in one answer (the
+/// largest caps are in the hundreds of thousands); a larger value is a client bug, and would
+/// also reserve that many tokens of the rate limits.
+pub const MAX_OUTPUT_TOKENS: u32 = 10_000_000;
+
+/// The most alternatives per token `top_logprobs` may ask for: OpenAI's own limit.
+pub const MAX_TOP_LOGPROBS: u32 = 20;
+
+/// A whole-number field that must be from `min` to `max` when present.
+fn check_count(name: &str, value: Option<u32>, min: u32, max: u32) -> Result<(), ApiError> {
+    match value {
+        Some(v) if !(min..=max).contains(&v) => Err(ApiError::bad_request(
+            format!("'{name}' must be from {min} to {max}, got {v}."),
+            Some(name.into()),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -1241,6 +1273,51 @@ mod tests {
             r#"{"model":"demo","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}"#,
         );
         assert_eq!(error["param"], "stream_options");
+    }
+
+    #[test]
+    fn counts_outside_what_any_provider_honours_are_refused() {
+        let with = |field: &str| {
+            format!(r#"{{"model":"demo","messages":[{{"role":"user","content":"x"}}],{field}}}"#)
+        };
+        for (field, param) in [
+            (r#""n":0"#, "n"),
+            (r#""n":129"#, "n"),
+            (r#""n":1000000000"#, "n"),
+            (r#""n":-1"#, "n"),
+            (r#""max_tokens":0"#, "max_tokens"),
+            (r#""max_tokens":1000000000"#, "max_tokens"),
+            (r#""max_tokens":-5"#, "max_tokens"),
+            (
+                r#""max_completion_tokens":4000000000"#,
+                "max_completion_tokens",
+            ),
+            (r#""top_logprobs":21"#, "top_logprobs"),
+            (r#""logprobs":"yes""#, "logprobs"),
+            (r#""top_p":1.5"#, "top_p"),
+            (r#""presence_penalty":-2.5"#, "presence_penalty"),
+            (r#""frequency_penalty":9"#, "frequency_penalty"),
+        ] {
+            let error = parse_err(&with(field));
+            assert_eq!(error["param"], param, "{field}: {error}");
+        }
+        let error = parse_err(&with(r#""n":1000000000"#));
+        assert_eq!(
+            error["message"],
+            "'n' must be from 1 to 128, got 1000000000."
+        );
+        for field in [
+            r#""n":128"#,
+            r#""max_tokens":1"#,
+            r#""max_completion_tokens":128000"#,
+            r#""top_logprobs":0"#,
+            r#""top_logprobs":20,"logprobs":true"#,
+        ] {
+            assert!(
+                ChatRequest::parse(with(field).as_bytes()).is_ok(),
+                "{field}"
+            );
+        }
     }
 
     #[test]

@@ -92,6 +92,23 @@ pub fn adapter_for(kind: ProviderKind) -> &'static dyn Adapter {
     }
 }
 
+/// Refuses a request for more choices (`n`) than `target`'s provider returns in one answer
+/// (`max`): the client would silently get fewer than it asked for.
+fn refuse_choices_above(chat: &ChatRequest<'_>, target: &Target, max: u32) -> Result<(), ApiError> {
+    match chat.body.n {
+        Some(n) if n > max => Err(ApiError::unsupported(
+            format!(
+                "'n' = {n} is not supported by provider '{}' (kind {}): it returns at most \
+                 {max} choice(s) per request.",
+                target.provider.name,
+                target.provider.kind.as_str()
+            ),
+            "n",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The headers of a JSON request: `content-type`, and an `accept` for either a JSON body or
 /// an event stream. Adapters add their own authentication with [`add_api_key`].
 fn json_headers(stream: bool) -> HeaderMap {

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 pub use self::balance::Balancer;
 use self::health::TargetTicket;
 use crate::app::AppState;
-use crate::config::{OnPaymentRequired, Payment, Route, Snapshot, Target};
+use crate::config::{MAX_MODEL_NAME, OnPaymentRequired, Payment, Route, Snapshot, Target};
 use crate::error::{ApiError, AttemptReport, FailureKind, UpstreamFailure};
 use crate::limits::{Limiter, estimate_tokens};
 use crate::metrics::{PaymentEvent, Scope};
@@ -197,6 +197,21 @@ pub async fn route(
     let route = snapshot
         .route(&chat.model)
         .ok_or_else(|| ApiError::ModelNotFound(chat.model.to_string()))?;
+    let served_by_wildcard;
+    let route = if route.is_wildcard() {
+        served_by_wildcard = route.serving(&chat.model).ok_or_else(|| {
+            ApiError::bad_request(
+                format!(
+                    "'model' must name a model after the provider: 1 to {MAX_MODEL_NAME} bytes \
+                     with no whitespace or control characters."
+                ),
+                Some("model".into()),
+            )
+        })?;
+        &served_by_wildcard
+    } else {
+        route
+    };
     if call.payment_proof.is_some() {
         return route_paid(state, snapshot, route, chat, call, trail).await;
     }
@@ -361,7 +376,14 @@ fn seller<'s>(
     let in_route = |label: &str| route.targets.iter().find(|t| &*t.label == label);
     if let Some(pinned) = &call.pinned {
         return in_route(pinned)
-            .or_else(|| snapshot.route(pinned).and_then(|r| r.targets.first()))
+            .or_else(|| {
+                // A wildcard's target stands for no model in particular: only a configured
+                // one can be pinned from another route.
+                snapshot
+                    .route(pinned)
+                    .filter(|r| !r.is_wildcard())
+                    .and_then(|r| r.targets.first())
+            })
             .ok_or_else(|| {
                 ApiError::bad_request(
                     format!("x-switchboard-target names no configured target: {pinned}"),
@@ -510,7 +532,7 @@ fn reserve<'s>(
     estimated_tokens: u32,
 ) -> Result<(TargetTicket<'s>, Option<Arc<Limiter>>), Skip> {
     let provider = &target.provider;
-    let admitted = state.health.admit_target(&provider.name, &target.label);
+    let admitted = state.health.admit_target(&provider.name, &target.declared);
     let ticket = admitted.map_err(|cooling| {
         let left = cooling.until.saturating_duration_since(Instant::now());
         Skip {

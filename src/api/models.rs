@@ -43,7 +43,11 @@ pub(super) fn handle<B>(request: &Request<B>) -> Result<Response<ResponseBody>, 
                 .route(&id)
                 .filter(|r| is_listed(r))
                 .ok_or_else(|| ApiError::ModelNotFound(id.clone()))?;
-            serde_json::to_vec(&model(snapshot, route))
+            // A wildcard serves the name asked for, which is the model's id.
+            serde_json::to_vec(&Model {
+                id: &id,
+                ..model(snapshot, route)
+            })
         }
     }
     .map_err(|e| ApiError::Internal(e.to_string()))?;

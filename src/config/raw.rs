@@ -2,6 +2,8 @@
 //!
 //! Every table denies unknown fields, so a typo is an error with a line number instead of a
 //! setting silently ignored. `Spanned` values let validation errors point at a line too.
+//! Settings that take one of a few names are read as text: validation names the field and the
+//! names allowed when one is unknown, which serde's own message does not.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,8 +11,6 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use toml::Spanned;
-
-use super::{OnPaymentRequired, Payment, ProviderKind, Strategy};
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -105,7 +105,7 @@ pub(super) struct RawKey {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawProvider {
-    pub(super) kind: ProviderKind,
+    pub(super) kind: Spanned<String>,
     pub(super) base_url: Option<Spanned<String>>,
     pub(super) api_key_env: Option<Spanned<String>>,
     // Limits are read as signed so that `rpm = -1` gets "must be at least 1" rather than a
@@ -121,7 +121,7 @@ pub(super) struct RawProvider {
     pub(super) chunk_delay: Option<Spanned<String>>,
     pub(super) error_rate: Option<Spanned<f64>>,
     pub(super) error_status: Option<Spanned<u16>>,
-    pub(super) payment: Option<Spanned<Payment>>,
+    pub(super) payment: Option<Spanned<String>>,
 }
 
 /// One `[providers.NAME.models."MODEL"]` table. It declares a model that clients may address
@@ -173,12 +173,10 @@ impl<'de> Deserialize<'de> for RawPrice {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRoute {
-    #[serde(default)]
-    pub(super) strategy: Strategy,
+    pub(super) strategy: Option<Spanned<String>>,
     pub(super) targets: Spanned<Vec<RawTarget>>,
     pub(super) failover_on_timeout: Option<bool>,
-    #[serde(default)]
-    pub(super) on_payment_required: OnPaymentRequired,
+    pub(super) on_payment_required: Option<Spanned<String>>,
 }
 
 /// A route target: `"provider/model"`, or `{ target = "provider/model", weight = N }`.

@@ -20,9 +20,9 @@ use crate::redact::Redactor;
 
 use super::{
     AccountingSettings, ClientKey, ConfigError, ConfigErrors, EnvLookup, LimitSettings,
-    MODEL_HEADER, MockSettings, ModelSettings, OnPaymentRequired, PROVIDER_HEADER, Payment,
+    MODEL_HEADER, MockSettings, ModelSettings, Named, OnPaymentRequired, PROVIDER_HEADER, Payment,
     Provider, ProviderKind, Route, RoutingSettings, Secret, ServerSettings, Snapshot, Strategy,
-    Target, UpstreamSettings, UsageLogSettings,
+    Target, UpstreamSettings, UsageLogSettings, WILDCARD_MODEL,
 };
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -46,6 +46,18 @@ impl Checker<'_> {
             field: field.to_owned(),
             reason,
         });
+    }
+
+    /// The value a setting that takes one of a few names is given; `None` when the name is
+    /// unknown, reported with the names allowed.
+    fn named<T: Named>(&mut self, value: &Spanned<String>, table: &str, field: &str) -> Option<T> {
+        match T::parse_named(field, value.get_ref()) {
+            Ok(named) => Some(named),
+            Err(unknown) => {
+                self.error(Some(value.span()), table, field, unknown.to_string());
+                None
+            }
+        }
     }
 
     fn duration(
@@ -108,6 +120,28 @@ fn table_at(text: &str, offset: usize) -> String {
         .unwrap_or_else(|| "top level".to_owned())
 }
 
+/// The key a parse error at byte `offset` is about: the one assigned on its line, before the
+/// value the error points at (or the unknown key the error points at itself). Empty when the
+/// line assigns nothing, e.g. a table missing a field is reported at its header.
+fn field_at(text: &str, offset: usize) -> &str {
+    let offset = offset.min(text.len());
+    let (Some(before), Some(after)) = (text.get(..offset), text.get(offset..)) else {
+        return "";
+    };
+    let before = before.rsplit('\n').next().unwrap_or("");
+    let after = after.split('\n').next().unwrap_or("");
+    let key = match (before.rfind('='), after.find('=')) {
+        (Some(eq), _) => before[..eq].rsplit([',', '{', '[']).next().unwrap_or(""),
+        (None, Some(eq)) => &after[..eq],
+        (None, None) => "",
+    };
+    let key = key.trim().trim_matches('"');
+    let bare = key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare { key } else { "" }
+}
+
 pub(super) fn validate(
     text: &str,
     file: &str,
@@ -120,7 +154,7 @@ pub(super) fn validate(
             file: file.to_owned(),
             line: span.map(|s| line_of(text, s.start)),
             table: table_at(text, offset),
-            field: String::new(),
+            field: field_at(text, offset).to_owned(),
             reason: e.message().trim().to_owned(),
         }])
     })?;
@@ -167,6 +201,7 @@ pub(super) fn validate(
         })
         .collect();
     let routes = routes(&mut check, &raw, &providers);
+    let wildcards = wildcards(&providers);
     if raw.providers.is_empty() && raw.routes.is_empty() {
         // An empty file, or one cut short while it was being written, must never replace a
         // working configuration: it would route nothing.
@@ -193,6 +228,7 @@ pub(super) fn validate(
         keys,
         providers,
         routes,
+        wildcards,
         loaded_at: SystemTime::now(),
         usage_log,
         sha256: super::sha256_hex(text.as_bytes()),
@@ -620,8 +656,9 @@ fn provider(
             "provider names must be non-empty and contain no `/`".into(),
         );
     }
-    let mock = mock_settings(check, &table, raw);
-    let is_mock = raw.kind == ProviderKind::Mock;
+    let kind = check.named::<ProviderKind>(&raw.kind, &table, "kind")?;
+    let is_mock = kind == ProviderKind::Mock;
+    let mock = mock_settings(check, &table, raw, is_mock);
     let base_url = match (&raw.base_url, is_mock) {
         (Some(url), false) => base_url(check, &table, url),
         (None, false) => {
@@ -665,13 +702,13 @@ fn provider(
         .iter()
         .filter_map(|prefix| header_prefix(check, &table, prefix))
         .collect();
-    let payment = payment(check, &table, raw);
+    let payment = payment(check, &table, kind, raw.payment.as_ref());
     if check.errors.len() > errors_before {
         return None;
     }
     Some(Provider {
         name: Arc::from(name),
-        kind: raw.kind,
+        kind,
         base_url,
         api_key_env: raw.api_key_env.as_ref().map(|var| var.get_ref().clone()),
         secret,
@@ -686,20 +723,28 @@ fn provider(
 
 /// `payment`: only OpenAI-wire providers can carry the A2M exchange (its quote and proof
 /// travel in headers around an OpenAI-wire call).
-fn payment(check: &mut Checker<'_>, table: &str, raw: &RawProvider) -> Payment {
-    let Some(payment) = &raw.payment else {
+fn payment(
+    check: &mut Checker<'_>,
+    table: &str,
+    kind: ProviderKind,
+    raw: Option<&Spanned<String>>,
+) -> Payment {
+    let Some(value) = raw else {
         return Payment::None;
     };
-    let wire_ok = matches!(raw.kind, ProviderKind::Qwen | ProviderKind::OpenAi);
-    if *payment.get_ref() == Payment::A2m && !wire_ok {
+    let Some(payment) = check.named::<Payment>(value, table, "payment") else {
+        return Payment::None;
+    };
+    let wire_ok = matches!(kind, ProviderKind::Qwen | ProviderKind::OpenAi);
+    if payment == Payment::A2m && !wire_ok {
         check.error(
-            Some(payment.span()),
+            Some(value.span()),
             table,
             "payment",
             "\"a2m\" only applies to kind = \"qwen\" or \"openai\"".into(),
         );
     }
-    *payment.get_ref()
+    payment
 }
 
 /// The A2M exchange's response headers, `Payment-Validation` above all (the agent's receipt).
@@ -951,8 +996,12 @@ fn header_prefix(check: &mut Checker<'_>, table: &str, prefix: &Spanned<String>)
     None
 }
 
-fn mock_settings(check: &mut Checker<'_>, table: &str, raw: &RawProvider) -> MockSettings {
-    let is_mock = raw.kind == ProviderKind::Mock;
+fn mock_settings(
+    check: &mut Checker<'_>,
+    table: &str,
+    raw: &RawProvider,
+    is_mock: bool,
+) -> MockSettings {
     let mock_only: [(&str, Option<Range<usize>>); 5] = [
         ("reply", raw.reply.as_ref().map(Spanned::span)),
         ("latency", raw.latency.as_ref().map(Spanned::span)),
@@ -1029,7 +1078,9 @@ fn routes(
             continue;
         };
         for model in provider.get_ref().models.keys() {
-            insert_direct(&mut routes, checked, model);
+            if model != WILDCARD_MODEL {
+                insert_direct(&mut routes, checked, model);
+            }
         }
     }
     for (name, route) in &raw.routes {
@@ -1041,6 +1092,27 @@ fn routes(
         }
     }
     routes
+}
+
+/// `provider/*` of each provider that declares `[providers.NAME.models."*"]`: a direct route
+/// whose one target stands for any model name the provider does not declare.
+fn wildcards(providers: &BTreeMap<String, Arc<Provider>>) -> foldhash::HashMap<String, Route> {
+    providers
+        .iter()
+        .filter(|(_, provider)| provider.models.contains_key(WILDCARD_MODEL))
+        .map(|(name, provider)| {
+            let target = make_target(provider, WILDCARD_MODEL, 1);
+            let route = Route {
+                name: target.label.clone(),
+                targets: vec![target],
+                strategy: Strategy::Priority,
+                failover_on_timeout: true,
+                on_payment_required: OnPaymentRequired::Quote,
+                direct: true,
+            };
+            (name.clone(), route)
+        })
+        .collect()
 }
 
 fn insert_direct(
@@ -1062,10 +1134,12 @@ fn insert_direct(
 }
 
 fn make_target(provider: &Arc<Provider>, model: &str, weight: u32) -> Target {
+    let label: Arc<str> = Arc::from(format!("{}/{model}", provider.name));
     Target {
         provider: provider.clone(),
         model: Arc::from(model),
-        label: Arc::from(format!("{}/{model}", provider.name)),
+        declared: label.clone(),
+        label,
         weight,
         max_tokens: provider.models.get(model).and_then(|m| m.max_tokens),
         prices: provider.models.get(model).and_then(|m| m.prices.clone()),
@@ -1075,7 +1149,7 @@ fn make_target(provider: &Arc<Provider>, model: &str, weight: u32) -> Target {
 
 /// The headers that name the answering target; a name that is no valid header value is left
 /// out rather than mangled.
-fn answer_headers(provider: &str, model: &str) -> Arc<[(HeaderName, HeaderValue)]> {
+pub(super) fn answer_headers(provider: &str, model: &str) -> Arc<[(HeaderName, HeaderValue)]> {
     [(PROVIDER_HEADER, provider), (MODEL_HEADER, model)]
         .into_iter()
         .filter_map(|(name, value)| Some((name, HeaderValue::from_str(value).ok()?)))
@@ -1121,13 +1195,25 @@ fn route(
             targets.push(target);
         }
     }
-    let weighted = matches!(raw.strategy, Strategy::Weighted);
+    let strategy = raw
+        .strategy
+        .as_ref()
+        .map_or(Some(Strategy::default()), |value| {
+            check.named(value, &table, "strategy")
+        });
+    let on_payment_required = raw
+        .on_payment_required
+        .as_ref()
+        .map_or(Some(OnPaymentRequired::default()), |value| {
+            check.named(value, &table, "on_payment_required")
+        });
+    let weighted = strategy == Some(Strategy::Weighted);
     let has_weights = raw
         .targets
         .get_ref()
         .iter()
         .any(|t| matches!(t, RawTarget::Weighted(_)));
-    if has_weights && !weighted {
+    if has_weights && !weighted && strategy.is_some() {
         check.error(
             Some(span),
             &table,
@@ -1135,12 +1221,15 @@ fn route(
             "weights only apply with strategy = \"weighted\"".into(),
         );
     }
+    let (Some(strategy), Some(on_payment_required)) = (strategy, on_payment_required) else {
+        return None;
+    };
     (check.errors.len() == errors_before).then(|| Route {
         name: Arc::from(name),
         targets,
-        strategy: raw.strategy,
+        strategy,
         failover_on_timeout: raw.failover_on_timeout.unwrap_or(true),
-        on_payment_required: raw.on_payment_required,
+        on_payment_required,
         direct: false,
     })
 }
@@ -1173,6 +1262,18 @@ fn target(
         return None;
     };
     match providers.get(provider) {
+        Some(_) if model == WILDCARD_MODEL => {
+            check.error(
+                Some(span),
+                table,
+                "targets",
+                format!(
+                    "`{text}` is the provider's wildcard, not a model; name the model a route \
+                     sends to"
+                ),
+            );
+            None
+        }
         Some(found) if !model.is_empty() => Some(make_target(found, model, weight)),
         Some(_) => {
             check.error(
@@ -1322,10 +1423,91 @@ targets = ["mistral/mistral-small-latest", "qwen/qwen-plus"]
     }
 
     #[test]
-    fn unknown_kind_is_an_error() {
-        let error = first_error("[providers.x]\nkind = \"telepathy\"\n");
-        assert!(error.reason.contains("telepathy"), "{error}");
-        assert_eq!(error.table, "providers.x");
+    fn unknown_names_say_their_field_and_the_names_allowed() {
+        let route = |line: &str| {
+            format!("[providers.m]\nkind = \"mock\"\n[routes.r]\ntargets = [\"m/x\"]\n{line}\n")
+        };
+        let cases = [
+            (
+                "[providers.broken]\nkind = \"nope\"\n".to_owned(),
+                "test.toml:2: [providers.broken] kind: unknown kind \"nope\", expected one of \
+                 openai, qwen, mistral, anthropic, gemini, mock",
+            ),
+            (
+                "[providers.q]\nkind = \"qwen\"\nbase_url = \"http://x\"\npayment = \"card\"\n"
+                    .to_owned(),
+                "test.toml:4: [providers.q] payment: unknown payment \"card\", expected one of \
+                 none, a2m",
+            ),
+            (
+                route("strategy = \"random\""),
+                "test.toml:5: [routes.r] strategy: unknown strategy \"random\", expected one of \
+                 priority, weighted",
+            ),
+            (
+                route("on_payment_required = \"pay\""),
+                "test.toml:5: [routes.r] on_payment_required: unknown on_payment_required \
+                 \"pay\", expected one of quote, failover",
+            ),
+        ];
+        for (text, expected) in cases {
+            let errors = parse(&text).unwrap_err().0;
+            assert_eq!(errors.len(), 1, "{text}: {errors:?}");
+            assert_eq!(errors[0].to_string(), expected);
+        }
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_its_field() {
+        let cases = [
+            (
+                "[providers.m]\nkind = \"mock\"\nrpm = \"many\"\n",
+                "providers.m",
+                "rpm",
+            ),
+            ("[providers.m]\nkind = 5\n", "providers.m", "kind"),
+            (
+                "[providers.m]\nkind = \"mock\"\n[providers.m.models.\"x\"]\nmax_tokens = -1\n",
+                "providers.m.models.\"x\"",
+                "max_tokens",
+            ),
+            ("[[keys]]\nname = \"a\"\nadmin = \"yes\"\n", "keys", "admin"),
+            ("[routing]\nmax_attempts = 1.5\n", "routing", "max_attempts"),
+        ];
+        for (text, table, field) in cases {
+            let error = first_error(text);
+            assert_eq!(
+                (error.table.as_str(), error.field.as_str()),
+                (table, field),
+                "{text}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_wildcard_model_table_serves_any_name_but_no_route_targets_it() {
+        let text = "[providers.w]\nkind = \"mock\"\n[providers.w.models.\"*\"]\nmax_tokens = 7\n\
+                    [providers.w.models.\"known\"]\n[providers.p]\nkind = \"mock\"\n";
+        let snapshot = parse(text).unwrap();
+        let wildcard = snapshot.route("w/new-model").unwrap();
+        assert!(wildcard.is_wildcard());
+        assert_eq!(&*wildcard.name, "w/*");
+        let served = wildcard.serving("w/new-model").unwrap();
+        let target = &served.targets[0];
+        assert_eq!(
+            (&*target.model, &*target.label),
+            ("new-model", "w/new-model")
+        );
+        assert_eq!((&*target.declared, target.max_tokens), ("w/*", Some(7)));
+        assert!(wildcard.serving("w/bad\u{7}name").is_none());
+        assert!(!snapshot.route("w/known").unwrap().is_wildcard());
+        assert!(snapshot.route("p/new-model").is_none());
+        let error = first_error(&format!("{text}[routes.r]\ntargets = [\"w/*\"]\n"));
+        assert_eq!(
+            (error.table.as_str(), error.field.as_str()),
+            ("routes.r", "targets")
+        );
+        assert!(error.reason.contains("wildcard"), "{error}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::logging::LogFormat;
 
-use super::{ConfigError, OnPaymentRequired, Payment, Provider, Route, Snapshot, Strategy};
+use super::{ConfigError, Named, Payment, Provider, Route, Snapshot, Strategy};
 
 /// Everything `GET /admin/config` answers.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -377,17 +377,13 @@ fn provider_view(provider: &Provider) -> ProviderView {
             error_rate: mock.error_rate,
             error_status: mock.error_status.as_u16(),
         }),
-        payment: (provider.payment == Payment::A2m).then(|| "a2m".to_owned()),
+        payment: (provider.payment != Payment::None).then(|| provider.payment.name().to_owned()),
     }
 }
 
 fn route_view(route: &Route) -> RouteView {
     RouteView {
-        strategy: match route.strategy {
-            Strategy::Priority => "priority",
-            Strategy::Weighted => "weighted",
-        }
-        .to_owned(),
+        strategy: route.strategy.name().to_owned(),
         targets: route
             .targets
             .iter()
@@ -397,11 +393,7 @@ fn route_view(route: &Route) -> RouteView {
             })
             .collect(),
         failover_on_timeout: route.failover_on_timeout,
-        on_payment_required: match route.on_payment_required {
-            OnPaymentRequired::Quote => "quote",
-            OnPaymentRequired::Failover => "failover",
-        }
-        .to_owned(),
+        on_payment_required: route.on_payment_required.name().to_owned(),
     }
 }
 

@@ -34,7 +34,7 @@ use serde_json::value::RawValue;
 use super::openai::{self, ErrorFields, cut_short};
 use super::{
     Adapter, Fnv1a, StreamTranslator, Translated, UpstreamRequest, add_api_key, compact_json,
-    event_text, json_headers,
+    event_text, json_headers, refuse_choices_above,
 };
 use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
@@ -472,6 +472,7 @@ fn build_request<'c>(
 ) -> Result<GenerateContent<'c>, ApiError> {
     let extras = extras(chat)?;
     refuse_unsupported(&extras, target)?;
+    refuse_choices_above(chat, target, MAX_CHOICES)?;
     let conversation = conversation(chat.messages(), target)?;
     let tools = tools(chat, target)?;
     let tool_config = tool_config(chat, &tools)?;
@@ -1400,8 +1401,9 @@ struct Answering {
     max_choices: u32,
 }
 
-/// The most choices a stream keeps state for; Gemini's own limit is 8.
-const MAX_CHOICES: u32 = 16;
+/// The most candidates Gemini returns (`candidateCount`, the client's `n`): a request for
+/// more is refused before it is sent, so a stream keeps state for at most this many.
+const MAX_CHOICES: u32 = 8;
 
 impl Answering {
     /// Copies what it needs from the request and target.
@@ -2674,6 +2676,18 @@ mod tests {
             answer(json!([1])).unwrap_err().kind,
             FailureKind::Unavailable
         );
+    }
+
+    #[test]
+    fn more_candidates_than_gemini_returns_are_refused_naming_n() {
+        let body = |n: u32| chat_body(json!([user("hi")]), json!({ "n": n }));
+        assert_eq!(request(body(8))["generationConfig"]["candidateCount"], 8);
+        let error = request_error(body(9));
+        assert_eq!(error["param"], "n");
+        assert_eq!(error["code"], "unsupported_parameter");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains("provider 'g' (kind gemini)"), "{message}");
+        assert!(message.contains("at most 8"), "{message}");
     }
 
     #[test]

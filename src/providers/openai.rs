@@ -16,8 +16,9 @@ use serde_json::value::RawValue;
 
 use super::{
     Adapter, StreamTranslator, Translated, UpstreamRequest, add_api_key, event_text, json_headers,
+    refuse_choices_above,
 };
-use crate::config::Target;
+use crate::config::{ProviderKind, Target};
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
 use crate::json_scan::{ERROR, USAGE};
 use crate::json_syntax;
@@ -35,6 +36,10 @@ impl Adapter for OpenAi {
         chat: &ChatRequest<'_>,
         target: &Target,
     ) -> Result<UpstreamRequest, ApiError> {
+        if target.provider.kind == ProviderKind::Mock {
+            // The built-in responder writes one choice.
+            refuse_choices_above(chat, target, 1)?;
+        }
         Ok(UpstreamRequest {
             method: Method::POST,
             path: "/chat/completions".to_owned(),
@@ -322,6 +327,24 @@ mod tests {
     use http::HeaderValue;
 
     use super::*;
+
+    fn request(kind: &str, n: u32) -> Result<UpstreamRequest, ApiError> {
+        let target = crate::config::test_target(kind, "p", "m");
+        let raw =
+            format!(r#"{{"model":"m","n":{n},"messages":[{{"role":"user","content":"hi"}}]}}"#);
+        let chat = ChatRequest::parse(raw.as_bytes()).unwrap();
+        OpenAi.request(&chat, &target)
+    }
+
+    #[test]
+    fn the_mock_refuses_several_choices_and_openai_passes_them() {
+        assert!(request("openai", 128).is_ok());
+        assert!(request("mock", 1).is_ok());
+        let error = request("mock", 2).unwrap_err();
+        let body: serde_json::Value = serde_json::from_slice(&error.body()).unwrap();
+        assert_eq!(body["error"]["param"], "n");
+        assert_eq!(body["error"]["code"], "unsupported_parameter");
+    }
 
     fn classify_json(status: u16, body: &str) -> UpstreamFailure {
         classify(

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
 use super::openai::{self, ErrorFields, OpenAi};
-use super::{Adapter, StreamTranslator, Translated, UpstreamRequest};
+use super::{Adapter, StreamTranslator, Translated, UpstreamRequest, refuse_choices_above};
 use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
 use crate::openai::ChatRequest;
@@ -18,12 +18,16 @@ use crate::openai::ChatRequest;
 /// The DashScope compatible-mode adapter.
 pub(super) struct Qwen;
 
+/// The most choices DashScope returns (`n`, on the models that take it at all).
+const MAX_CHOICES: u32 = 4;
+
 impl Adapter for Qwen {
     fn request(
         &self,
         chat: &ChatRequest<'_>,
         target: &Target,
     ) -> Result<UpstreamRequest, ApiError> {
+        refuse_choices_above(chat, target, MAX_CHOICES)?;
         OpenAi.request(chat, target)
     }
 
@@ -68,6 +72,29 @@ mod tests {
             &HeaderMap::new(),
             body.as_bytes(),
         )
+    }
+
+    #[test]
+    fn more_choices_than_dashscope_returns_are_refused_naming_n() {
+        let target = crate::config::test_target("qwen", "dashscope", "qwen-plus");
+        let request = |n: u32| {
+            let raw =
+                format!(r#"{{"model":"m","n":{n},"messages":[{{"role":"user","content":"hi"}}]}}"#);
+            let chat = ChatRequest::parse(raw.as_bytes()).unwrap();
+            Qwen.request(&chat, &target).map(|r| r.body)
+        };
+        let sent = request(4).unwrap();
+        assert!(String::from_utf8_lossy(&sent).contains(r#""n":4"#));
+        let error = request(5).unwrap_err();
+        let body: serde_json::Value = serde_json::from_slice(&error.body()).unwrap();
+        assert_eq!(body["error"]["param"], "n");
+        assert_eq!(body["error"]["code"], "unsupported_parameter");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("provider 'dashscope' (kind qwen)")
+        );
     }
 
     #[test]

@@ -346,7 +346,7 @@ async fn invalid_argument_reaches_the_client_as_its_own_400() {
     let router = router_for(&upstream).await;
     let answer = chat(
         &router,
-        r#"{"model":"smart","messages":[{"role":"user","content":"hi"}],"max_tokens":0}"#,
+        r#"{"model":"smart","messages":[{"role":"user","content":"hi"}],"max_tokens":5}"#,
     )
     .await;
     assert_eq!(answer.status, 400);

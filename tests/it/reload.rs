@@ -736,7 +736,7 @@ async fn invalid_files_change_nothing_and_say_where_they_are_wrong() {
         (
             with_keys("[providers.a]\nkind = \"mock\"\nrpn = 5\n[routes.r]\ntargets = [\"a/m\"]\n"),
             "providers.a",
-            "",
+            "rpn",
             "rpn",
         ),
         (
