@@ -310,6 +310,10 @@ struct Untyped {
     /// OpenAI's successor to `user`.
     #[serde(default)]
     safety_identifier: Option<String>,
+    #[serde(default)]
+    reasoning_effort: Option<serde_json::Value>,
+    #[serde(default)]
+    web_search_options: Option<serde_json::Value>,
 }
 
 /// Refuses the OpenAI features the Messages API has no counterpart for.
@@ -391,6 +395,28 @@ fn refuse_untyped(untyped: &Untyped) -> Result<(), ApiError> {
         return Err(unsupported(
             "functions",
             "the deprecated functions API is not translated; send 'tools' instead",
+        ));
+    }
+    if untyped
+        .reasoning_effort
+        .as_ref()
+        .is_some_and(|effort| !effort.is_null() && effort.as_str() != Some("none"))
+    {
+        // Dropping it would answer without the reasoning asked for; extended thinking needs
+        // its signed blocks carried across turns, which this adapter does not do yet.
+        return Err(unsupported(
+            "reasoning_effort",
+            "extended thinking is not translated for Claude; leave it out or send \"none\"",
+        ));
+    }
+    if untyped
+        .web_search_options
+        .as_ref()
+        .is_some_and(|options| !options.is_null())
+    {
+        return Err(unsupported(
+            "web_search_options",
+            "Claude's web search is a server tool this adapter does not translate",
         ));
     }
     if untyped.function_call.is_some() {
@@ -1821,9 +1847,22 @@ max_tokens = 1000
     }
 
     #[test]
+    fn reasoning_and_web_search_are_refused_not_dropped() {
+        for (extra, param) in [
+            (r#","reasoning_effort":"high""#, "reasoning_effort"),
+            (r#","reasoning_effort":"low""#, "reasoning_effort"),
+            (r#","web_search_options":{}"#, "web_search_options"),
+        ] {
+            let (refused_param, message) = refused(&with(extra));
+            assert_eq!(refused_param, param, "{extra}");
+            assert!(message.contains("anthropic"), "{message}");
+        }
+    }
+
+    #[test]
     fn harmless_values_of_unsupported_fields_pass() {
         let body = with(
-            r#","n":1,"seed":42,"logprobs":false,"top_logprobs":0,"logit_bias":{},"presence_penalty":0,"frequency_penalty":0.0,"modalities":["text"]"#,
+            r#","n":1,"seed":42,"logprobs":false,"top_logprobs":0,"logit_bias":{},"presence_penalty":0,"frequency_penalty":0.0,"modalities":["text"],"reasoning_effort":"none","web_search_options":null"#,
         );
         let translated = translate(&body);
         assert!(translated.get("seed").is_none());
