@@ -968,10 +968,12 @@ pub(crate) fn routed(routing: &str, route_extra: &str, providers: &[(&str, Strin
         .iter()
         .map(|(name, _)| format!("\"{name}/m-{name}\""))
         .collect();
-    text += &format!(
-        "[routes.r]\n{route_extra}\ntargets = [{}]\n",
-        targets.join(", ")
-    );
+    text += "[routes.r]\n";
+    if !route_extra.is_empty() {
+        text += route_extra;
+        text += "\n";
+    }
+    text += &format!("targets = [{}]\n", targets.join(", "));
     text
 }
 
