@@ -97,12 +97,13 @@ targets = ["local/echo"]
     assert!(received.starts_with(b"HTTP/1.1 200"));
     let started = Instant::now();
 
-    tokio::time::timeout(Duration::from_secs(2), router.shutdown())
+    // Bounded far below the 30 s grace, far above what two busy cores need to stop.
+    tokio::time::timeout(Duration::from_secs(10), router.shutdown())
         .await
         .expect("an idle connection must not make shutdown wait for the 30s grace");
 
     assert!(
-        started.elapsed() < Duration::from_secs(1),
+        started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
     );
@@ -118,7 +119,9 @@ targets = ["local/echo"]
 async fn streams_still_open_when_the_grace_period_ends_are_cut() {
     use http_body_util::BodyExt;
 
-    let many: Vec<&str> = std::iter::repeat_n(EVENTS[1], 30)
+    // 100 events 50 ms apart: five seconds of stream, far longer than the 200 ms grace plus
+    // the bounds below, so a stream that is not cut is told apart on two busy cores too.
+    let many: Vec<&str> = std::iter::repeat_n(EVENTS[1], 100)
         .chain(std::iter::once("[DONE]"))
         .collect();
     let upstream = MockUpstream::start(vec![
@@ -138,14 +141,14 @@ async fn streams_still_open_when_the_grace_period_ends_are_cut() {
     assert!(stream.next_chunk().await.is_some());
 
     let server = router.begin_shutdown();
-    tokio::time::timeout(Duration::from_secs(1), server)
+    tokio::time::timeout(Duration::from_secs(3), server)
         .await
         .expect("run() returns once the grace period is over")
         .unwrap();
     let grace_over = Instant::now();
 
     // From here on the connection must be cut: the stream ends (with an error, as it is
-    // incomplete) instead of running on to [DONE] for another second and a half.
+    // incomplete) instead of running on to [DONE] for seconds more.
     let mut received = String::new();
     let ended = tokio::time::timeout(Duration::from_secs(3), async {
         while let Some(frame) = stream.body.frame().await {
@@ -166,7 +169,7 @@ async fn streams_still_open_when_the_grace_period_ends_are_cut() {
         "the stream ran to completion after the grace period"
     );
     assert!(
-        grace_over.elapsed() < Duration::from_millis(300),
+        grace_over.elapsed() < Duration::from_secs(1),
         "cut at the end of the grace period, not {:?} later",
         grace_over.elapsed()
     );
