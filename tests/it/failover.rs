@@ -609,18 +609,20 @@ async fn a_cooldown_ends_with_exactly_one_probe() {
     assert_eq!(a.calls(), 3);
 }
 
-#[tokio::test]
-async fn a_late_success_does_not_erase_a_newer_cooldown() {
-    // r1 reaches a first and is held there; r2 gets a 429 with Retry-After: 30 meanwhile.
+/// r1 reaches a first and is held there; r2 gets a 429 with Retry-After: 30 meanwhile and is
+/// answered by b; then r1 gets `late` from a. Asserts that a's 30 s cooldown survived r1's
+/// late answer (`what`) and that a third request goes to b without calling a; returns r1's
+/// answer.
+async fn late_answer_after_a_newer_cooldown(routing: &str, late: Reply, what: &str) -> Answer {
     let r1_held = Gate::new();
     let a = MockUpstream::start(vec![
-        ok("a").until(&r1_held),
+        late.until(&r1_held),
         rate_limited().header("retry-after", "30"),
         ok("a"),
     ])
     .await;
     let b = MockUpstream::start(vec![ok("b")]).await;
-    let router = Arc::new(a_then_b("", a.url("/v1"), &b).await);
+    let router = Arc::new(a_then_b(routing, a.url("/v1"), &b).await);
     let r1 = tokio::spawn({
         let router = router.clone();
         async move { chat(&router, CHAT).await }
@@ -630,14 +632,13 @@ async fn a_late_success_does_not_erase_a_newer_cooldown() {
     assert_eq!(r2.headers["x-switchboard-provider"], "b");
     r1_held.open();
     let r1 = r1.await.unwrap();
-    assert_eq!(r1.headers["x-switchboard-provider"], "a");
 
     let left = cooldown(&scrape(&router).await, "a");
     let r3 = chat(&router, CHAT).await;
 
     assert!(
         left > 25.0,
-        "a asked for 30 s; {left} s left after r1's late success"
+        "a asked for 30 s; {left} s left after r1's late {what}"
     );
     assert_eq!(r3.headers["x-switchboard-provider"], "b");
     assert_eq!(
@@ -645,76 +646,32 @@ async fn a_late_success_does_not_erase_a_newer_cooldown() {
         2,
         "a was called while it had asked for 30 s of quiet"
     );
+    r1
+}
+
+#[tokio::test]
+async fn a_late_success_does_not_erase_a_newer_cooldown() {
+    let r1 = late_answer_after_a_newer_cooldown("", ok("a"), "success").await;
+    assert_eq!(r1.headers["x-switchboard-provider"], "a");
 }
 
 #[tokio::test]
 async fn a_late_failure_does_not_shorten_a_longer_cooldown() {
-    let r1_held = Gate::new();
-    let a = MockUpstream::start(vec![
-        status(503).until(&r1_held),
-        rate_limited().header("retry-after", "30"),
-        ok("a"),
-    ])
-    .await;
-    let b = MockUpstream::start(vec![ok("b")]).await;
-    let router = Arc::new(a_then_b("default_cooldown = \"50ms\"", a.url("/v1"), &b).await);
-    let r1 = tokio::spawn({
-        let router = router.clone();
-        async move { chat(&router, CHAT).await }
-    });
-    a.wait_for_calls(1).await;
-    assert_eq!(
-        chat(&router, CHAT).await.headers["x-switchboard-provider"],
-        "b"
-    );
-    r1_held.open();
-    assert_eq!(r1.await.unwrap().headers["x-switchboard-provider"], "b");
-
-    let left = cooldown(&scrape(&router).await, "a");
-
-    assert!(
-        left > 25.0,
-        "a asked for 30 s; {left} s left after r1's late 503"
-    );
+    let routing = "default_cooldown = \"50ms\"";
+    let r1 = late_answer_after_a_newer_cooldown(routing, status(503), "503").await;
+    assert_eq!(r1.headers["x-switchboard-provider"], "b", "r1 failed over");
 }
 
 #[tokio::test]
 async fn a_late_client_error_does_not_erase_a_cooldown() {
     // A wrong request says nothing about the provider, so it must not close its breaker
     // either.
-    let r1_held = Gate::new();
-    let a = MockUpstream::start(vec![
-        Reply::json(
-            400,
-            &error_body("invalid_request_error", "bad", "bad request"),
-        )
-        .until(&r1_held),
-        rate_limited().header("retry-after", "30"),
-        ok("a"),
-    ])
-    .await;
-    let b = MockUpstream::start(vec![ok("b")]).await;
-    let router = Arc::new(a_then_b("", a.url("/v1"), &b).await);
-    let r1 = tokio::spawn({
-        let router = router.clone();
-        async move { chat(&router, CHAT).await }
-    });
-    a.wait_for_calls(1).await;
-    assert_eq!(
-        chat(&router, CHAT).await.headers["x-switchboard-provider"],
-        "b"
+    let bad = Reply::json(
+        400,
+        &error_body("invalid_request_error", "bad", "bad request"),
     );
-    r1_held.open();
-    assert_eq!(r1.await.unwrap().status, 400);
-
-    let left = cooldown(&scrape(&router).await, "a");
-    let r3 = chat(&router, CHAT).await;
-
-    assert!(
-        left > 25.0,
-        "a asked for 30 s; {left} s left after r1's late 400"
-    );
-    assert_eq!(r3.headers["x-switchboard-provider"], "b");
+    let r1 = late_answer_after_a_newer_cooldown("", bad, "400").await;
+    assert_eq!(r1.status, 400);
 }
 
 #[tokio::test]
