@@ -52,6 +52,8 @@ pub(crate) struct Reply {
     abort: bool,
     /// Hold the response headers until the test opens this gate.
     gate: Option<Gate>,
+    /// After this many body chunks, hold the rest until the test opens the gate.
+    pause: Option<(usize, Gate)>,
 }
 
 impl Reply {
@@ -65,6 +67,7 @@ impl Reply {
             chunk_delay: Duration::ZERO,
             abort: false,
             gate: None,
+            pause: None,
         }
     }
 
@@ -78,6 +81,7 @@ impl Reply {
             chunk_delay: Duration::ZERO,
             abort: false,
             gate: None,
+            pause: None,
         }
     }
 
@@ -116,6 +120,13 @@ impl Reply {
     /// Cut the connection after the chunks instead of ending the body.
     pub(crate) fn abort(mut self) -> Self {
         self.abort = true;
+        self
+    }
+
+    /// Send the first `chunks` body chunks, then hold the rest until `gate` opens: "while this
+    /// stream is open" then lasts exactly as long as the test needs.
+    pub(crate) fn pause_after(mut self, chunks: usize, gate: &Gate) -> Self {
+        self.pause = Some((chunks, gate.clone()));
         self
     }
 
@@ -242,10 +253,17 @@ async fn answer(
     }
     let chunk_delay = reply.chunk_delay;
     let abort = reply.abort;
-    let frames = futures_util::stream::iter(reply.chunks)
-        .then(move |chunk| async move {
-            tokio::time::sleep(chunk_delay).await;
-            Ok::<_, std::io::Error>(Frame::data(chunk))
+    let pause = reply.pause;
+    let frames = futures_util::stream::iter(reply.chunks.into_iter().enumerate())
+        .then(move |(sent, chunk)| {
+            let pause = pause.clone();
+            async move {
+                if let Some((_, gate)) = pause.filter(|(after, _)| *after == sent) {
+                    gate.passed().await;
+                }
+                tokio::time::sleep(chunk_delay).await;
+                Ok::<_, std::io::Error>(Frame::data(chunk))
+            }
         })
         .chain(futures_util::stream::iter(abort.then(|| {
             Err(std::io::Error::new(
