@@ -2,6 +2,8 @@
 # The test command: prepares the Python virtualenv the SDK-compatibility test needs
 # (.venv in the repository root, with tests/python/requirements.txt), then runs the whole
 # cargo test suite against it. Extra arguments go to `cargo test`, e.g. `scripts/test.sh sdk_`.
+# SWITCHBOARD_REQUIRE_PYTHON=1 makes a missing interpreter a failure of the SDK test (plain
+# `cargo test` skips it instead), so this script, and CI which runs it, can never skip it.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -50,4 +52,4 @@ if [[ ! -f "$stamp" ]] || [[ "$(cat "$stamp")" != "$wanted" ]] \
 fi
 
 cd "$repo"
-SWITCHBOARD_PYTHON="$python" exec cargo test --locked "$@"
+SWITCHBOARD_PYTHON="$python" SWITCHBOARD_REQUIRE_PYTHON=1 exec cargo test --locked "$@"

@@ -4,13 +4,14 @@
 //! abandons, and transaction fees charged once per transaction.
 #![cfg(test)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::metrics::{COST, Exposition, TRANSACTIONS, scrape};
 use crate::support::{
-    MockUpstream, Reply, RouterHandle, chat, chat_with, open_chat_stream, spawn_router,
+    MockUpstream, PATIENCE, Reply, RouterHandle, chat, chat_with, open_chat_stream, spawn_router,
+    wait_for,
 };
 
 /// qwen-max's list prices (USD per MTok).
@@ -321,19 +322,12 @@ async fn a_stream_the_client_abandons_is_accounted_with_what_was_received() {
     drop(stream);
     // 1000 x 3 + 1 x 15 = 3015 per MTok and no fee, counted once the router notices the
     // client left.
-    let until = Instant::now() + Duration::from_secs(5);
-    loop {
+    let spent = wait_for(PATIENCE, "the abandoned stream is accounted", || async {
         let spent = spent(&router, "USD").await;
-        if spent > 0.0 {
-            assert_close(spent, 0.003015);
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "the abandoned stream was never accounted"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (spent > 0.0).then_some(spent)
+    })
+    .await;
+    assert_close(spent, 0.003015);
     let metrics = scrape(&router).await;
     assert_eq!(
         metrics.value(TRANSACTIONS, &[("provider", "up"), ("model", "m")]),
@@ -450,8 +444,24 @@ async fn a_failed_request_pays_nothing_and_leaves_the_fee_to_the_next_success() 
     let failed = chat_with(&router, &[("x-transaction-id", "order-5")], PAY).await;
     assert_eq!(failed.status, 503, "{}", failed.text());
     assert!(failed.headers.get("x-switchboard-cost").is_none());
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(pay(&router, Some("order-5"), PAY).await, FEE);
+    // Until the 1 ms cooldown that 503 opened is over, the route answers 503 without calling
+    // a1 (and charges nothing); the first success pays the fee.
+    let cost = wait_for(PATIENCE, "a success once the cooldown is over", || async {
+        let answer = chat_with(&router, &[("x-transaction-id", "order-5")], PAY).await;
+        if answer.status != 200 {
+            assert!(answer.headers.get("x-switchboard-cost").is_none());
+            return None;
+        }
+        Some(
+            answer.headers["x-switchboard-cost"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        )
+    })
+    .await;
+    assert_eq!(cost, FEE);
+    assert_eq!(a1.calls(), 2, "the failure, then the success");
 }
 
 #[tokio::test]

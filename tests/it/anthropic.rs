@@ -368,12 +368,10 @@ mod sdk {
     use async_openai::types::chat::{
         ChatCompletionMessageToolCalls, CreateChatCompletionRequest, FinishReason,
     };
-    use futures_util::StreamExt;
     use serde_json::{Value, json};
 
     use super::{ANSWER, STREAM, router};
-    use crate::support::MockUpstream;
-    use crate::support::Reply;
+    use crate::support::{MockUpstream, Reply, SdkStream};
 
     fn client(router: &crate::support::RouterHandle) -> Client<OpenAIConfig> {
         crate::support::sdk_client(router, "client-key")
@@ -423,46 +421,17 @@ mod sdk {
     async fn stream_tool_call_fragments_and_usage() {
         let upstream = MockUpstream::start(vec![Reply::sse_raw(STREAM)]).await;
         let router = router(&upstream).await;
-        let mut stream = client(&router)
+        let stream = client(&router)
             .chat()
             .create_stream(request(true).unwrap())
             .await
             .unwrap();
-        let mut text = String::new();
-        let mut call_id = None;
-        let mut arguments = String::new();
-        let mut finish = None;
-        let mut usage = None;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.unwrap();
-            if let Some(u) = chunk.usage {
-                usage = Some(u);
-            }
-            let Some(choice) = chunk.choices.first() else {
-                continue;
-            };
-            text.push_str(choice.delta.content.as_deref().unwrap_or_default());
-            for call in choice.delta.tool_calls.iter().flatten() {
-                assert_eq!(call.index, 0);
-                if let Some(id) = &call.id {
-                    call_id = Some(id.clone());
-                }
-                if let Some(function) = &call.function {
-                    arguments.push_str(function.arguments.as_deref().unwrap_or_default());
-                }
-            }
-            if choice.finish_reason.is_some() {
-                finish = choice.finish_reason;
-            }
-        }
-        assert_eq!(text, "Let me check.");
-        assert_eq!(call_id.as_deref(), Some("toolu_9"));
-        assert_eq!(
-            serde_json::from_str::<Value>(&arguments).unwrap(),
-            json!({"city": "Paris", "days": 12})
-        );
-        assert_eq!(finish, Some(FinishReason::ToolCalls));
-        let usage = usage.unwrap();
+        let read = SdkStream::read(stream).await;
+        assert_eq!(read.text, "Let me check.");
+        assert_eq!(read.call_id.as_deref(), Some("toolu_9"));
+        assert_eq!(read.arguments_json(), json!({"city": "Paris", "days": 12}));
+        assert_eq!(read.finishes, [FinishReason::ToolCalls]);
+        let usage = read.usage();
         assert_eq!((usage.prompt_tokens, usage.completion_tokens), (40, 25));
     }
 }

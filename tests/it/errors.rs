@@ -369,8 +369,9 @@ targets = ["up/m1"]
 
     let answer = chat(&router, REQUEST).await;
 
+    // No retry, no backoff: far below any timeout, with margin for two busy cores.
     assert!(
-        started.elapsed() < Duration::from_secs(1),
+        started.elapsed() < Duration::from_millis(2500),
         "{:?}",
         started.elapsed()
     );

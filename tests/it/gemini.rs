@@ -403,11 +403,10 @@ mod sdk {
     use async_openai::types::chat::{
         ChatCompletionMessageToolCalls, CreateChatCompletionRequest, FinishReason,
     };
-    use futures_util::StreamExt;
     use serde_json::{Value, json};
 
     use super::{FUNCTION_CALL_ANSWER, MODEL, STREAM, gemini_sse, router_for, weather_tools};
-    use crate::support::{MockUpstream, Reply, RouterHandle};
+    use crate::support::{MockUpstream, Reply, RouterHandle, SdkStream};
 
     fn client(router: &RouterHandle) -> Client<OpenAIConfig> {
         crate::support::sdk_client(router, "client-key")
@@ -475,60 +474,23 @@ mod sdk {
     async fn stream_tool_call_and_usage() {
         let upstream = MockUpstream::start(vec![gemini_sse(&STREAM)]).await;
         let router = router_for(&upstream).await;
-        let mut stream = client(&router)
+        let stream = client(&router)
             .chat()
             .create_stream(request(true).unwrap())
             .await
             .unwrap();
-        let mut text = String::new();
-        let mut call_id = None;
-        let mut name = String::new();
-        let mut arguments = String::new();
-        let mut finish = None;
-        let mut usages = Vec::new();
-        let mut after_usage = 0;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.unwrap();
-            assert_eq!(chunk.id, "chatcmpl-sse-1");
-            if !usages.is_empty() {
-                after_usage += 1;
-            }
-            if let Some(usage) = chunk.usage {
-                assert!(chunk.choices.is_empty(), "the usage chunk has no choices");
-                usages.push(usage);
-            }
-            let Some(choice) = chunk.choices.first() else {
-                continue;
-            };
-            text.push_str(choice.delta.content.as_deref().unwrap_or_default());
-            for call in choice.delta.tool_calls.iter().flatten() {
-                assert_eq!(call.index, 0);
-                if let Some(id) = &call.id {
-                    call_id = Some(id.clone());
-                }
-                if let Some(function) = &call.function {
-                    name.push_str(function.name.as_deref().unwrap_or_default());
-                    arguments.push_str(function.arguments.as_deref().unwrap_or_default());
-                }
-            }
-            if choice.finish_reason.is_some() {
-                assert_eq!(finish, None, "one finish chunk");
-                finish = choice.finish_reason;
-            }
-        }
-        assert_eq!(text, "Let me check the weather.");
-        let call_id = call_id.expect("a call id");
+        let read = SdkStream::read(stream).await;
+        assert!(read.chunks.iter().all(|c| c.id == "chatcmpl-sse-1"));
+        assert_eq!(read.text, "Let me check the weather.");
+        let call_id = read.call_id.as_deref().expect("a call id");
         assert!(call_id.starts_with("call_"), "{call_id}");
-        assert_eq!(name, "get_weather");
-        assert_eq!(
-            serde_json::from_str::<Value>(&arguments).unwrap(),
-            json!({"city": "Rome"})
-        );
-        assert_eq!(finish, Some(FinishReason::ToolCalls));
-        // One usage chunk, last, from the last usageMetadata: 12 prompt, 14 + 20 completion.
-        assert_eq!(usages.len(), 1, "{usages:?}");
-        assert_eq!(after_usage, 0, "the usage chunk comes last");
-        let usage = &usages[0];
+        assert_eq!(read.call_name, "get_weather");
+        assert_eq!(read.arguments_json(), json!({"city": "Rome"}));
+        assert_eq!(read.finishes, [FinishReason::ToolCalls], "one finish chunk");
+        // One usage chunk, last and without choices, from the last usageMetadata: 12 prompt,
+        // 14 + 20 completion.
+        let usage = read.usage();
+        assert!(read.chunks.last().is_some_and(|c| c.choices.is_empty()));
         assert_eq!(
             (
                 usage.prompt_tokens,

@@ -122,7 +122,8 @@ async fn an_idle_keep_alive_connection_lives_until_idle_timeout() {
     let router = spawn_router(&toml, &[]).await;
     let mut stream = TcpStream::connect(router.addr).await.unwrap();
     health_over(&mut stream).await;
-    // Idle for longer than the header timeout: still usable (it is not a slow head).
+    // Idle for longer than the header timeout: still usable (it is not a slow head). This
+    // sleep is the behaviour under test (idleness itself), not a wait for the router.
     tokio::time::sleep(Duration::from_millis(600)).await;
     health_over(&mut stream).await;
     let since = Instant::now();
@@ -426,7 +427,8 @@ async fn out_of_file_descriptors_the_accept_loop_backs_off_and_open_connections_
     })
     .await;
 
-    // Out of descriptors for two seconds: no spinning, at most a line a second.
+    // Out of descriptors for two seconds: no spinning, at most a line a second. The sleep is
+    // the window measured (CPU and lines per second of it), not a wait for the router.
     let (cpu_before, lines_before) = (cpu_time(pid), accept_lines(&log));
     tokio::time::sleep(Duration::from_secs(2)).await;
     let cpu = cpu_time(pid) - cpu_before;

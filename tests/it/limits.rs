@@ -11,19 +11,11 @@ use std::time::Duration;
 use http::HeaderMap;
 
 use crate::metrics::{RATE_LIMITED, scrape};
-use crate::support::{Answer, MockUpstream, Reply, chat, chat_with, openai_error, spawn_router};
+use crate::support::{
+    Answer, MockUpstream, Reply, chat, chat_with, ok, openai_error, spawn_router,
+};
 
 const CHAT: &str = r#"{"model":"r","messages":[{"role":"user","content":"hi"}]}"#;
-
-fn completion(who: &str) -> String {
-    format!(
-        r#"{{"id":"chatcmpl-{who}","object":"chat.completion","created":1700000000,"model":"m-{who}","choices":[{{"index":0,"message":{{"role":"assistant","content":"answer from {who}"}},"logprobs":null,"finish_reason":"stop"}}],"usage":{{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}}}"#
-    )
-}
-
-fn ok(who: &str) -> Reply {
-    Reply::json(200, &completion(who))
-}
 
 /// `openai` providers (`name`, base URL, extra lines) and route `r` over them in order, after
 /// `head` (keys and the like).

@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 
 use crate::support::{
-    MockUpstream, Reply, RouterHandle, chat, chat_with, closed_port, send, spawn_router,
+    MockUpstream, PATIENCE, Reply, RouterHandle, chat, chat_with, closed_port, completion,
+    eventually, routed, send, spawn_router, stream_of, wait_for,
 };
 
 /// One sample line: `name{label="value",...} value`.
@@ -180,6 +181,25 @@ pub(crate) fn target_cooldown(m: &Exposition, provider: &str, model: &str) -> f6
         .unwrap_or_else(|| panic!("no {TARGET_COOLDOWN} for {provider}/{model}"))
 }
 
+/// Waits (bounded) until `provider`'s cooldown is over, as its gauge says: the router's clock
+/// runs on its own threads, so the test watches it rather than sleeping past it.
+pub(crate) async fn cooled_down(router: &RouterHandle, provider: &str) {
+    eventually(PATIENCE, &format!("{provider}'s cooldown ends"), || async {
+        cooldown(&scrape(router).await, provider) == 0.0
+    })
+    .await;
+}
+
+/// Waits (bounded) until nothing is in flight (the router has finished and counted every
+/// request, abandoned ones included) and returns that scrape.
+pub(crate) async fn settled(router: &RouterHandle) -> Exposition {
+    wait_for(PATIENCE, "no request in flight", || async {
+        let scraped = scrape(router).await;
+        (inflight(&scraped) == 0.0).then_some(scraped)
+    })
+    .await
+}
+
 /// Asserts that, between two scrapes, the `name` series moved by exactly `expected` (series
 /// by label set; absent ones count as 0) and no other series of `name` moved.
 pub(crate) fn assert_moved(
@@ -229,39 +249,9 @@ const CHAT: &str = r#"{"model":"r","messages":[{"role":"user","content":"hi"}]}"
 const STREAM_CHAT: &str =
     r#"{"model":"r","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
 
-fn completion(who: &str) -> String {
-    format!(
-        r#"{{"id":"chatcmpl-{who}","object":"chat.completion","created":1700000000,"model":"m-{who}","choices":[{{"index":0,"message":{{"role":"assistant","content":"answer from {who}"}},"logprobs":null,"finish_reason":"stop"}}],"usage":{{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}}}"#
-    )
-}
-
-fn stream_of(who: &str) -> Reply {
-    let role = format!(
-        r#"{{"id":"chatcmpl-{who}","object":"chat.completion.chunk","created":1700000000,"model":"m-{who}","choices":[{{"index":0,"delta":{{"role":"assistant","content":""}},"finish_reason":null}}]}}"#
-    );
-    let content = format!(
-        r#"{{"id":"chatcmpl-{who}","object":"chat.completion.chunk","created":1700000000,"model":"m-{who}","choices":[{{"index":0,"delta":{{"content":"answer from {who}"}},"finish_reason":null}}]}}"#
-    );
-    let finish = format!(
-        r#"{{"id":"chatcmpl-{who}","object":"chat.completion.chunk","created":1700000000,"model":"m-{who}","choices":[{{"index":0,"delta":{{}},"finish_reason":"stop"}}]}}"#
-    );
-    Reply::sse_data(&[&role, &content, &finish, "[DONE]"])
-}
-
-/// `[providers.NAME]` tables of kind openai, plus route `r` over `NAME/m-NAME` in order.
+/// `[routing]` lines, `extra` tables (keys and the like), then [`routed`]'s providers and route.
 fn config(routing: &str, extra: &str, providers: &[(&str, String)]) -> String {
-    let mut text = format!("[routing]\n{routing}\n\n{extra}\n");
-    for (name, base) in providers {
-        text += &format!(
-            "[providers.{name}]\nkind = \"openai\"\nbase_url = \"{base}\"\napi_key_env = \"UP_KEY\"\n\n"
-        );
-    }
-    let targets: Vec<String> = providers
-        .iter()
-        .map(|(name, _)| format!("\"{name}/m-{name}\""))
-        .collect();
-    text += &format!("[routes.r]\ntargets = [{}]\n", targets.join(", "));
-    text
+    format!("{extra}\n{}", routed(routing, "", providers))
 }
 
 const ENV: &[(&str, &str)] = &[("UP_KEY", "sk-upstream-secret")];
@@ -556,7 +546,8 @@ fn pairs(labels: &[(String, String)]) -> Vec<(&str, &str)> {
         .collect()
 }
 
-fn inflight(m: &Exposition) -> f64 {
+/// `inflight_requests`; panics when the gauge is missing.
+pub(crate) fn inflight(m: &Exposition) -> f64 {
     m.get(INFLIGHT, &[])
         .unwrap_or_else(|| panic!("no {INFLIGHT}"))
 }
@@ -748,19 +739,7 @@ async fn a_client_that_hangs_up_mid_stream_leaves_nothing_in_flight() {
     drop(stream);
 
     // The router notices at its next write; the record is then finished and counted once.
-    let mut after = scrape(&router).await;
-    for _ in 0..100 {
-        if inflight(&after) == 0.0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        after = scrape(&router).await;
-    }
-    assert_eq!(
-        inflight(&after),
-        0.0,
-        "the abandoned stream is no longer in flight"
-    );
+    let after = settled(&router).await;
     assert_moved(
         &before,
         &after,
@@ -833,10 +812,10 @@ async fn errors_are_counted_under_bounded_labels_never_the_clients_model() {
 async fn a_client_that_hangs_up_before_the_answer_is_counted_once_as_499() {
     use tokio::io::AsyncWriteExt;
 
-    let a = MockUpstream::start(vec![
-        Reply::json(200, &completion("a")).delay(std::time::Duration::from_millis(600)),
-    ])
-    .await;
+    // The answer is held until the client has gone: the request is in flight for as long as
+    // the test looks.
+    let held = crate::support::Gate::new();
+    let a = MockUpstream::start(vec![Reply::json(200, &completion("a")).until(&held)]).await;
     let router = spawn_router(&config("", "", &[("a", a.url("/v1"))]), ENV).await;
     let before = scrape(&router).await;
 
@@ -846,21 +825,11 @@ async fn a_client_that_hangs_up_before_the_answer_is_counted_once_as_499() {
         CHAT.len()
     );
     client.write_all(request.as_bytes()).await.unwrap();
-    while a.calls() == 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    a.wait_for_calls(1).await;
     assert_eq!(inflight(&scrape(&router).await), 1.0);
     drop(client);
 
-    let mut after = scrape(&router).await;
-    for _ in 0..100 {
-        if inflight(&after) == 0.0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        after = scrape(&router).await;
-    }
-    assert_eq!(inflight(&after), 0.0);
+    let after = settled(&router).await;
     assert_moved(
         &before,
         &after,

@@ -9,7 +9,8 @@ use std::time::Duration;
 use crate::metrics::{ATTEMPTS, assert_moved, scrape};
 use crate::support::{
     Answer, LAST_CHUNK, MockUpstream, RawUpstream, Reply, RouterHandle, SSE_HEAD, Step, TempDir,
-    UP_ENV, chat, eventually, http_chunk, one_provider, openai_error, send, spawn_router,
+    UP_ENV, chat, chunk, content_chunk, eventually, http_chunk, one_provider, openai_error,
+    role_chunk, send, spawn_router,
 };
 
 /// 128 levels, the body's own object included, is the deepest a body may be.
@@ -170,25 +171,11 @@ async fn a_lone_surrogate_escape_is_refused_wherever_it_is() {
 
 const STREAM_CHAT: &str = r#"{"model":"r","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#;
 
-fn chunk(who: &str, delta: &str, finish: &str) -> String {
-    format!(
-        r#"{{"id":"chatcmpl-{who}","object":"chat.completion.chunk","created":1700000000,"model":"m-{who}","choices":[{{"index":0,"delta":{delta},"finish_reason":{finish}}}]}}"#
-    )
-}
-
-fn role(who: &str) -> String {
-    chunk(who, r#"{"role":"assistant","content":""}"#, "null")
-}
-
-fn content(who: &str, text: &str) -> String {
-    chunk(who, &format!(r#"{{"content":"{text}"}}"#), "null")
-}
-
 /// A complete stream from `who`.
 fn stream_of(who: &str) -> Reply {
     Reply::sse_data(&[
-        &role(who),
-        &content(who, &format!("answer from {who}")),
+        &role_chunk(who),
+        &content_chunk(who, &format!("answer from {who}")),
         &chunk(who, "{}", r#""stop""#),
         &format!(
             r#"{{"id":"chatcmpl-{who}","object":"chat.completion.chunk","created":1700000000,"model":"m-{who}","choices":[],"usage":{{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}}}"#
@@ -199,7 +186,7 @@ fn stream_of(who: &str) -> Reply {
 
 /// The poison events: not JSON, and JSON whose string holds bytes that are not UTF-8.
 fn poisons(who: &str) -> [(&'static str, Vec<u8>); 2] {
-    let mut not_utf8 = content(who, "caf").into_bytes();
+    let mut not_utf8 = content_chunk(who, "caf").into_bytes();
     let at = not_utf8.windows(3).position(|w| w == b"caf").unwrap() + 3;
     not_utf8.insert(at, 0xe9);
     [("not json", b"{not json".to_vec()), ("not utf-8", not_utf8)]
@@ -211,7 +198,7 @@ fn stream_with(events: &[Vec<u8>]) -> Reply {
         .iter()
         .map(|e| [&b"data: "[..], e, b"\n\n"].concat())
         .collect();
-    chunks.push(format!("data: {}\n\n", content("a", "after the poison")).into_bytes());
+    chunks.push(format!("data: {}\n\n", content_chunk("a", "after the poison")).into_bytes());
     chunks.push(b"data: [DONE]\n\n".to_vec());
     Reply::sse_bytes(chunks)
 }
@@ -255,7 +242,8 @@ async fn usage_line(path: &std::path::Path) -> serde_json::Value {
 async fn a_poison_event_before_the_first_content_fails_over_unseen() {
     for kind in ["openai", "qwen", "mistral"] {
         for (what, poison) in poisons("a") {
-            let a = MockUpstream::start(vec![stream_with(&[role("a").into_bytes(), poison])]).await;
+            let a = MockUpstream::start(vec![stream_with(&[role_chunk("a").into_bytes(), poison])])
+                .await;
             let b = MockUpstream::start(vec![stream_of("b")]).await;
             let dir = TempDir::new("poison-before");
             let log = dir.path().join("usage.jsonl");
@@ -304,8 +292,8 @@ async fn a_poison_event_after_the_first_content_ends_the_stream_with_an_error() 
     for kind in ["openai", "qwen", "mistral"] {
         for (what, poison) in poisons("a") {
             let a = MockUpstream::start(vec![stream_with(&[
-                role("a").into_bytes(),
-                content("a", "first words").into_bytes(),
+                role_chunk("a").into_bytes(),
+                content_chunk("a", "first words").into_bytes(),
                 poison,
             ])])
             .await;
@@ -366,12 +354,12 @@ async fn sound_events_that_arrive_with_a_poison_one_reach_the_client_in_order() 
     // last HTTP chunk holds a sound event and then the poison.
     let burst = [
         SSE_HEAD.to_owned(),
-        event(&role("a")),
-        event(&content("a", "first words")),
-        event(&content("a", "middle words")),
+        event(&role_chunk("a")),
+        event(&content_chunk("a", "first words")),
+        event(&content_chunk("a", "middle words")),
         http_chunk(&format!(
             "data: {}\n\ndata: {{not json\n\n",
-            content("a", "last words")
+            content_chunk("a", "last words")
         )),
         event("[DONE]"),
         LAST_CHUNK.to_owned(),

@@ -26,6 +26,7 @@ use crate::metrics::{ATTEMPTS, scrape};
 use crate::support::{
     Answer, MockUpstream, Reply, RouterHandle, TempDir, chat, chat_with, eventually,
     open_chat_stream, openai_error, send, spawn_router, spawn_router_at, spawn_router_file,
+    wait_for,
 };
 
 const CHAT: &str = r#"{"model":"r","messages":[{"role":"user","content":"hi"}]}"#;
@@ -183,6 +184,8 @@ async fn the_signal_trigger_reloads_a_router_that_does_not_watch() {
     // reload_interval = "0s": no watch, so only the trigger can make the switch.
     let (router, path) = spawn_router_file(&routed_to("a", "0s", ""), &[]).await;
     std::fs::write(&path, routed_to("b", "0s", "")).unwrap();
+    // A bounded negative check, the one way to show that nothing happens: a watch would have
+    // seen the change within this window (the watching tests poll every 20-50 ms).
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
         provider_of(&chat(&router, CHAT).await),
@@ -845,18 +848,12 @@ async fn invalid_files_change_nothing_and_say_where_they_are_wrong() {
 /// Waits until the watch has rejected `text` and returns `/admin/config`'s `last_error`.
 async fn wait_for_rejection(router: &RouterHandle, text: &str) -> Value {
     let hash = sha256(text.as_bytes());
-    let until = tokio::time::Instant::now() + WITHIN;
-    loop {
+    let what = format!("the watch rejects:\n{text}");
+    wait_for(WITHIN, &what, || async {
         let last_error = admin_config(router).await["last_error"].clone();
-        if last_error["sha256"] == hash.as_str() {
-            return last_error;
-        }
-        assert!(
-            tokio::time::Instant::now() < until,
-            "the watch did not reject:\n{text}\nlast error: {last_error:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        (last_error["sha256"] == hash.as_str()).then_some(last_error)
+    })
+    .await
 }
 
 // === start-up-only settings ===

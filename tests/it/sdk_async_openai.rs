@@ -3,20 +3,18 @@
 //! `OpenAIError::ApiError` with the router's status, `type`, `code`, `param` and `message`.
 #![cfg(test)] // Test-only helpers: lets clippy apply its test allowances (expect, panic).
 
-use std::time::Duration;
-
 use async_openai::error::{ApiErrorResponse, OpenAIError};
 use async_openai::types::chat::{
     ChatCompletionMessageToolCalls, ChatCompletionNamedToolChoice, ChatCompletionRequestMessage,
-    ChatCompletionRequestUserMessage, ChatCompletionResponseStream, ChatCompletionStreamOptions,
-    ChatCompletionTool, ChatCompletionToolChoiceOption, ChatCompletionTools,
-    CreateChatCompletionRequest, CreateChatCompletionStreamResponse, FinishReason, FunctionName,
-    FunctionObject,
+    ChatCompletionRequestUserMessage, ChatCompletionStreamOptions, ChatCompletionTool,
+    ChatCompletionToolChoiceOption, ChatCompletionTools, CreateChatCompletionRequest, FinishReason,
+    FunctionName, FunctionObject,
 };
-use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::support::{MockUpstream, Reply, UP_ENV, one_provider, sdk_client, spawn_router};
+use crate::support::{
+    MockUpstream, Reply, SdkStream, UP_ENV, one_provider, sdk_client, spawn_router,
+};
 
 /// The built-in mock, routed as `demo`.
 const MOCK_ONLY: &str = r#"
@@ -70,17 +68,6 @@ fn tool_request(model: &str) -> CreateChatCompletionRequest {
         )),
         ..request(model, "What is the weather in Paris?")
     }
-}
-
-/// Drains a stream to its end; every item must parse. Bounded so a hang fails the test.
-async fn collect(stream: ChatCompletionResponseStream) -> Vec<CreateChatCompletionStreamResponse> {
-    let items: Vec<_> = tokio::time::timeout(Duration::from_secs(10), stream.collect::<Vec<_>>())
-        .await
-        .expect("the stream ends");
-    items
-        .into_iter()
-        .map(|item| item.unwrap_or_else(|e| panic!("stream item failed: {e}")))
-        .collect()
 }
 
 /// The router's error as async-openai reports it.
@@ -233,7 +220,8 @@ async fn stream_on_the_mock_route_ends_cleanly_with_usage() {
         })
         .await
         .expect("the stream starts");
-    let chunks = collect(stream).await;
+    let read = SdkStream::read(stream).await;
+    let chunks = &read.chunks;
 
     assert!(chunks.len() > 3, "{chunks:#?}");
     assert!(chunks.iter().all(|c| c.object == "chat.completion.chunk"));
@@ -243,19 +231,8 @@ async fn stream_on_the_mock_route_ends_cleanly_with_usage() {
         "one id per stream"
     );
 
-    let text: String = chunks
-        .iter()
-        .flat_map(|c| &c.choices)
-        .filter_map(|choice| choice.delta.content.as_deref())
-        .collect();
-    assert_eq!(text, prompt);
-
-    let finishes: Vec<FinishReason> = chunks
-        .iter()
-        .flat_map(|c| &c.choices)
-        .filter_map(|choice| choice.finish_reason)
-        .collect();
-    assert_eq!(finishes, [FinishReason::Stop]);
+    assert_eq!(read.text, prompt);
+    assert_eq!(read.finishes, [FinishReason::Stop]);
 
     // The usage chunk comes last, with no choices.
     let last = chunks.last().expect("chunks");
@@ -307,33 +284,15 @@ async fn tool_calls_non_stream_and_stream() {
         .create_stream(tool_request("tools"))
         .await
         .expect("the stream starts");
-    let chunks = collect(stream).await;
-    let mut id = None;
-    let mut name = String::new();
-    let mut joined = String::new();
-    let mut finish = None;
-    for choice in chunks.iter().flat_map(|c| &c.choices) {
-        for call in choice.delta.tool_calls.iter().flatten() {
-            assert_eq!(call.index, 0);
-            if let Some(call_id) = &call.id {
-                id = Some(call_id.clone());
-            }
-            if let Some(function) = &call.function {
-                name.push_str(function.name.as_deref().unwrap_or_default());
-                joined.push_str(function.arguments.as_deref().unwrap_or_default());
-            }
-        }
-        if choice.finish_reason.is_some() {
-            finish = choice.finish_reason;
-        }
-    }
-    assert_eq!(id.as_deref(), Some("call_xyz"));
-    assert_eq!(name, "get_weather");
-    assert_eq!(joined, TOOL_ARGUMENTS);
-    let arguments: serde_json::Value =
-        serde_json::from_str(&joined).expect("joined arguments are JSON");
-    assert_eq!(arguments, json!({"city": "Paris", "unit": "celsius"}));
-    assert_eq!(finish, Some(FinishReason::ToolCalls));
+    let read = SdkStream::read(stream).await;
+    assert_eq!(read.call_id.as_deref(), Some("call_xyz"));
+    assert_eq!(read.call_name, "get_weather");
+    assert_eq!(read.arguments, TOOL_ARGUMENTS);
+    assert_eq!(
+        read.arguments_json(),
+        json!({"city": "Paris", "unit": "celsius"})
+    );
+    assert_eq!(read.finishes, [FinishReason::ToolCalls]);
 
     // The router passed the tool definitions and choice through, and asked for a stream.
     let sent = upstream.requests();

@@ -3,10 +3,13 @@
 //! wire format (OpenAI, Anthropic, Gemini), each backed by a mock upstream in that format;
 //! the script runs once per tool route, with usage required through the two adapters. The
 //! interpreter is `$SWITCHBOARD_PYTHON`, else `<repo>/.venv/bin/python`; `scripts/test.sh`
-//! creates that venv. Without it this test fails, it never skips.
+//! creates that venv. Without one, plain `cargo test` skips these tests, saying so on stderr
+//! (a fresh checkout passes); with `SWITCHBOARD_REQUIRE_PYTHON` set (scripts/test.sh, hence
+//! CI, sets it) they fail instead, so CI can never skip them.
 #![cfg(test)] // Test-only helpers: lets clippy apply its test allowances (expect, panic).
 
-use std::io::Read;
+use std::ffi::OsStr;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -26,8 +29,27 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The interpreter to use, checked to import `openai`; a failure explains how to get one.
-async fn python() -> PathBuf {
+/// What a test does when there is no Python with the `openai` SDK.
+#[derive(Debug, PartialEq, Eq)]
+enum WhenMissing {
+    /// Pass, saying it was skipped and how to run it: a fresh `cargo test` stays green.
+    Skip,
+    /// Fail, as CI must: `SWITCHBOARD_REQUIRE_PYTHON` is set.
+    Fail,
+}
+
+/// The decision, from the value of `SWITCHBOARD_REQUIRE_PYTHON`: any non-empty value requires
+/// the interpreter.
+fn when_missing(require: Option<&OsStr>) -> WhenMissing {
+    match require {
+        Some(value) if !value.is_empty() => WhenMissing::Fail,
+        _ => WhenMissing::Skip,
+    }
+}
+
+/// The interpreter to use, checked to import `openai`. Without one, `None` after saying on
+/// stderr that `test` is skipped (unless `SWITCHBOARD_REQUIRE_PYTHON` makes that a failure).
+async fn python(test: &str) -> Option<PathBuf> {
     let (python, source) = match std::env::var_os("SWITCHBOARD_PYTHON") {
         Some(path) if !path.is_empty() => (PathBuf::from(path), "SWITCHBOARD_PYTHON"),
         _ => (repo().join(".venv/bin/python"), "the default"),
@@ -42,20 +64,41 @@ async fn python() -> PathBuf {
     .await
     .expect("probe task");
     let problem = match result {
-        Ok(output) if output.status.success() => return python,
+        Ok(output) if output.status.success() => return Some(python),
         Ok(output) => format!(
             "it cannot import openai: {}",
             String::from_utf8_lossy(&output.stderr).trim()
         ),
         Err(e) => format!("it cannot be run: {e}"),
     };
-    panic!(
+    let missing = format!(
         "No Python with the `openai` SDK for the SDK compatibility test: {} ({source}): \
          {problem}.\nRun scripts/test.sh (it creates .venv and installs \
          tests/python/requirements.txt), or set SWITCHBOARD_PYTHON to an interpreter that has \
          them.",
         python.display()
     );
+    let require = std::env::var_os("SWITCHBOARD_REQUIRE_PYTHON");
+    match when_missing(require.as_deref()) {
+        WhenMissing::Fail => panic!("{missing}\n(SWITCHBOARD_REQUIRE_PYTHON is set: no skipping.)"),
+        WhenMissing::Skip => {
+            // Straight to stderr, past the harness's capture, so a passing run still shows it.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED sdk_python::{test}: {missing}\n(Set SWITCHBOARD_REQUIRE_PYTHON=1 to \
+                 make this a failure; scripts/test.sh and CI do.)"
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn a_missing_python_skips_only_when_not_required() {
+    assert_eq!(when_missing(None), WhenMissing::Skip);
+    assert_eq!(when_missing(Some(OsStr::new(""))), WhenMissing::Skip);
+    assert_eq!(when_missing(Some(OsStr::new("1"))), WhenMissing::Fail);
+    assert_eq!(when_missing(Some(OsStr::new("yes"))), WhenMissing::Fail);
 }
 
 struct ScriptRun {
@@ -221,7 +264,9 @@ const SHOWN_CALL: &str = r#"get_weather({"city":"Paris","unit":"celsius"})"#;
 
 #[tokio::test]
 async fn official_python_sdk_passes_its_compatibility_checks() {
-    let python = python().await;
+    let Some(python) = python("official_python_sdk_passes_its_compatibility_checks").await else {
+        return;
+    };
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(TOOL_ARGUMENTS).unwrap(),
         serde_json::json!({"city": "Paris", "unit": "celsius"}),
@@ -390,7 +435,10 @@ targets = ["g/{GEMINI_MODEL}"]
 
 #[tokio::test]
 async fn official_python_sdk_sees_a_price_quote_as_a_402_and_pays_it() {
-    let python = python().await;
+    let Some(python) = python("official_python_sdk_sees_a_price_quote_as_a_402_and_pays_it").await
+    else {
+        return;
+    };
     let quote = "eyJvdXRfdHJhZGVfbm8iOiJvLXB5IiwiYW1vdW50IjoiMC4wMSIsImN1cnJlbmN5IjoiQ05ZIiwicGF5X2JlZm9yZSI6IjI5OTktMDEtMDFUMDA6MDA6MDArMDg6MDAifQ";
     let validation = "eyJ0cmFkZV9ubyI6IlQiLCJvdXRfdHJhZGVfbm8iOiJvLXB5IiwidmFsaWRhdGVkIjp0cnVlfQ";
     let seller = MockUpstream::start(vec![

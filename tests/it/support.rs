@@ -50,6 +50,10 @@ pub(crate) struct Reply {
     chunk_delay: Duration,
     /// Break the connection after sending the chunks (no clean end of body).
     abort: bool,
+    /// Hold the response headers until the test opens this gate.
+    gate: Option<Gate>,
+    /// After this many body chunks, hold the rest until the test opens the gate.
+    pause: Option<(usize, Gate)>,
 }
 
 impl Reply {
@@ -62,6 +66,8 @@ impl Reply {
             delay: Duration::ZERO,
             chunk_delay: Duration::ZERO,
             abort: false,
+            gate: None,
+            pause: None,
         }
     }
 
@@ -74,6 +80,8 @@ impl Reply {
             delay: Duration::ZERO,
             chunk_delay: Duration::ZERO,
             abort: false,
+            gate: None,
+            pause: None,
         }
     }
 
@@ -113,6 +121,39 @@ impl Reply {
     pub(crate) fn abort(mut self) -> Self {
         self.abort = true;
         self
+    }
+
+    /// Send the first `chunks` body chunks, then hold the rest until `gate` opens: "while this
+    /// stream is open" then lasts exactly as long as the test needs.
+    pub(crate) fn pause_after(mut self, chunks: usize, gate: &Gate) -> Self {
+        self.pause = Some((chunks, gate.clone()));
+        self
+    }
+
+    /// Hold the response headers until `gate` opens: "while this request is in flight" then
+    /// lasts exactly as long as the test needs, however slow the machine.
+    pub(crate) fn until(mut self, gate: &Gate) -> Self {
+        self.gate = Some(gate.clone());
+        self
+    }
+}
+
+/// A latch scripted replies wait on (see [`Reply::until`]); once open it stays open.
+#[derive(Clone, Debug)]
+pub(crate) struct Gate(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Gate {
+    pub(crate) fn new() -> Self {
+        Self(Arc::new(tokio::sync::watch::Sender::new(false)))
+    }
+
+    /// Lets every reply waiting on this gate, and every later one, go.
+    pub(crate) fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    async fn passed(&self) {
+        let _ = self.0.subscribe().wait_for(|open| *open).await;
     }
 }
 
@@ -172,6 +213,16 @@ impl MockUpstream {
     pub(crate) fn calls(&self) -> usize {
         self.received.lock().unwrap().len()
     }
+
+    /// Waits (bounded) until this upstream has received `n` requests.
+    pub(crate) async fn wait_for_calls(&self, n: usize) {
+        eventually(
+            PATIENCE,
+            &format!("the upstream gets {n} calls"),
+            || async { self.calls() >= n },
+        )
+        .await;
+    }
 }
 
 async fn answer(
@@ -197,12 +248,22 @@ async fn answer(
     };
     let reply = script[index.min(script.len() - 1)].clone();
     tokio::time::sleep(reply.delay).await;
+    if let Some(gate) = &reply.gate {
+        gate.passed().await;
+    }
     let chunk_delay = reply.chunk_delay;
     let abort = reply.abort;
-    let frames = futures_util::stream::iter(reply.chunks)
-        .then(move |chunk| async move {
-            tokio::time::sleep(chunk_delay).await;
-            Ok::<_, std::io::Error>(Frame::data(chunk))
+    let pause = reply.pause;
+    let frames = futures_util::stream::iter(reply.chunks.into_iter().enumerate())
+        .then(move |(sent, chunk)| {
+            let pause = pause.clone();
+            async move {
+                if let Some((_, gate)) = pause.filter(|(after, _)| *after == sent) {
+                    gate.passed().await;
+                }
+                tokio::time::sleep(chunk_delay).await;
+                Ok::<_, std::io::Error>(Frame::data(chunk))
+            }
         })
         .chain(futures_util::stream::iter(abort.then(|| {
             Err(std::io::Error::new(
@@ -359,16 +420,35 @@ impl Drop for TempDir {
     }
 }
 
+/// How long a bounded poll waits for what the router does on its own threads before the test
+/// fails: far beyond what anything takes even on two busy cores, so only a real hang fails.
+pub(crate) const PATIENCE: Duration = Duration::from_secs(10);
+
 /// Polls `condition` every 10 ms until it holds; panics with `what` after `within`.
 pub(crate) async fn eventually<F, Fut>(within: Duration, what: &str, mut condition: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
+    wait_for(within, what, || {
+        let holds = condition();
+        async move { holds.await.then_some(()) }
+    })
+    .await;
+}
+
+/// Polls `probe` every 10 ms until it returns a value, and returns it; panics with `what`
+/// after `within`. The router runs on worker threads of its own (each with its own runtime),
+/// so a paused clock here cannot pause it: waits on it are bounded polls like this one.
+pub(crate) async fn wait_for<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
     let until = tokio::time::Instant::now() + within;
     loop {
-        if condition().await {
-            return;
+        if let Some(value) = probe().await {
+            return value;
         }
         assert!(
             tokio::time::Instant::now() < until,
@@ -828,5 +908,166 @@ mod core_helpers {
                 _ => tokio::time::sleep(Duration::from_millis(5)).await,
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The OpenAI-wire scenario of the routing tests (failover, metrics, limits, poison...):
+// `openai` providers NAME serving model `m-NAME`, answering as "answer from NAME".
+
+/// An OpenAI chat completion from `who` (model `m-who`, text "answer from who", usage 5 + 3).
+pub(crate) fn completion(who: &str) -> String {
+    format!(
+        r#"{{"id":"chatcmpl-{who}","object":"chat.completion","created":1700000000,"model":"m-{who}","choices":[{{"index":0,"message":{{"role":"assistant","content":"answer from {who}"}},"logprobs":null,"finish_reason":"stop"}}],"usage":{{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}}}"#
+    )
+}
+
+/// A 200 with [`completion`] from `who`.
+pub(crate) fn ok(who: &str) -> Reply {
+    Reply::json(200, &completion(who))
+}
+
+/// One OpenAI stream chunk from `who` with this `delta` and `finish_reason` (JSON text).
+pub(crate) fn chunk(who: &str, delta: &str, finish: &str) -> String {
+    format!(
+        r#"{{"id":"chatcmpl-{who}","object":"chat.completion.chunk","created":1700000000,"model":"m-{who}","choices":[{{"index":0,"delta":{delta},"finish_reason":{finish}}}]}}"#
+    )
+}
+
+/// The first chunk of a stream from `who`: the assistant role and empty content.
+pub(crate) fn role_chunk(who: &str) -> String {
+    chunk(who, r#"{"role":"assistant","content":""}"#, "null")
+}
+
+/// A content chunk from `who` carrying `text`.
+pub(crate) fn content_chunk(who: &str, text: &str) -> String {
+    chunk(who, &format!(r#"{{"content":"{text}"}}"#), "null")
+}
+
+/// A complete stream from `who`: role, "answer from who", finish `stop`, `[DONE]`.
+pub(crate) fn stream_of(who: &str) -> Reply {
+    Reply::sse_data(&[
+        &role_chunk(who),
+        &content_chunk(who, &format!("answer from {who}")),
+        &chunk(who, "{}", r#""stop""#),
+        "[DONE]",
+    ])
+}
+
+/// An OpenAI error body.
+pub(crate) fn error_body(kind: &str, code: &str, message: &str) -> String {
+    format!(r#"{{"error":{{"message":"{message}","type":"{kind}","param":null,"code":"{code}"}}}}"#)
+}
+
+/// OpenAI's 429 for too many requests (add `retry-after` with [`Reply::header`]).
+pub(crate) fn rate_limited() -> Reply {
+    Reply::json(
+        429,
+        &error_body("requests", "rate_limit_exceeded", "Rate limit reached"),
+    )
+}
+
+/// A server error with status `code`.
+pub(crate) fn status(code: u16) -> Reply {
+    Reply::json(code, &error_body("server_error", "server_error", "boom"))
+}
+
+/// `[routing]` lines, then `openai` providers `NAME` at their base URLs (key `UP_KEY`, see
+/// [`UP_ENV`]) and route `r` over `NAME/m-NAME` in the given order, with `route_extra` lines in
+/// its table.
+pub(crate) fn routed(routing: &str, route_extra: &str, providers: &[(&str, String)]) -> String {
+    let mut text = format!("[routing]\n{routing}\n\n");
+    for (name, base) in providers {
+        text += &format!(
+            "[providers.{name}]\nkind = \"openai\"\nbase_url = \"{base}\"\napi_key_env = \"UP_KEY\"\n\n"
+        );
+    }
+    let targets: Vec<String> = providers
+        .iter()
+        .map(|(name, _)| format!("\"{name}/m-{name}\""))
+        .collect();
+    text += "[routes.r]\n";
+    if !route_extra.is_empty() {
+        text += route_extra;
+        text += "\n";
+    }
+    text += &format!("targets = [{}]\n", targets.join(", "));
+    text
+}
+
+// ---------------------------------------------------------------------------------------------
+// An SDK stream read to its end, as the SDK tests check it.
+
+/// What an async-openai stream delivered: every chunk, and the text, the one tool call (index
+/// 0: id, name and arguments joined from their fragments), the finish reasons and the usage
+/// chunks folded from them.
+#[derive(Debug, Default)]
+pub(crate) struct SdkStream {
+    pub(crate) chunks: Vec<async_openai::types::chat::CreateChatCompletionStreamResponse>,
+    pub(crate) text: String,
+    pub(crate) call_id: Option<String>,
+    pub(crate) call_name: String,
+    pub(crate) arguments: String,
+    pub(crate) finishes: Vec<async_openai::types::chat::FinishReason>,
+    pub(crate) usages: Vec<async_openai::types::chat::CompletionUsage>,
+    /// Chunks that came after the first usage chunk (OpenAI sends it last).
+    pub(crate) after_usage: usize,
+}
+
+impl SdkStream {
+    /// Drains `stream` to its end; every item must parse, and a hang fails after
+    /// [`PATIENCE`].
+    pub(crate) async fn read(
+        stream: async_openai::types::chat::ChatCompletionResponseStream,
+    ) -> Self {
+        let items: Vec<_> = tokio::time::timeout(PATIENCE, stream.collect::<Vec<_>>())
+            .await
+            .expect("the stream ends");
+        let mut read = Self::default();
+        for item in items {
+            let chunk = item.unwrap_or_else(|e| panic!("stream item failed: {e}"));
+            read.fold(&chunk);
+            read.chunks.push(chunk);
+        }
+        read
+    }
+
+    fn fold(&mut self, chunk: &async_openai::types::chat::CreateChatCompletionStreamResponse) {
+        if !self.usages.is_empty() {
+            self.after_usage += 1;
+        }
+        if let Some(usage) = &chunk.usage {
+            self.usages.push(usage.clone());
+        }
+        for choice in &chunk.choices {
+            self.text
+                .push_str(choice.delta.content.as_deref().unwrap_or_default());
+            for call in choice.delta.tool_calls.iter().flatten() {
+                assert_eq!(call.index, 0, "one tool call");
+                if let Some(id) = &call.id {
+                    self.call_id = Some(id.clone());
+                }
+                if let Some(function) = &call.function {
+                    self.call_name
+                        .push_str(function.name.as_deref().unwrap_or_default());
+                    self.arguments
+                        .push_str(function.arguments.as_deref().unwrap_or_default());
+                }
+            }
+            self.finishes.extend(choice.finish_reason);
+        }
+    }
+
+    /// The tool call's arguments, parsed.
+    pub(crate) fn arguments_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.arguments)
+            .unwrap_or_else(|e| panic!("joined arguments are not JSON ({e}): {}", self.arguments))
+    }
+
+    /// The one usage chunk, which must come last.
+    pub(crate) fn usage(&self) -> &async_openai::types::chat::CompletionUsage {
+        assert_eq!(self.usages.len(), 1, "one usage chunk: {:?}", self.usages);
+        assert_eq!(self.after_usage, 0, "the usage chunk comes last");
+        &self.usages[0]
     }
 }

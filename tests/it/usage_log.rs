@@ -5,37 +5,19 @@
 #![cfg(test)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 use std::time::Duration;
 
-use crate::metrics::scrape;
-use crate::support::{chat_with, spawn_router};
+use crate::metrics::{inflight, scrape};
+use crate::support::{PATIENCE, TempDir, chat_with, eventually, spawn_router};
 
-/// A directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "switchboard-usage-{tag}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// Waits (bounded) until the log at `path` has the line of request `id`.
+async fn logged(path: &Path, id: &str) {
+    let needle = format!(r#""request_id":"{id}""#);
+    eventually(PATIENCE, &format!("the line of {id}"), || async {
+        std::fs::read_to_string(path).is_ok_and(|text| text.contains(&needle))
+    })
+    .await;
 }
 
 /// The lines of a usage log, parsed; panics on a line that is not one JSON object.
@@ -65,7 +47,7 @@ fn by_request_id(lines: &[serde_json::Value]) -> BTreeMap<String, serde_json::Va
 }
 
 /// A config with the mock provider on `demo`, a slow streaming mock on `slow`, an always
-/// failing mock on `down`, one client key, and `[usage_log]` with `extra` settings.
+/// failing mock on `down`, a mock on `lazy` that answers only after the test is over, one client key, and `[usage_log]` with `extra` settings.
 fn config(path: &Path, extra: &str) -> String {
     format!(
         r#"
@@ -91,7 +73,7 @@ error_rate = 1.0
 
 [providers.lazy]
 kind = "mock"
-latency = "400ms"
+latency = "60s"
 
 [routes.demo]
 targets = ["local/echo"]
@@ -135,7 +117,7 @@ async fn request(router: &crate::support::RouterHandle, id: &str, body: &str) ->
 #[tokio::test]
 async fn every_request_writes_exactly_one_line_errors_streams_and_hang_ups_included() {
     let dir = TempDir::new("every");
-    let path = dir.file("usage.jsonl");
+    let path = dir.path().join("usage.jsonl");
     let router = spawn_router(&config(&path, ""), ENV).await;
 
     assert_eq!(request(&router, "t-ok", &body("demo", false)).await, 200);
@@ -185,7 +167,9 @@ async fn every_request_writes_exactly_one_line_errors_streams_and_hang_ups_inclu
         let _ = hang_up.frame().await;
     }
     drop(hang_up);
-    // A client that gives up before a plain answer came.
+    // The router notices at its next write (40 ms later) and writes the line.
+    logged(&path, "t-hangup").await;
+    // A client that gives up before a plain answer came, once the router is working on it.
     {
         use tokio::io::AsyncWriteExt;
         let lazy = body("lazy", false);
@@ -196,11 +180,12 @@ async fn every_request_writes_exactly_one_line_errors_streams_and_hang_ups_inclu
             lazy.len()
         );
         client.write_all(raw.as_bytes()).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        eventually(PATIENCE, "the router works on t-gave-up", || async {
+            inflight(&scrape(&router).await) == 1.0
+        })
+        .await;
     }
-    // The router notices the hang-ups at once (the plain request) or at its next write (the
-    // stream, 40 ms later).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    logged(&path, "t-gave-up").await;
 
     router.shutdown().await;
 
@@ -305,7 +290,7 @@ fn open_fds(path: &Path) -> usize {
 #[tokio::test]
 async fn a_shutdown_writes_every_acknowledged_line_and_a_restart_appends() {
     let dir = TempDir::new("flush");
-    let path = dir.file("usage.jsonl");
+    let path = dir.path().join("usage.jsonl");
     // Large bodies give the writer real work, so lines are still queued when the server stops.
     let text = config(&path, "include_bodies = true");
     let router = spawn_router(&text, ENV).await;
@@ -352,7 +337,7 @@ async fn a_shutdown_writes_every_acknowledged_line_and_a_restart_appends() {
 #[tokio::test]
 async fn bodies_are_logged_exactly_and_only_when_asked() {
     let dir = TempDir::new("bodies");
-    let path = dir.file("usage.jsonl");
+    let path = dir.path().join("usage.jsonl");
     let router = spawn_router(&config(&path, "include_bodies = true"), ENV).await;
     // Odd spacing, a trailing-zero number and an escape: logged byte for byte.
     let sent = "{\n  \"model\": \"demo\",\n  \"metadata\": {\"amount\": \"1000.00\"},\n  \"messages\": [{\"role\": \"user\", \"content\": \"caf\\u00e9 1000.00\"}]\n}";
@@ -378,7 +363,7 @@ async fn a_full_queue_drops_lines_and_counts_them_without_holding_requests_up() 
     use std::io::{Read, Write};
 
     let dir = TempDir::new("full");
-    let path = dir.file("usage.fifo");
+    let path = dir.path().join("usage.fifo");
     let made = std::process::Command::new("mkfifo")
         .arg(&path)
         .status()
@@ -505,7 +490,7 @@ async fn usage_log_settings_are_checked_with_table_field_and_line() {
 #[tokio::test]
 async fn a_line_carries_the_exact_cost_currency_and_transaction() {
     let dir = TempDir::new("cost");
-    let path = dir.file("usage.jsonl");
+    let path = dir.path().join("usage.jsonl");
     let text = config(&path, "").replace(
         "[routes.demo]",
         "[providers.local.models.echo]\ninput_per_mtok = 1.6\noutput_per_mtok = 6.4\ncurrency = \"USD\"\n\n\
