@@ -18,7 +18,7 @@ WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
+  [ -n "${KEEP:-}" ] && cp "$WORK/callgrind.out" "$KEEP"; rm -rf "$WORK"
 }
 trap cleanup EXIT
 
