@@ -6,17 +6,17 @@
 //!
 //! 1. sensitive headers (tower-http): `authorization`, the provider key headers and
 //!    `payment-proof` are marked sensitive, so no log or trace layer can print them;
-//! 2. request id (tower-http `SetRequestId`/`PropagateRequestId`, see [`request_id`]): the
-//!    client's printable id of at most 128 characters, else a new one, on every answer;
-//! 3. [`context`]: the configuration snapshot, arrival time and deadline, fixed once;
-//! 4. [`browser`]: cross-site browser requests refused, CORS for the allowed origins;
-//! 5. the path table ([`crate::api`]), and on `POST /v1/chat/completions`:
-//! 6. [`inflight`]: the request's record (metrics, usage log, in-flight gauge) and the
+//! 2. [`context`]: the request id ([`request_id`]: the client's printable id of at most 128
+//!    characters, else a new one, on every answer), the configuration snapshot, arrival time
+//!    and deadline, fixed once;
+//! 3. [`browser`]: cross-site browser requests refused, CORS for the allowed origins;
+//! 4. the path table ([`crate::api`]), and on `POST /v1/chat/completions`:
+//! 5. [`inflight`]: the request's record (metrics, usage log, in-flight gauge) and the
 //!    `server.max_inflight` limit, shedding at once with a 503 `overloaded`;
-//! 7. [`json_body`]: a body not declared as JSON is a 415;
-//! 8. [`auth`]: the client key, or 401 (admin endpoints: an admin key, or 403);
-//! 9. [`body`]: the whole body read within `server.max_body` and the deadline, or 413/408;
-//! 10. the chat service.
+//! 6. [`json_body`]: a body not declared as JSON is a 415;
+//! 7. [`auth`]: the client key, or 401 (admin endpoints: an admin key, or 403);
+//! 8. [`body`]: the whole body read within `server.max_body` and the deadline, or 413/408;
+//! 9. the chat service.
 
 pub mod auth;
 pub mod body;
@@ -31,17 +31,14 @@ use std::convert::Infallible;
 use http::HeaderName;
 use http::Response;
 use http::header::AUTHORIZATION;
-use hyper::body::Incoming;
 use tower::ServiceBuilder;
-use tower::util::MapRequest;
-use tower_http::request_id::{PropagateRequestId, SetRequestId};
 use tower_http::sensitive_headers::{SetSensitiveRequestHeaders, SetSensitiveRequestHeadersLayer};
 
 use crate::api::Api;
 use crate::body::ResponseBody;
 use crate::layers::browser::{Browser, BrowserLayer};
 use crate::layers::context::{Config, ContextLayer, WithContext};
-use crate::layers::request_id::{DropUnusable, MakeId};
+use crate::layers::request_id::MakeId;
 
 /// A response future that never fails: errors are answers in the OpenAI shape.
 pub type Answer = std::pin::Pin<
@@ -58,20 +55,14 @@ pub const SENSITIVE_HEADERS: [HeaderName; 4] = [
     HeaderName::from_static("payment-proof"),
 ];
 
-/// The whole stack a connection serves: layers 1 to 4 around the path table.
-pub type Stack = SetSensitiveRequestHeaders<
-    MapRequest<
-        SetRequestId<PropagateRequestId<WithContext<Browser<Api>>>, MakeId>,
-        DropUnusable<Incoming>,
-    >,
->;
+/// The whole stack a connection serves: layers 1 to 3 around the path table.
+pub type Stack = SetSensitiveRequestHeaders<WithContext<Browser<Api>>>;
 
-/// Wraps `api` (the path table) in the layers every request goes through (1 to 4 above).
+/// Wraps `api` (the path table) in the layers every request goes through (1 to 3 above).
 pub fn outer(api: Api, ids: MakeId, config: Config) -> Stack {
     ServiceBuilder::new()
         .layer(SetSensitiveRequestHeadersLayer::new(SENSITIVE_HEADERS))
-        .layer(request_id::layer::<Incoming>(ids))
-        .layer(ContextLayer::new(config))
+        .layer(ContextLayer::new(config, ids))
         .layer(BrowserLayer)
         .service(api)
 }

@@ -29,7 +29,6 @@ use crate::access_log::{RequestRecord, Sinks};
 use crate::body::ResponseBody;
 use crate::error::{ApiError, ErrorCode};
 use crate::layers::context::RequestContext;
-use crate::layers::request_id;
 
 /// A request's record on its way down the stack, until something takes it.
 #[derive(Clone, Debug)]
@@ -119,11 +118,11 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let id = request_id::of(&request).to_owned();
         let Some(context) = RequestContext::of_mut(&mut request) else {
             let error = ApiError::Internal("request without context".into());
             return Recorded::Refused(Some(Box::new(error.into_response())));
         };
+        let id = context.request_id().to_owned();
         let mut record = RequestRecord::new(id, context.started.into_std())
             .reporting(self.layer.0.sinks.clone());
         let Ok(permit) = self.layer.0.places.clone().try_acquire_owned() else {

@@ -1,17 +1,12 @@
 //! `x-request-id` on every request and answer: the client's own id when it is printable ASCII
-//! of at most 128 characters, else a new one. tower-http sets and propagates it; this module
-//! only says which client ids are usable and how new ones are made.
+//! of at most 128 characters, else a new one. The context layer ([`crate::layers::context`])
+//! applies these rules and answers the id; this module says which client ids are usable and
+//! how new ones are made.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use http::{HeaderName, HeaderValue, Request};
-use tower::ServiceBuilder;
-use tower::layer::util::{Identity, Stack};
-use tower::util::MapRequestLayer;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// The request-id header.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -35,6 +30,13 @@ impl MakeId {
             next: Arc::default(),
         }
     }
+
+    /// A new id.
+    fn make(&self) -> HeaderValue {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::try_from(generated_id(self.prefix, n))
+            .unwrap_or_else(|_| HeaderValue::from_static("req_"))
+    }
 }
 
 impl Default for MakeId {
@@ -43,57 +45,20 @@ impl Default for MakeId {
     }
 }
 
-impl MakeRequestId for MakeId {
-    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::try_from(generated_id(self.prefix, n))
-            .ok()
-            .map(RequestId::new)
+/// The id of a request with `headers`: the client's when it is usable (1 to 128 visible ASCII
+/// characters: ids end up in logs, where a control character could forge a line), else a new
+/// one from `ids`.
+pub fn of_request(headers: &HeaderMap, ids: &MakeId) -> HeaderValue {
+    match headers.get(&REQUEST_ID) {
+        Some(id) if is_usable(id) => id.clone(),
+        _ => ids.make(),
     }
-}
-
-/// The three layers, outermost first: drop an unusable client id, set one when none is left,
-/// copy it to the answer.
-pub type RequestIdLayers<B> = Stack<
-    PropagateRequestIdLayer,
-    Stack<SetRequestIdLayer<MakeId>, Stack<MapRequestLayer<DropUnusable<B>>, Identity>>,
->;
-
-/// The request-id layers, making new ids with `ids`.
-pub fn layer<B>(ids: MakeId) -> ServiceBuilder<RequestIdLayers<B>> {
-    ServiceBuilder::new()
-        .layer(MapRequestLayer::new(drop_unusable as DropUnusable<B>))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, ids))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-}
-
-/// The function type of [`drop_unusable`], for naming the layer's type.
-pub type DropUnusable<B> = fn(Request<B>) -> Request<B>;
-
-/// Removes a client id that cannot be used (empty, too long, or with anything but visible
-/// ASCII), so a new one is made: ids end up in logs, and a control character there could
-/// forge a line.
-pub fn drop_unusable<B>(mut request: Request<B>) -> Request<B> {
-    let usable = request.headers().get(&REQUEST_ID).is_none_or(is_usable);
-    if !usable {
-        request.headers_mut().remove(&REQUEST_ID);
-    }
-    request
 }
 
 /// Whether a client's id can be kept.
 fn is_usable(id: &HeaderValue) -> bool {
     let bytes = id.as_bytes();
     !bytes.is_empty() && bytes.len() <= MAX_CLIENT_ID && bytes.iter().all(u8::is_ascii_graphic)
-}
-
-/// The request's id, as set by [`layer`] (empty outside the stack, e.g. in unit tests).
-pub fn of<B>(request: &Request<B>) -> &str {
-    request
-        .extensions()
-        .get::<RequestId>()
-        .and_then(|id| id.header_value().to_str().ok())
-        .unwrap_or_default()
 }
 
 /// `req_` and 20 hex digits: the process's random prefix, then a counter. Written by hand:
@@ -116,11 +81,12 @@ fn generated_id(prefix: u32, n: u64) -> String {
 mod tests {
     use std::convert::Infallible;
 
-    use http::Response;
-    use tower::{ServiceExt, service_fn};
+    use http::{Request, Response};
+    use tower::{Layer, ServiceExt, service_fn};
 
     use super::*;
     use crate::body::ResponseBody;
+    use crate::layers::context::{ContextLayer, RequestContext};
 
     #[test]
     fn generated_ids_are_the_prefix_then_the_counter_in_fixed_width_hex() {
@@ -135,13 +101,17 @@ mod tests {
         );
     }
 
-    /// The id the inner service saw and the id the answer carries.
+    /// The id the inner service saw and the id the answer carries, through the context layer.
     async fn ids(sent: Option<&'static [u8]>) -> (String, String) {
-        let inner = service_fn(|request: Request<()>| async move {
-            let seen = of(&request).to_owned();
-            Ok::<_, Infallible>(Response::new(ResponseBody::full(seen)))
+        let inner = service_fn(|request: Request<()>| {
+            let seen = RequestContext::of(&request)
+                .unwrap()
+                .request_id()
+                .to_owned();
+            std::future::ready(Ok::<_, Infallible>(Response::new(ResponseBody::full(seen))))
         });
-        let service = layer::<()>(MakeId::new()).service(inner);
+        let config = Arc::new(arc_swap::ArcSwap::new(crate::layers::testing::snapshot("")));
+        let service = ContextLayer::new(config, MakeId::new()).layer(inner);
         let mut request = Request::new(());
         if let Some(sent) = sent {
             request
