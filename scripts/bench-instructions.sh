@@ -8,6 +8,7 @@
 #
 #   scripts/bench-instructions.sh [BIN] [plain|stream]
 #   scripts/bench-instructions.sh /tmp/switchboard-old stream
+#   KEY_LIMITS=0 scripts/bench-instructions.sh     # the client key without rpm/tpm
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -35,8 +36,7 @@ listen = "127.0.0.1:$PORT"
 [[keys]]
 name = "bench"
 key_env = "BENCH_KEY"
-rpm = 100000000
-tpm = 2000000000
+$([ "${KEY_LIMITS:-1}" = 0 ] || printf 'rpm = 100000000\ntpm = 2000000000')
 
 [providers.up]
 kind = "openai"
