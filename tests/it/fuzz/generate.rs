@@ -456,46 +456,7 @@ pub(crate) fn chat_body() -> impl Strategy<Value = Body> {
         )
 }
 
-/// One provider of every wire format, resolved by the real configuration validation the
-/// way `benches/common` does it, each with a key so requests carry authentication.
-const CONFIG: &str = r#"
-[providers.openai]
-kind = "openai"
-base_url = "https://api.openai.com/v1"
-api_key_env = "OPENAI_API_KEY"
-[providers.openai.models."gpt-4o-mini"]
-[providers.qwen]
-kind = "qwen"
-base_url = "https://dashscope-intl.aliyuncs.com/compatible-mode/v1"
-api_key_env = "DASHSCOPE_API_KEY"
-[providers.qwen.models."qwen-plus"]
-[providers.mistral]
-kind = "mistral"
-base_url = "https://api.mistral.ai/v1"
-api_key_env = "MISTRAL_API_KEY"
-[providers.mistral.models."mistral-small-latest"]
-[providers.anthropic]
-kind = "anthropic"
-base_url = "https://api.anthropic.com"
-api_key_env = "ANTHROPIC_API_KEY"
-[providers.anthropic.models."claude-sonnet-4-5"]
-max_tokens = 4096
-[providers.gemini]
-kind = "gemini"
-base_url = "https://generativelanguage.googleapis.com"
-api_key_env = "GEMINI_API_KEY"
-[providers.gemini.models."gemini-2.5-flash"]
-"#;
-
-/// Every wire format and the `provider/model` that reaches it.
-const ADDRESSES: [(ProviderKind, &str); 5] = [
-    (ProviderKind::OpenAi, "openai/gpt-4o-mini"),
-    (ProviderKind::Qwen, "qwen/qwen-plus"),
-    (ProviderKind::Mistral, "mistral/mistral-small-latest"),
-    (ProviderKind::Anthropic, "anthropic/claude-sonnet-4-5"),
-    (ProviderKind::Gemini, "gemini/gemini-2.5-flash"),
-];
-
+include!("../../fixtures/every_wire.rs");
 /// A target of every wire format, resolved once.
 pub(crate) fn targets() -> &'static [(ProviderKind, Target)] {
     static TARGETS: LazyLock<Vec<(ProviderKind, Target)>> = LazyLock::new(resolve_targets);
