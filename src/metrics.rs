@@ -477,8 +477,9 @@ impl Metrics {
         self.families.overhead.observe(overhead.as_secs_f64());
     }
 
-    /// Chat requests in flight now.
-    pub fn inflight_now(&self) -> i64 {
+    /// Chat requests in flight now (the tests' view of the gauge).
+    #[cfg(test)]
+    pub(crate) fn inflight_now(&self) -> i64 {
         self.families.inflight.get()
     }
 
