@@ -22,6 +22,14 @@ use serde_json::value::RawValue;
 use crate::error::ApiError;
 use crate::json_guard::{self, Poison};
 
+mod content;
+mod options;
+mod reasoning;
+
+pub use content::{Content, FilePart, MediaSource, Part};
+pub use options::{JsonSchema, LogitBias, ReasoningEffort, ResponseFormat, ToolChoice};
+pub use reasoning::{ExtraContent, GoogleExtra, ThinkingBlock};
+
 /// A validated chat completion request: the typed view plus the client's raw bytes.
 #[derive(Debug)]
 pub struct ChatRequest<'a> {
@@ -93,18 +101,42 @@ pub struct ChatBody<'a> {
     /// Function tools the model may call.
     #[serde(borrow, default)]
     pub tools: Option<Vec<Tool<'a>>>,
-    /// `"none"`, `"auto"`, `"required"` or a named function.
+    /// Which tool the model must, may or must not call.
     #[serde(borrow, default)]
-    pub tool_choice: Option<&'a RawValue>,
+    pub tool_choice: Option<ToolChoice<'a>>,
     /// Whether several tool calls may come in one turn.
     #[serde(default)]
     pub parallel_tool_calls: Option<bool>,
     /// `text`, `json_object` or `json_schema`.
     #[serde(borrow, default)]
-    pub response_format: Option<&'a RawValue>,
+    pub response_format: Option<ResponseFormat<'a>>,
+    /// How much a reasoning model may think.
+    #[serde(default)]
+    pub reasoning_effort: Option<ReasoningEffort>,
+    /// Token biases.
+    #[serde(default)]
+    pub logit_bias: Option<LogitBias>,
+    /// Output modalities, e.g. `["text", "audio"]`.
+    #[serde(borrow, default)]
+    pub modalities: Option<Vec<Cow<'a, str>>>,
+    /// Audio output settings; present only when audio output is wanted.
+    #[serde(borrow, default)]
+    pub audio: Option<&'a RawValue>,
+    /// OpenAI's built-in web search; present only when it is wanted.
+    #[serde(borrow, default)]
+    pub web_search_options: Option<&'a RawValue>,
+    /// The deprecated predecessor of `tools`.
+    #[serde(borrow, default)]
+    pub functions: Option<&'a RawValue>,
+    /// The deprecated predecessor of `tool_choice`.
+    #[serde(borrow, default)]
+    pub function_call: Option<&'a RawValue>,
     /// An end-user identifier.
     #[serde(borrow, default)]
     pub user: Option<Cow<'a, str>>,
+    /// OpenAI's successor to `user`.
+    #[serde(borrow, default)]
+    pub safety_identifier: Option<Cow<'a, str>>,
 }
 
 /// `stream_options` of a streaming request.
@@ -157,40 +189,15 @@ pub struct Message<'a> {
     /// The call a `tool` message answers.
     #[serde(borrow, default)]
     pub tool_call_id: Option<Cow<'a, str>>,
-}
-
-/// Message content: a string or an array of typed parts.
-#[derive(Debug)]
-pub enum Content<'a> {
-    /// Plain text.
-    Text(Cow<'a, str>),
-    /// Typed parts (text, images, ...).
-    Parts(Vec<Part<'a>>),
-}
-
-/// One content part. Only `text` parts are read by the router; the others travel as sent.
-#[derive(Debug, Deserialize)]
-pub struct Part<'a> {
-    /// `text`, `image_url`, `input_audio`, `file`, ...
-    #[serde(rename = "type", borrow)]
-    pub kind: Cow<'a, str>,
-    /// The text of a `text` part.
+    /// Readable reasoning of an earlier assistant turn (DeepSeek's and Qwen's name).
     #[serde(borrow, default)]
-    pub text: Option<Cow<'a, str>>,
-    /// The image of an `image_url` part.
+    pub reasoning_content: Option<Cow<'a, str>>,
+    /// Claude's signed thinking of an earlier assistant turn, to send back unchanged.
     #[serde(borrow, default)]
-    pub image_url: Option<ImageUrl<'a>>,
-}
-
-/// The image of an `image_url` content part.
-#[derive(Debug, Deserialize)]
-pub struct ImageUrl<'a> {
-    /// An `https://` URL or a `data:<mime>;base64,<data>` URL.
-    #[serde(borrow)]
-    pub url: Cow<'a, str>,
-    /// `auto`, `low` or `high`.
+    pub thinking_blocks: Option<Vec<ThinkingBlock<'a>>>,
+    /// Provider extras of an earlier assistant turn (Gemini's thought signature).
     #[serde(borrow, default)]
-    pub detail: Option<Cow<'a, str>>,
+    pub extra_content: Option<ExtraContent<'a>>,
 }
 
 /// A tool call in an assistant message.
@@ -202,6 +209,9 @@ pub struct ToolCall<'a> {
     /// The function called.
     #[serde(borrow)]
     pub function: FunctionCall<'a>,
+    /// Provider extras of the call (Gemini's thought signature).
+    #[serde(borrow, default)]
+    pub extra_content: Option<ExtraContent<'a>>,
 }
 
 /// The function part of a tool call.
@@ -434,7 +444,7 @@ impl Message<'_> {
             None => Cow::Borrowed(""),
             Some(Content::Text(text)) => Cow::Borrowed(text),
             Some(Content::Parts(parts)) => {
-                let texts: Vec<&str> = parts.iter().filter_map(|p| p.text.as_deref()).collect();
+                let texts: Vec<&str> = parts.iter().filter_map(Part::text).collect();
                 Cow::Owned(texts.join("\n"))
             }
         }
@@ -557,35 +567,6 @@ fn span_of(whole: &[u8], part: &str) -> Range<usize> {
 pub fn write_json_string(out: &mut BytesMut, value: &str) {
     // Serialising a &str into a Vec cannot fail.
     let _ = serde_json::to_writer(out.writer(), value);
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ContentVisitor;
-        impl<'de> Visitor<'de> for ContentVisitor {
-            type Value = Content<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string or an array of content parts")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Content::Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Content::Text(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Content::Text(Cow::Owned(v)))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut parts = Vec::with_capacity(seq.size_hint().unwrap_or(1));
-                while let Some(part) = seq.next_element()? {
-                    parts.push(part);
-                }
-                Ok(Content::Parts(parts))
-            }
-        }
-        deserializer.deserialize_any(ContentVisitor)
-    }
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for Stop<'a> {
@@ -1261,6 +1242,69 @@ mod tests {
         assert_eq!(error["param"], "temperature");
         let error = parse_err(r#"{"model":"demo","messages":[{"role":"tool","content":"x"}]}"#);
         assert_eq!(error["param"], "messages[0].tool_call_id");
+    }
+
+    /// One rule for every provider: the options adapters translate are read here, and an
+    /// unreadable one is a 400 naming the member, before any provider is chosen.
+    #[test]
+    fn translated_options_are_typed_at_the_door() {
+        let with = |extra: &str| {
+            format!(r#"{{"model":"demo","messages":[{{"role":"user","content":"x"}}]{extra}}}"#)
+        };
+        for (extra, param) in [
+            (r#","tool_choice":"any""#, "tool_choice"),
+            (r#","tool_choice":{"type":"function"}"#, "tool_choice"),
+            (
+                r#","response_format":{"type":"grammar"}"#,
+                "response_format.type",
+            ),
+            (
+                r#","response_format":{"type":"json_schema","json_schema":{"name":"n","schema":[]}}"#,
+                "response_format.json_schema.schema",
+            ),
+            (r#","reasoning_effort":"extreme""#, "reasoning_effort"),
+            (r#","logit_bias":{"1":500}"#, "logit_bias"),
+        ] {
+            let error = parse_err(&with(extra));
+            assert_eq!(error["param"], param, "{extra}");
+        }
+        let image = r#"{"model":"demo","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png,raw"}}]}]}"#;
+        assert_eq!(
+            parse_err(image)["param"],
+            "messages[0].content[0].image_url.url"
+        );
+        let raw = with(
+            r#","tool_choice":{"type":"function","function":{"name":"f"}},"response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{"type":"object"}}},"reasoning_effort":"low""#,
+        );
+        let chat = ChatRequest::parse(raw.as_bytes()).unwrap();
+        assert_eq!(
+            chat.body.tool_choice,
+            Some(ToolChoice::Function("f".into()))
+        );
+        assert!(matches!(
+            chat.body.response_format,
+            Some(ResponseFormat::JsonSchema(JsonSchema { ref name, .. })) if name == "n"
+        ));
+        assert_eq!(chat.body.reasoning_effort, Some(ReasoningEffort::Low));
+    }
+
+    #[test]
+    fn assistant_turns_carry_reasoning_back() {
+        let raw = br#"{"model":"demo","messages":[{"role":"user","content":"x"},{"role":"assistant","content":null,"reasoning_content":"hmm","thinking_blocks":[{"type":"thinking","thinking":"hmm","signature":"c2ln"}],"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"},"extra_content":{"google":{"thought_signature":"dHM="}}}]}]}"#;
+        let chat = ChatRequest::parse(raw).unwrap();
+        let turn = &chat.messages()[1];
+        assert_eq!(turn.reasoning_content.as_deref(), Some("hmm"));
+        assert!(matches!(
+            turn.thinking_blocks.as_deref(),
+            Some([ThinkingBlock::Thinking { signature, .. }]) if signature == "c2ln"
+        ));
+        let call = &turn.tool_calls.as_ref().unwrap()[0];
+        assert_eq!(
+            call.extra_content
+                .as_ref()
+                .and_then(ExtraContent::thought_signature),
+            Some("dHM=")
+        );
     }
 
     #[test]

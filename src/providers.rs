@@ -7,6 +7,7 @@
 //! adapters whose providers need the same thing (request headers, compact JSON, a stable hash).
 
 mod anthropic;
+mod capabilities;
 mod gemini;
 mod mistral;
 pub mod mock;
@@ -21,6 +22,8 @@ use crate::config::{ProviderKind, Target};
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
 use crate::openai::{ChatRequest, Usage};
 use crate::sse::SseEvent;
+
+pub use capabilities::Honours;
 
 /// One attempt's request, relative to the provider's `base_url`.
 #[derive(Debug)]
@@ -46,9 +49,26 @@ pub struct Translated {
 
 /// A translator for one wire format.
 pub trait Adapter: Send + Sync {
-    /// Builds one attempt's request against `target`.
-    fn request(&self, chat: &ChatRequest<'_>, target: &Target)
-    -> Result<UpstreamRequest, ApiError>;
+    /// The optional request fields `target`'s provider can honour.
+    fn honours(&self, target: &Target) -> &'static Honours;
+
+    /// Builds one attempt's request against `target`, once [`Honours::check`] has passed.
+    fn translate(
+        &self,
+        chat: &ChatRequest<'_>,
+        target: &Target,
+    ) -> Result<UpstreamRequest, ApiError>;
+
+    /// One attempt's request against `target`: refused by the provider's [`Honours`] table
+    /// first, so every adapter words a refusal the same way, then translated.
+    fn request(
+        &self,
+        chat: &ChatRequest<'_>,
+        target: &Target,
+    ) -> Result<UpstreamRequest, ApiError> {
+        self.honours(target).check(chat, target)?;
+        self.translate(chat, target)
+    }
 
     /// Turns a complete 2xx body into OpenAI JSON plus the usage it reports.
     fn response(
@@ -89,23 +109,6 @@ pub fn adapter_for(kind: ProviderKind) -> &'static dyn Adapter {
         ProviderKind::Mistral => &mistral::Mistral,
         ProviderKind::Anthropic => &anthropic::Anthropic,
         ProviderKind::Gemini => &gemini::Gemini,
-    }
-}
-
-/// Refuses a request for more choices (`n`) than `target`'s provider returns in one answer
-/// (`max`): the client would silently get fewer than it asked for.
-fn refuse_choices_above(chat: &ChatRequest<'_>, target: &Target, max: u32) -> Result<(), ApiError> {
-    match chat.body.n {
-        Some(n) if n > max => Err(ApiError::unsupported(
-            format!(
-                "'n' = {n} is not supported by provider '{}' (kind {}): it returns at most \
-                 {max} choice(s) per request.",
-                target.provider.name,
-                target.provider.kind.as_str()
-            ),
-            "n",
-        )),
-        _ => Ok(()),
     }
 }
 

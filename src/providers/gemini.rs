@@ -31,25 +31,46 @@ use http::{HeaderMap, HeaderName, Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::capabilities::unsupported_part;
 use super::openai::{self, ErrorFields, cut_short};
 use super::{
-    Adapter, Fnv1a, StreamTranslator, Translated, UpstreamRequest, add_api_key, compact_json,
-    event_text, json_headers, refuse_choices_above,
+    Adapter, Fnv1a, Honours, StreamTranslator, Translated, UpstreamRequest, add_api_key,
+    compact_json, event_text, json_headers,
 };
 use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
 use crate::openai::{
     AssistantMessage, ChatRequest, Chunk, ChunkChoice, Completion, CompletionChoice,
-    CompletionTokensDetails, Content, DONE, Delta, FunctionOut, Message, Part as OpenAiPart,
-    PromptTokensDetails, Role, Stop, ToolCallDelta, ToolCallOut, Usage, UsageOut,
+    CompletionTokensDetails, Content, DONE, Delta, FunctionOut, MediaSource, Message,
+    Part as OpenAiPart, PromptTokensDetails, ReasoningEffort, ResponseFormat, Role, Stop,
+    ToolCallDelta, ToolCallOut, ToolChoice, Usage, UsageOut,
 };
 use crate::sse::{SseEvent, data_frame};
 
 /// The Gemini `generateContent` adapter.
 pub(super) struct Gemini;
 
+/// Gemini returns up to eight candidates and takes penalties and a thinking budget; it has no
+/// log probabilities through this adapter, no token biasing, no audio output, no translated
+/// web search and no deprecated functions API.
+const HONOURS: Honours = Honours {
+    max_choices: MAX_CHOICES,
+    penalties: true,
+    logprobs: false,
+    logit_bias: false,
+    audio_output: false,
+    web_search: false,
+    legacy_functions: false,
+    reasoning_effort: true,
+    other_tool_types: false,
+};
+
 impl Adapter for Gemini {
-    fn request(
+    fn honours(&self, _target: &Target) -> &'static Honours {
+        &HONOURS
+    }
+
+    fn translate(
         &self,
         chat: &ChatRequest<'_>,
         target: &Target,
@@ -366,77 +387,6 @@ struct ThinkingConfig {
     thinking_budget: u32,
 }
 
-/// The request fields the typed [`ChatRequest`] view leaves untyped but the adapter must
-/// look at, because silently dropping them would change the answer.
-#[derive(Debug, Default, Deserialize)]
-struct Extras<'a> {
-    /// Token log probabilities.
-    #[serde(default)]
-    logprobs: Option<bool>,
-    /// How many alternatives per token.
-    #[serde(borrow, default)]
-    top_logprobs: Option<&'a RawValue>,
-    /// Token biases.
-    #[serde(default)]
-    logit_bias: Option<serde_json::Map<String, serde_json::Value>>,
-    /// `none` to `max`.
-    #[serde(borrow, default)]
-    reasoning_effort: Option<Cow<'a, str>>,
-    /// Output modalities, e.g. `["text", "audio"]`.
-    #[serde(borrow, default)]
-    modalities: Option<Vec<Cow<'a, str>>>,
-    /// Audio output settings.
-    #[serde(borrow, default)]
-    audio: Option<&'a RawValue>,
-    /// The deprecated predecessor of `tools`.
-    #[serde(borrow, default)]
-    functions: Option<&'a RawValue>,
-    /// The deprecated predecessor of `tool_choice`.
-    #[serde(borrow, default)]
-    function_call: Option<&'a RawValue>,
-    /// OpenAI's built-in web search.
-    #[serde(borrow, default)]
-    web_search_options: Option<&'a RawValue>,
-}
-
-/// `response_format`.
-#[derive(Debug, Deserialize)]
-struct ResponseFormat<'a> {
-    /// `text`, `json_object` or `json_schema`.
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    /// The schema of a `json_schema` format.
-    #[serde(borrow, default)]
-    json_schema: Option<JsonSchemaFormat<'a>>,
-}
-
-/// `response_format.json_schema`.
-#[derive(Debug, Deserialize)]
-struct JsonSchemaFormat<'a> {
-    /// The JSON Schema itself (`name`, `strict` and `description` have no Gemini field).
-    #[serde(borrow, default)]
-    schema: Option<&'a RawValue>,
-}
-
-/// A named `tool_choice`: `{"type":"function","function":{"name":...}}`.
-#[derive(Debug, Deserialize)]
-struct NamedChoice<'a> {
-    /// Must be `function`.
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    /// The function to force.
-    #[serde(borrow)]
-    function: NamedFunction<'a>,
-}
-
-/// The function of a named `tool_choice`.
-#[derive(Debug, Deserialize)]
-struct NamedFunction<'a> {
-    /// Its name.
-    #[serde(borrow)]
-    name: Cow<'a, str>,
-}
-
 /// The first keys of a tool's `parameters`, to check it describes an object.
 #[derive(Debug, Deserialize)]
 struct SchemaHead<'a> {
@@ -457,24 +407,13 @@ fn bad(param: impl Into<String>, message: impl Into<String>) -> ApiError {
     ApiError::bad_request(message, Some(param.into()))
 }
 
-/// A 400 for a field Gemini has no equivalent for.
-fn unsupported(param: &str, target: &Target, hint: &str) -> ApiError {
-    ApiError::unsupported(
-        format!("'{param}' is not supported by {}{hint}.", provider(target)),
-        param,
-    )
-}
-
 /// The whole `GenerateContentRequest` for `chat`: a pure function of the request and target.
 fn build_request<'c>(
     chat: &'c ChatRequest<'_>,
     target: &Target,
 ) -> Result<GenerateContent<'c>, ApiError> {
-    let extras = extras(chat)?;
-    refuse_unsupported(&extras, target)?;
-    refuse_choices_above(chat, target, MAX_CHOICES)?;
     let conversation = conversation(chat.messages(), target)?;
-    let tools = tools(chat, target)?;
+    let tools = tools(chat)?;
     let tool_config = tool_config(chat, &tools)?;
     Ok(GenerateContent {
         system_instruction: (!conversation.system.is_empty()).then_some(Instruction {
@@ -483,59 +422,8 @@ fn build_request<'c>(
         contents: conversation.turns,
         tools,
         tool_config,
-        generation_config: generation_config(chat, target, &extras)?,
+        generation_config: generation_config(chat, target)?,
     })
-}
-
-/// Reads the untyped fields the adapter cares about from the client's bytes.
-fn extras<'a>(chat: &ChatRequest<'a>) -> Result<Extras<'a>, ApiError> {
-    let deserializer = &mut serde_json::Deserializer::from_slice(chat.raw());
-    serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        bad(
-            path.clone(),
-            format!("Invalid value for '{path}': {}.", e.inner()),
-        )
-    })
-}
-
-/// Refuses the fields whose effect Gemini cannot reproduce.
-fn refuse_unsupported(extras: &Extras<'_>, target: &Target) -> Result<(), ApiError> {
-    if extras.logprobs == Some(true) {
-        return Err(unsupported("logprobs", target, ""));
-    }
-    if extras.top_logprobs.is_some() {
-        return Err(unsupported("top_logprobs", target, ""));
-    }
-    if extras.logit_bias.as_ref().is_some_and(|m| !m.is_empty()) {
-        return Err(unsupported("logit_bias", target, ""));
-    }
-    if let Some(modalities) = &extras.modalities
-        && modalities.iter().any(|m| m != "text")
-    {
-        return Err(unsupported(
-            "modalities",
-            target,
-            ": only text output is available through this router",
-        ));
-    }
-    if extras.audio.is_some() {
-        return Err(unsupported("audio", target, ""));
-    }
-    if extras.functions.is_some() {
-        return Err(unsupported("functions", target, "; use 'tools' instead"));
-    }
-    if extras.function_call.is_some() {
-        return Err(unsupported(
-            "function_call",
-            target,
-            "; use 'tool_choice' instead",
-        ));
-    }
-    if extras.web_search_options.is_some() {
-        return Err(unsupported("web_search_options", target, ""));
-    }
-    Ok(())
 }
 
 /// The conversation split into Gemini's system instruction and turns.
@@ -563,7 +451,7 @@ fn conversation<'c>(
             }
             Role::User => (USER, user_parts(message, i, target)?),
             Role::Assistant => (MODEL, model_parts(message, i, target, &mut names)?),
-            Role::Tool => (USER, vec![tool_result(message, i, &names)?]),
+            Role::Tool => (USER, vec![tool_result(message, i, &names, target)?]),
         };
         push_turn(&mut turns, role, parts);
     }
@@ -600,17 +488,6 @@ fn plain(data: PartData<'_>) -> Part<'_> {
     }
 }
 
-/// The text of a text content part, or a 400 naming it.
-fn part_text<'c>(part: &'c OpenAiPart<'_>, i: usize, j: usize) -> Result<&'c str, ApiError> {
-    part.text.as_deref().ok_or_else(|| {
-        let param = format!("messages[{i}].content[{j}].text");
-        bad(
-            param.clone(),
-            format!("Missing required parameter: '{param}'."),
-        )
-    })
-}
-
 /// Text-only content (system, developer and assistant messages). Empty text is left out:
 /// Gemini refuses empty text parts.
 fn text_parts<'c>(
@@ -624,18 +501,16 @@ fn text_parts<'c>(
         Some(Content::Parts(parts)) => {
             let mut out = Vec::with_capacity(parts.len());
             for (j, part) in parts.iter().enumerate() {
-                if part.kind != "text" {
-                    return Err(bad(
-                        format!("messages[{i}].content[{j}].type"),
-                        format!(
-                            "'{}' parts are not supported in {} messages by {}; only text is.",
-                            part.kind,
-                            role_name(message.role),
-                            provider(target)
-                        ),
-                    ));
+                match part {
+                    OpenAiPart::Text(text) => out.extend(text_part(text)),
+                    // An assistant's earlier refusal carries no text the model needs again.
+                    OpenAiPart::Refusal(_) if message.role == Role::Assistant => {}
+                    _ => {
+                        let place = format!("{} messages", role_name(message.role));
+                        let param = format!("messages[{i}].content[{j}]");
+                        return Err(unsupported_part(&param, part, target, &place));
+                    }
                 }
-                out.extend(text_part(part_text(part, i, j)?));
             }
             Ok(out)
         }
@@ -669,28 +544,15 @@ fn user_parts<'c>(
     };
     let mut out = Vec::with_capacity(parts.len());
     for (j, part) in parts.iter().enumerate() {
-        match &*part.kind {
-            "text" => out.extend(text_part(part_text(part, i, j)?)),
-            "image_url" => {
-                let Some(image) = &part.image_url else {
-                    let param = format!("messages[{i}].content[{j}].image_url");
-                    return Err(bad(
-                        param.clone(),
-                        format!("Missing required parameter: '{param}'."),
-                    ));
-                };
+        match part {
+            OpenAiPart::Text(text) => out.extend(text_part(text)),
+            OpenAiPart::Image { source, .. } => {
                 let param = format!("messages[{i}].content[{j}].image_url.url");
-                out.push(image_part(&image.url, param, target)?);
+                out.push(image_part(source, param, target)?);
             }
-            other => {
-                return Err(bad(
-                    format!("messages[{i}].content[{j}].type"),
-                    format!(
-                        "'{other}' content parts are not supported by {}; send text and \
-                         image_url parts.",
-                        provider(target)
-                    ),
-                ));
+            _ => {
+                let param = format!("messages[{i}].content[{j}]");
+                return Err(unsupported_part(&param, part, target, "user messages"));
             }
         }
     }
@@ -699,41 +561,29 @@ fn user_parts<'c>(
 
 /// An `image_url` part: `data:` URLs become `inlineData`, Gemini Files API URIs `fileData`;
 /// other URLs are refused because the router downloads nothing.
-fn image_part<'c>(url: &'c str, param: String, target: &Target) -> Result<Part<'c>, ApiError> {
-    if let Some(rest) = strip_prefix_ignore_case(url, "data:") {
-        // `data:<mime>[;param=value]*;base64,<data>`; Gemini wants the bare MIME type.
-        let blob = rest
-            .split_once(',')
-            .and_then(|(meta, data)| Some((meta.strip_suffix(";base64")?, data)))
-            .map(|(meta, data)| (meta.split(';').next().unwrap_or_default(), data))
-            .filter(|(mime, data)| mime.contains('/') && !data.is_empty());
-        let Some((mime_type, data)) = blob else {
-            return Err(bad(
-                param.clone(),
-                format!("'{param}' must be a base64 data URL such as 'data:image/png;base64,...'."),
-            ));
-        };
-        return Ok(plain(PartData::InlineData(Blob { mime_type, data })));
+fn image_part<'c>(
+    source: &'c MediaSource<'_>,
+    param: String,
+    target: &Target,
+) -> Result<Part<'c>, ApiError> {
+    match source {
+        MediaSource::Inline { media_type, base64 } => Ok(plain(PartData::InlineData(Blob {
+            mime_type: media_type,
+            data: base64,
+        }))),
+        MediaSource::Url(url) if is_gemini_file(url) => {
+            Ok(plain(PartData::FileData(FileData { file_uri: url })))
+        }
+        MediaSource::Url(_) => Err(bad(
+            param.clone(),
+            format!(
+                "'{param}': {} cannot fetch image URLs and switchboard does not download them. \
+                 Send the image inline as 'data:<mime>;base64,<data>', or as a Gemini Files API \
+                 URI (https://generativelanguage.googleapis.com/.../files/...).",
+                provider(target)
+            ),
+        )),
     }
-    if is_gemini_file(url) {
-        return Ok(plain(PartData::FileData(FileData { file_uri: url })));
-    }
-    Err(bad(
-        param.clone(),
-        format!(
-            "'{param}': {} cannot fetch image URLs and switchboard does not download them. Send \
-             the image inline as 'data:<mime>;base64,<data>', or as a Gemini Files API URI \
-             (https://generativelanguage.googleapis.com/.../files/...).",
-            provider(target)
-        ),
-    ))
-}
-
-/// `s` without `prefix`, compared ASCII case-insensitively (URL schemes are).
-fn strip_prefix_ignore_case<'s>(s: &'s str, prefix: &str) -> Option<&'s str> {
-    let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &s[prefix.len()..])
 }
 
 /// Whether `url` is a file uploaded through Gemini's Files API.
@@ -802,6 +652,7 @@ fn tool_result<'c>(
     message: &'c Message<'_>,
     i: usize,
     names: &HashMap<&'c str, &'c str>,
+    target: &Target,
 ) -> Result<Part<'c>, ApiError> {
     let param = format!("messages[{i}].tool_call_id");
     let id: &'c str = message.tool_call_id.as_deref().ok_or_else(|| {
@@ -820,12 +671,10 @@ fn tool_result<'c>(
         ));
     };
     if let Some(Content::Parts(parts)) = &message.content
-        && let Some(j) = parts.iter().position(|p| p.kind != "text")
+        && let Some(j) = parts.iter().position(|p| p.text().is_none())
     {
-        return Err(bad(
-            format!("messages[{i}].content[{j}].type"),
-            "Tool messages may only contain text parts.",
-        ));
+        let param = format!("messages[{i}].content[{j}]");
+        return Err(unsupported_part(&param, &parts[j], target, "tool messages"));
     }
     let text = message.text();
     let response = match object(&text) {
@@ -849,22 +698,13 @@ fn object(text: &str) -> Option<Box<RawValue>> {
 }
 
 /// The function declarations. Schemas go out as `parametersJsonSchema`, unchanged.
-fn tools<'c>(chat: &'c ChatRequest<'_>, target: &Target) -> Result<Vec<ToolDecl<'c>>, ApiError> {
+fn tools<'c>(chat: &'c ChatRequest<'_>) -> Result<Vec<ToolDecl<'c>>, ApiError> {
     let Some(tools) = chat.body.tools.as_deref().filter(|t| !t.is_empty()) else {
         return Ok(Vec::new());
     };
     let mut declarations = Vec::with_capacity(tools.len());
+    // Tools of other types were refused by the Honours check.
     for (i, tool) in tools.iter().enumerate() {
-        if tool.kind != "function" {
-            return Err(bad(
-                format!("tools[{i}].type"),
-                format!(
-                    "'{}' tools are not supported by {}; only function tools are.",
-                    tool.kind,
-                    provider(target)
-                ),
-            ));
-        }
         let parameters = tool.function.parameters;
         if let Some(schema) = parameters {
             check_parameters(schema, i)?;
@@ -904,27 +744,14 @@ fn check_parameters(schema: &RawValue, i: usize) -> Result<(), ApiError> {
     }
 }
 
-/// What `tool_choice` asks for.
-enum ToolChoice<'c> {
-    /// The model decides.
-    Auto,
-    /// No calls.
-    None,
-    /// At least one call.
-    Required,
-    /// This function.
-    Named(Cow<'c, str>),
-}
-
 /// `toolConfig` from `tool_choice` (mapping table 7.1).
 fn tool_config<'c>(
     chat: &'c ChatRequest<'_>,
     tools: &[ToolDecl<'c>],
 ) -> Result<Option<ToolConfig<'c>>, ApiError> {
-    let Some(raw) = chat.body.tool_choice else {
+    let Some(choice) = &chat.body.tool_choice else {
         return Ok(None);
     };
-    let choice = tool_choice(raw)?;
     let declared: Vec<&'c str> = tools
         .iter()
         .flat_map(|t| t.function_declarations.iter().map(|d| d.name))
@@ -933,15 +760,24 @@ fn tool_config<'c>(
         ToolChoice::Auto | ToolChoice::None if declared.is_empty() => return Ok(None),
         ToolChoice::Auto => ("AUTO", Vec::new()),
         ToolChoice::None => ("NONE", Vec::new()),
-        ToolChoice::Required | ToolChoice::Named(_) if declared.is_empty() => {
+        ToolChoice::Required | ToolChoice::Function(_) | ToolChoice::Other(_)
+            if declared.is_empty() =>
+        {
             return Err(bad(
                 "tool_choice",
                 "'tool_choice' asks for a tool call but the request declares no 'tools'.",
             ));
         }
         ToolChoice::Required => ("ANY", Vec::new()),
-        ToolChoice::Named(name) => {
-            let Some(found) = declared.iter().copied().find(|d| *d == name) else {
+        // Refused by the Honours check before translation; kept total all the same.
+        ToolChoice::Other(kind) => {
+            return Err(bad(
+                "tool_choice.type",
+                format!("'tool_choice' of type {kind:?} is not translated for Gemini."),
+            ));
+        }
+        ToolChoice::Function(name) => {
+            let Some(found) = declared.iter().copied().find(|d| d == name) else {
                 return Err(bad(
                     "tool_choice",
                     format!("'tool_choice' names function {name:?}, which is not in 'tools'."),
@@ -958,33 +794,6 @@ fn tool_config<'c>(
     }))
 }
 
-/// Parses `tool_choice`: a mode string or a named function.
-fn tool_choice(raw: &RawValue) -> Result<ToolChoice<'_>, ApiError> {
-    let invalid = || {
-        bad(
-            "tool_choice",
-            "'tool_choice' must be \"none\", \"auto\", \"required\" or \
-             {\"type\":\"function\",\"function\":{\"name\":...}}.",
-        )
-    };
-    if let Ok(mode) = serde_json::from_str::<Cow<'_, str>>(raw.get()) {
-        return match &*mode {
-            "auto" => Ok(ToolChoice::Auto),
-            "none" => Ok(ToolChoice::None),
-            "required" => Ok(ToolChoice::Required),
-            _ => Err(invalid()),
-        };
-    }
-    if !is_object(raw) {
-        return Err(invalid());
-    }
-    let named: NamedChoice<'_> = serde_json::from_str(raw.get()).map_err(|_| invalid())?;
-    if named.kind != "function" {
-        return Err(invalid());
-    }
-    Ok(ToolChoice::Named(named.function.name))
-}
-
 /// Gemini's stop-sequence limit.
 const MAX_STOP_SEQUENCES: usize = 5;
 
@@ -992,10 +801,9 @@ const MAX_STOP_SEQUENCES: usize = 5;
 fn generation_config<'c>(
     chat: &'c ChatRequest<'_>,
     target: &Target,
-    extras: &Extras<'_>,
 ) -> Result<GenerationConfig<'c>, ApiError> {
     let body = &chat.body;
-    let (response_mime_type, response_json_schema) = response_format(chat)?;
+    let (response_mime_type, response_json_schema) = response_format(chat);
     let seed = body
         .seed
         .map(|seed| {
@@ -1024,7 +832,7 @@ fn generation_config<'c>(
         frequency_penalty: body.frequency_penalty,
         response_mime_type,
         response_json_schema,
-        thinking_config: thinking(extras)?,
+        thinking_config: body.reasoning_effort.map(thinking),
     })
 }
 
@@ -1054,63 +862,26 @@ fn stop_sequences<'c>(
 }
 
 /// `responseMimeType` and `responseJsonSchema` from `response_format`.
-fn response_format<'c>(
-    chat: &ChatRequest<'c>,
-) -> Result<(Option<&'static str>, Option<&'c RawValue>), ApiError> {
-    let Some(raw) = chat.body.response_format else {
-        return Ok((None, None));
-    };
-    let invalid = |reason: String| {
-        bad(
-            "response_format",
-            format!("Invalid value for 'response_format': {reason}."),
-        )
-    };
-    if !is_object(raw) {
-        return Err(invalid("expected an object".to_owned()));
-    }
-    let format: ResponseFormat<'c> =
-        serde_json::from_str(raw.get()).map_err(|e| invalid(e.to_string()))?;
-    match &*format.kind {
-        "text" => Ok((None, None)),
-        "json_object" => Ok((Some("application/json"), None)),
-        "json_schema" => {
-            let schema = format.json_schema.and_then(|s| s.schema);
-            Ok((Some("application/json"), schema))
-        }
-        other => Err(bad(
-            "response_format.type",
-            format!(
-                "'response_format.type' must be text, json_object or json_schema, got {other:?}."
-            ),
-        )),
+fn response_format<'c>(chat: &ChatRequest<'c>) -> (Option<&'static str>, Option<&'c RawValue>) {
+    match &chat.body.response_format {
+        None | Some(ResponseFormat::Text) => (None, None),
+        Some(ResponseFormat::JsonObject) => (Some("application/json"), None),
+        Some(ResponseFormat::JsonSchema(format)) => (Some("application/json"), Some(format.schema)),
     }
 }
 
 /// `thinkingConfig.thinkingBudget` from `reasoning_effort`. Budgets follow Google's own
 /// OpenAI-compatible endpoint (low 1024, medium 8192, high 24576); `thinkingBudget` is accepted
 /// by Gemini 2.5 and, for compatibility, Gemini 3.
-fn thinking(extras: &Extras<'_>) -> Result<Option<ThinkingConfig>, ApiError> {
-    let Some(effort) = &extras.reasoning_effort else {
-        return Ok(None);
+fn thinking(effort: ReasoningEffort) -> ThinkingConfig {
+    let thinking_budget = match effort {
+        ReasoningEffort::None => 0,
+        ReasoningEffort::Minimal => 512,
+        ReasoningEffort::Low => 1024,
+        ReasoningEffort::Medium => 8192,
+        ReasoningEffort::High | ReasoningEffort::Xhigh | ReasoningEffort::Max => 24576,
     };
-    let thinking_budget = match &**effort {
-        "none" => 0,
-        "minimal" => 512,
-        "low" => 1024,
-        "medium" => 8192,
-        "high" | "xhigh" | "max" => 24576,
-        other => {
-            return Err(bad(
-                "reasoning_effort",
-                format!(
-                    "'reasoning_effort' must be none, minimal, low, medium, high, xhigh or max, \
-                     got {other:?}."
-                ),
-            ));
-        }
-    };
-    Ok(Some(ThinkingConfig { thinking_budget }))
+    ThinkingConfig { thinking_budget }
 }
 
 // === Tool call ids that carry thought signatures ===
@@ -2129,14 +1900,19 @@ mod tests {
         f(&chat)
     }
 
-    /// The Gemini body for `body`, or the client's error object.
+    /// The Gemini body for `body`, or the client's error object (from the front door or
+    /// from the adapter).
     fn request_with(body: Value, target: &Target) -> Result<Value, Value> {
-        with_chat(&body, |chat| match Gemini.request(chat, target) {
+        let error_json = |error: ApiError| {
+            serde_json::from_slice::<Value>(&error.body()).unwrap()["error"].clone()
+        };
+        let raw = serde_json::to_vec(&body).unwrap();
+        let mut chat = ChatRequest::parse(&raw).map_err(error_json)?;
+        chat.created = CREATED;
+        match Gemini.request(&chat, target) {
             Ok(request) => Ok(serde_json::from_slice(&request.body).unwrap()),
-            Err(error) => {
-                Err(serde_json::from_slice::<Value>(&error.body()).unwrap()["error"].clone())
-            }
-        })
+            Err(error) => Err(error_json(error)),
+        }
     }
 
     /// The Gemini body for a request that must translate.
@@ -2472,14 +2248,14 @@ mod tests {
                     json!([{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "AAA", "format": "wav"}}]}]),
                     json!({}),
                 ),
-                "messages[0].content[0].type",
+                "messages[0].content[0]",
             ),
             (
                 chat_body(
                     json!([{"role": "system", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}}]}, user("hi")]),
                     json!({}),
                 ),
-                "messages[0].content[0].type",
+                "messages[0].content[0]",
             ),
             (
                 chat_body(
@@ -2513,7 +2289,7 @@ mod tests {
             logprobs["message"]
                 .as_str()
                 .unwrap()
-                .contains("provider 'g' (Gemini)")
+                .contains("provider 'g' (kind gemini)")
         );
         // Harmless or honoured fields pass.
         request(chat_body(

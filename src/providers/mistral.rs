@@ -25,7 +25,7 @@ use super::openai::{
     ErrorFields, bearer_headers, classify_fields, failure_from, in_band_failure,
     require_end_marker, validate,
 };
-use super::{Adapter, StreamTranslator, Translated, UpstreamRequest, event_text};
+use super::{Adapter, Honours, StreamTranslator, Translated, UpstreamRequest, event_text};
 use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
 use crate::json_scan::{ERROR, Key, USAGE, contains};
@@ -35,8 +35,26 @@ use crate::sse::{SseEvent, data_frame};
 /// The Mistral adapter.
 pub(super) struct Mistral;
 
+/// Mistral has no log probabilities, token biasing, audio output, web search or deprecated
+/// functions API; everything else it takes, under its own name where it differs.
+const HONOURS: Honours = Honours {
+    max_choices: crate::openai::MAX_CHOICES,
+    penalties: true,
+    logprobs: false,
+    logit_bias: false,
+    audio_output: false,
+    web_search: false,
+    legacy_functions: false,
+    reasoning_effort: true,
+    other_tool_types: false,
+};
+
 impl Adapter for Mistral {
-    fn request(
+    fn honours(&self, _target: &Target) -> &'static Honours {
+        &HONOURS
+    }
+
+    fn translate(
         &self,
         chat: &ChatRequest<'_>,
         target: &Target,

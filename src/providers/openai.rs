@@ -15,8 +15,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    Adapter, StreamTranslator, Translated, UpstreamRequest, add_api_key, event_text, json_headers,
-    refuse_choices_above,
+    Adapter, Honours, StreamTranslator, Translated, UpstreamRequest, add_api_key, event_text,
+    json_headers,
 };
 use crate::config::{ProviderKind, Target};
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
@@ -30,16 +30,25 @@ use crate::sse::{SseEvent, data_frame};
 /// The OpenAI-wire pass-through adapter.
 pub(super) struct OpenAi;
 
+/// What the built-in mock can do: everything an OpenAI-wire upstream can, in one choice.
+const MOCK: Honours = Honours {
+    max_choices: 1,
+    ..Honours::OPENAI_WIRE
+};
+
 impl Adapter for OpenAi {
-    fn request(
+    fn honours(&self, target: &Target) -> &'static Honours {
+        match target.provider.kind {
+            ProviderKind::Mock => &MOCK,
+            _ => &Honours::OPENAI_WIRE,
+        }
+    }
+
+    fn translate(
         &self,
         chat: &ChatRequest<'_>,
         target: &Target,
     ) -> Result<UpstreamRequest, ApiError> {
-        if target.provider.kind == ProviderKind::Mock {
-            // The built-in responder writes one choice.
-            refuse_choices_above(chat, target, 1)?;
-        }
         Ok(UpstreamRequest {
             method: Method::POST,
             path: "/chat/completions".to_owned(),

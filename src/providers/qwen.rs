@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
 use super::openai::{self, ErrorFields, OpenAi};
-use super::{Adapter, StreamTranslator, Translated, UpstreamRequest, refuse_choices_above};
+use super::{Adapter, Honours, StreamTranslator, Translated, UpstreamRequest};
 use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
 use crate::openai::ChatRequest;
@@ -18,17 +18,24 @@ use crate::openai::ChatRequest;
 /// The DashScope compatible-mode adapter.
 pub(super) struct Qwen;
 
-/// The most choices DashScope returns (`n`, on the models that take it at all).
-const MAX_CHOICES: u32 = 4;
+/// The OpenAI wire, with at most four choices: the most DashScope returns (`n`, on the
+/// models that take it at all).
+const HONOURS: Honours = Honours {
+    max_choices: 4,
+    ..Honours::OPENAI_WIRE
+};
 
 impl Adapter for Qwen {
-    fn request(
+    fn honours(&self, _target: &Target) -> &'static Honours {
+        &HONOURS
+    }
+
+    fn translate(
         &self,
         chat: &ChatRequest<'_>,
         target: &Target,
     ) -> Result<UpstreamRequest, ApiError> {
-        refuse_choices_above(chat, target, MAX_CHOICES)?;
-        OpenAi.request(chat, target)
+        OpenAi.translate(chat, target)
     }
 
     fn response(

@@ -237,6 +237,11 @@ const HOSTILE: &str = "@@hostile@@";
 
 /// A JSON-Schema-ish `parameters` object, or any value at all.
 fn schema() -> impl Strategy<Value = Value> {
+    prop_oneof![4 => object_schema(), 1 => json_value()]
+}
+
+/// A JSON-Schema-ish object schema (what a `json_schema` response format must carry).
+fn object_schema() -> impl Strategy<Value = Value> {
     let property = (
         prop_oneof![
             Just("string"),
@@ -258,17 +263,14 @@ fn schema() -> impl Strategy<Value = Value> {
             }
             property
         });
-    let object = (btree_map(identifier(), property, 0..5), any::<bool>()).prop_map(
-        |(properties, require)| {
-            let required: Vec<&String> = if require {
-                properties.keys().collect()
-            } else {
-                Vec::new()
-            };
-            json!({"type": "object", "properties": properties, "required": required})
-        },
-    );
-    prop_oneof![4 => object, 1 => json_value()]
+    (btree_map(identifier(), property, 0..5), any::<bool>()).prop_map(|(properties, require)| {
+        let required: Vec<&String> = if require {
+            properties.keys().collect()
+        } else {
+            Vec::new()
+        };
+        json!({"type": "object", "properties": properties, "required": required})
+    })
 }
 
 fn tool() -> impl Strategy<Value = Value> {
@@ -297,7 +299,7 @@ fn response_format() -> impl Strategy<Value = Value> {
     prop_oneof![
         Just(json!({"type": "text"})),
         Just(json!({"type": "json_object"})),
-        (identifier(), schema()).prop_map(|(name, schema)| {
+        (identifier(), object_schema()).prop_map(|(name, schema)| {
             json!({"type": "json_schema", "json_schema": {"name": name, "schema": schema}})
         }),
     ]
