@@ -113,6 +113,11 @@ pub struct ChatBody<'a> {
     /// How much a reasoning model may think.
     #[serde(default)]
     pub reasoning_effort: Option<ReasoningEffort>,
+    /// Whether the answer should carry the model's readable reasoning (`reasoning_content`),
+    /// for providers that only write it on request. An extension other OpenAI-compatible
+    /// gateways (OpenRouter) use; OpenAI itself has no such field.
+    #[serde(default)]
+    pub include_reasoning: Option<bool>,
     /// Token biases.
     #[serde(default)]
     pub logit_bias: Option<LogitBias>,
