@@ -215,7 +215,9 @@ fn ready(state: &AppState) -> Response<ResponseBody> {
 
 /// The Prometheus text exposition.
 fn metrics(state: &AppState) -> Response<ResponseBody> {
-    let body = state.metrics.render(&state.config.load(), &state.health);
+    let body = state
+        .metrics
+        .render(&state.config.load(), state.router.health());
     let mut response = Response::new(ResponseBody::full(body));
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
