@@ -182,9 +182,9 @@ impl Api {
                             let caller = RequestContext::of(&request)
                                 .and_then(|context| context.caller.clone())
                                 .unwrap_or_default();
-                            admin::reload(&state, &caller).await
+                            admin::reload(&state.reloads, &caller).await
                         } else {
-                            admin::config(&state)
+                            admin::config(&state.config.load(), &state.reloads)
                         };
                         Ok(answer.unwrap_or_else(error))
                     }
