@@ -10,6 +10,9 @@
 //! provider's failure for a normal finish. The request's log record is written, and its
 //! token estimate settled, when the stream ends or when the client goes away.
 //!
+//! The router reads a stream to its commit point as a [`PrimedStream`]; the chat handler,
+//! which holds the record and the account, makes it the [`ChatStream`] body in one call.
+//!
 //! Accounting: the router always asks the upstream for usage, so the stream's usage chunk
 //! (`"choices": []` with `usage`) is the one frame that may change on its way out. A client
 //! that asked for it gets it with `usage.cost` (when the target has prices); a client that did
@@ -78,10 +81,9 @@ pub struct PrimedStream {
     redactor: Arc<Redactor>,
 }
 
-/// What a stream settles when it is over: filled in by the handler once the router answered.
+/// What a stream settles when it is over besides the request's record: known to the handler
+/// once the router answered.
 pub struct StreamEnd {
-    /// The request's log record, written when the stream ends or is dropped.
-    pub record: RequestRecord,
     /// The tokens taken on estimate, corrected with the stream's usage.
     pub settlement: TokenSettlement,
     /// What the request costs, charged once.
@@ -256,13 +258,14 @@ impl PrimedStream {
 }
 
 impl ChatStream {
-    /// The body of a stream the router primed, with what it settles when it is over.
-    pub fn new(source: PrimedStream, end: StreamEnd) -> Self {
+    /// The body of a stream the router primed: `record` is written, and `end` settled, when
+    /// it is over.
+    pub fn new(source: PrimedStream, record: RequestRecord, end: StreamEnd) -> Self {
         Self {
             source,
             quiet_turns: 0,
             sent_any: false,
-            record: Some(end.record),
+            record: Some(record),
             settlement: Some(end.settlement),
             account: Some(end.account),
             client_wants_usage: end.client_wants_usage,
@@ -594,13 +597,13 @@ mod tests {
         .unwrap();
         let ledger = Arc::new(SeenTransactions::default());
         let settings = AccountingSettings::default();
+        let record = RequestRecord::new("r".into(), std::time::Instant::now());
         let end = StreamEnd {
-            record: RequestRecord::new("r".into(), std::time::Instant::now()),
             settlement: TokenSettlement::new(Vec::new(), 0),
             account: Account::new(Some(qwen_max()), ledger, &settings, "k", None),
             client_wants_usage,
         };
-        ChatStream::new(primed, end)
+        ChatStream::new(primed, record, end)
     }
 
     fn data_events(payloads: &[&str]) -> Vec<String> {

@@ -43,15 +43,7 @@ pub(super) async fn handle(state: &AppState, request: Request<Bytes>) -> Respons
         }
         Ok(Reply::Stream(parts, primed, end)) => {
             record.status = parts.status.as_u16();
-            let stream = ChatStream::new(
-                primed,
-                StreamEnd {
-                    record,
-                    settlement: end.settlement,
-                    account: end.account,
-                    client_wants_usage: end.client_wants_usage,
-                },
-            );
+            let stream = ChatStream::new(primed, record, end);
             Response::from_parts(parts, ResponseBody::Stream(Box::new(stream)))
         }
         Err(error) => {
@@ -77,14 +69,7 @@ pub(super) async fn handle(state: &AppState, request: Request<Bytes>) -> Respons
 )]
 enum Reply {
     Complete(Response<Full<Bytes>>, TokenSettlement),
-    Stream(http::response::Parts, PrimedStream, Settling),
-}
-
-/// What a stream settles when it ends, but for the record the handler still holds.
-struct Settling {
-    settlement: TokenSettlement,
-    account: Account,
-    client_wants_usage: bool,
+    Stream(http::response::Parts, PrimedStream, StreamEnd),
 }
 
 async fn serve(
@@ -210,12 +195,12 @@ async fn serve(
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             let (parts, ()) = response.into_parts();
             // The cost is known only at the end: it goes in the usage chunk.
-            let settling = Settling {
+            let end = StreamEnd {
                 settlement,
                 account,
                 client_wants_usage: chat.include_usage(),
             };
-            Ok(Reply::Stream(parts, primed, settling))
+            Ok(Reply::Stream(parts, primed, end))
         }
     }
 }
