@@ -4,7 +4,8 @@
 //!
 //! Everything routing keeps between requests is one [`Router`] value, owned by the app state:
 //! the upstream client, the providers' breakers ([`health`]), the rate limiters
-//! ([`crate::limits`]), the weighted routes' round-robin state and the A2M quotes ([`a2m`]).
+//! ([`crate::limits`]), the weighted routes' round-robin state and the A2M quotes (routed in
+//! `router/a2m.rs`).
 //! A reload hands it the new snapshot ([`Router::follow`]) so what belongs to gone providers,
 //! keys and routes is dropped.
 //!

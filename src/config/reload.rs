@@ -1,5 +1,5 @@
 //! Hot reload: one task per router that reloads `providers.toml` when the file changes (a
-//! polling [`watch`]), on SIGHUP ([`ReloadHandle::trigger`]) and on `POST /admin/reload`
+//! polling `watch`), on SIGHUP ([`ReloadHandle::trigger`]) and on `POST /admin/reload`
 //! ([`ReloadHandle::reload`]).
 //!
 //! Every reload reads and validates the whole file off the runtime's threads. Only a fully
