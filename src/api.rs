@@ -182,9 +182,9 @@ impl Api {
                             let caller = RequestContext::of(&request)
                                 .and_then(|context| context.caller.clone())
                                 .unwrap_or_default();
-                            admin::reload(&state, &caller).await
+                            admin::reload(&state.reloads, &caller).await
                         } else {
-                            admin::config(&state)
+                            admin::config(&state.config.load(), &state.reloads)
                         };
                         Ok(answer.unwrap_or_else(error))
                     }
@@ -215,7 +215,9 @@ fn ready(state: &AppState) -> Response<ResponseBody> {
 
 /// The Prometheus text exposition.
 fn metrics(state: &AppState) -> Response<ResponseBody> {
-    let body = state.metrics.render(&state.config.load(), &state.health);
+    let body = state
+        .metrics
+        .render(&state.config.load(), state.router.health());
     let mut response = Response::new(ResponseBody::full(body));
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,

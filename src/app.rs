@@ -1,6 +1,7 @@
-//! The router's shared state: the running configuration and what outlives a request
-//! (breakers, limiters, ledgers, metrics, the usage log). The layers in front of the handlers
-//! get only the parts they need (see [`crate::layers`]).
+//! The router's shared state: the running configuration and what outlives a request (the
+//! [`Router`], the transaction ledger, metrics, the usage log). The layers in front of the
+//! handlers get only the parts they need (see [`crate::layers`]); the reload task sees it
+//! through [`Running`], so the configuration module never names the app.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,13 +10,10 @@ use arc_swap::ArcSwap;
 
 use crate::accounting::{SeenTransactions, TransactionLedger};
 use crate::config::Snapshot;
-use crate::config::reload::Reloads;
+use crate::config::reload::{Reloads, Running};
 use crate::layers::context::Config;
-use crate::limits::Limits;
 use crate::metrics::Metrics;
-use crate::payment::{QuoteMemory, RecentQuotes};
-use crate::router::Balancer;
-use crate::router::health::Health;
+use crate::router::Router;
 use crate::upstream::Upstream;
 use crate::usage_log::UsageLog;
 
@@ -23,18 +21,10 @@ use crate::usage_log::UsageLog;
 pub struct AppState {
     /// The running configuration; each request loads it once (see [`crate::layers::context`]).
     pub config: Config,
-    /// The shared upstream client.
-    pub upstream: Upstream,
-    /// Provider circuit breakers (kept across reloads).
-    pub health: Health,
-    /// Provider and key rate limiters (kept across reloads).
-    pub limits: Limits,
-    /// Weighted routes' round-robin state.
-    pub balancer: Balancer,
+    /// The upstream client, breakers, limiters, balancer and quotes (kept across reloads).
+    pub router: Router,
     /// Transactions that paid their fee (kept across reloads).
     pub transactions: Arc<dyn TransactionLedger>,
-    /// Recent price quotes, to route and charge paid retries (kept across reloads).
-    pub quotes: Arc<dyn QuoteMemory>,
     /// Prometheus collectors.
     pub metrics: Arc<Metrics>,
     /// The usage log's sending side, when `[usage_log]` is configured.
@@ -47,16 +37,13 @@ pub struct AppState {
 impl AppState {
     /// State for a loaded configuration.
     pub fn new(snapshot: Snapshot, upstream: Upstream) -> Result<Self, prometheus::Error> {
+        let metrics = Arc::new(Metrics::new()?);
         Ok(Self {
             reloads: Reloads::new(&snapshot),
             config: Arc::new(ArcSwap::from_pointee(snapshot)),
-            upstream,
-            health: Health::default(),
-            limits: Limits::default(),
-            balancer: Balancer::default(),
+            router: Router::new(upstream, metrics.clone()),
             transactions: Arc::new(SeenTransactions::default()),
-            quotes: Arc::new(RecentQuotes::default()),
-            metrics: Arc::new(Metrics::new()?),
+            metrics,
             usage_log: None,
             shutting_down: AtomicBool::new(false),
         })
@@ -90,5 +77,28 @@ impl AppState {
     /// Whether a shutdown has begun.
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Relaxed)
+    }
+}
+
+impl Running for AppState {
+    fn config(&self) -> &ArcSwap<Snapshot> {
+        &self.config
+    }
+
+    fn reloads(&self) -> &Reloads {
+        &self.reloads
+    }
+
+    fn follow(&self, old: &Snapshot, new: &Snapshot) {
+        for name in old.providers.keys() {
+            if !new.providers.contains_key(name) {
+                self.metrics.forget_provider(name);
+            }
+        }
+        self.router.follow(old, new);
+    }
+
+    fn reloaded(&self, applied: bool) {
+        self.metrics.config_reload(applied);
     }
 }

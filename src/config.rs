@@ -427,11 +427,9 @@ pub const WILDCARD_MODEL: &str = "*";
 /// The longest model name a wildcard passes upstream, in bytes.
 pub const MAX_MODEL_NAME: usize = 256;
 
-/// The response header naming the provider that answered.
-pub const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-switchboard-provider");
-
-/// The response header naming the model that answered.
-pub const MODEL_HEADER: HeaderName = HeaderName::from_static("x-switchboard-model");
+/// The response headers naming the provider and the model that answered (each target
+/// builds their values once, at load).
+pub use crate::headers::{MODEL as MODEL_HEADER, PROVIDER as PROVIDER_HEADER};
 
 /// What a client's `model` resolves to: a named route or one direct target.
 #[derive(Debug)]

@@ -16,7 +16,7 @@ use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, StatusCode};
 use serde::Serialize;
 
-use crate::config::{MODEL_HEADER, PROVIDER_HEADER};
+use crate::headers::{MODEL, PAYMENT_NEEDED, PROVIDER, SHOULD_RETRY};
 use crate::limits::Standing;
 use crate::payment::QuoteHeader;
 use crate::redact::Redactor;
@@ -550,7 +550,7 @@ impl ApiError {
             // The router already failed over (or the answer cannot change: a body too large);
             // an SDK retry on top would only add latency, and load, to a payment flow that
             // should drop to its fallback now.
-            headers.insert("x-should-retry", HeaderValue::from_static("false"));
+            headers.insert(SHOULD_RETRY, HeaderValue::from_static("false"));
         }
         response
             .extensions_mut()
@@ -567,10 +567,10 @@ fn payment_headers(
     provider: &str,
     model: &str,
 ) {
-    headers.insert(crate::payment::PAYMENT_NEEDED, quote.raw.clone());
+    headers.insert(PAYMENT_NEEDED, quote.raw.clone());
     // A paid retry must not be sent twice by an SDK; the client decides after paying.
-    headers.insert("x-should-retry", HeaderValue::from_static("false"));
-    for (name, value) in [(PROVIDER_HEADER, provider), (MODEL_HEADER, model)] {
+    headers.insert(SHOULD_RETRY, HeaderValue::from_static("false"));
+    for (name, value) in [(PROVIDER, provider), (MODEL, model)] {
         if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(name, value);
         }

@@ -52,7 +52,7 @@ pub const SENSITIVE_HEADERS: [HeaderName; 4] = [
     AUTHORIZATION,
     HeaderName::from_static("x-api-key"),
     HeaderName::from_static("x-goog-api-key"),
-    HeaderName::from_static("payment-proof"),
+    crate::headers::PAYMENT_PROOF,
 ];
 
 /// The whole stack a connection serves: layers 1 to 3 around the path table.

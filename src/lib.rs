@@ -23,6 +23,7 @@ pub mod body;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod headers;
 pub mod json_guard;
 pub mod json_scan;
 pub mod json_syntax;

@@ -20,14 +20,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-/// The response header of a price quote.
-pub const PAYMENT_NEEDED: &str = "payment-needed";
-/// The request header of a paid retry.
-pub const PAYMENT_PROOF: &str = "payment-proof";
-/// The response header of a paid, served call.
-pub const PAYMENT_VALIDATION: &str = "payment-validation";
-/// The request header that pins a paid retry to one `provider/model`.
-pub const TARGET_HEADER: &str = "x-switchboard-target";
+/// The response header of a price quote, named here too for the adapters that read it.
+pub use crate::headers::PAYMENT_NEEDED;
 
 /// The seller's error code for a payment proof it refuses.
 pub const INVALID_PAYMENT_PROOF: &str = "INVALID_PAYMENT_PROOF";

@@ -2,6 +2,13 @@
 //! under the request's budgets, fail over when a provider cannot answer, and say precisely why
 //! when none can.
 //!
+//! Everything routing keeps between requests is one [`Router`] value, owned by the app state:
+//! the upstream client, the providers' breakers ([`health`]), the rate limiters
+//! ([`crate::limits`]), the weighted routes' round-robin state and the A2M quotes (routed in
+//! `router/a2m.rs`).
+//! A reload hands it the new snapshot ([`Router::follow`]) so what belongs to gone providers,
+//! keys and routes is dropped.
+//!
 //! Each target is skipped without a network call when its provider is disabled, cooling down
 //! ([`health`]) or out of rate-limit room ([`crate::limits`]). At most `max_attempts` upstream
 //! attempts are made, each bounded by `attempt_timeout` (for streams: until the first content),
@@ -9,6 +16,8 @@
 //! returned at once; everything else fails over. A target whose adapter cannot honour a field
 //! of the request is passed over for one that can; when none can, the client gets that 400.
 
+mod a2m;
+mod attempt;
 mod balance;
 pub mod health;
 
@@ -17,29 +26,101 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
-use http_body_util::{BodyExt, Limited};
 use tokio::time::Instant;
 
-pub use self::balance::Balancer;
-use self::health::TargetTicket;
-use crate::app::AppState;
-use crate::config::{MAX_MODEL_NAME, OnPaymentRequired, Payment, Route, Snapshot, Target};
+use self::attempt::Deadlines;
+use self::balance::Balancer;
+use self::health::{Health, TargetTicket};
+use crate::config::{MAX_MODEL_NAME, OnPaymentRequired, Snapshot, Target};
 use crate::error::{ApiError, AttemptReport, FailureKind, UpstreamFailure};
-use crate::limits::{Limiter, estimate_tokens};
-use crate::metrics::{PaymentEvent, Scope};
+use crate::headers::IDEMPOTENCY_KEY;
+use crate::limits::{Limiter, Limits, TokenSettlement};
+use crate::metrics::{Metrics, Scope};
 use crate::openai::ChatRequest;
-use crate::payment::{INVALID_PAYMENT_PROOF, PAYMENT_PROOF, QuoteKey, Quoted};
-use crate::providers::{Translated, UpstreamRequest, adapter_for};
-use crate::stream::{ChatStream, StreamLimits};
-use crate::upstream::UpstreamBody;
+use crate::payment::{QuoteKey, QuoteMemory, RecentQuotes};
+use crate::providers::{Translated, adapter_for};
+use crate::stream::PrimedStream;
+use crate::upstream::Upstream;
 use crate::usage_log::Attempt;
 
-/// The largest non-stream answer the router will read from a provider.
-const MAX_RESPONSE_BYTES: usize = 64 << 20;
-/// The largest error body the router will read to classify a failure.
-const MAX_ERROR_BYTES: usize = 1 << 20;
 /// The longest `Retry-After` passed on: the OpenAI SDK ignores longer ones anyway.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+
+/// What routing keeps between requests, kept across reloads.
+pub struct Router {
+    /// The shared upstream client.
+    upstream: Upstream,
+    /// Provider (and `provider/model`) circuit breakers.
+    health: Health,
+    /// Provider and key rate limiters.
+    limits: Limits,
+    /// Weighted routes' round-robin state.
+    balancer: Balancer,
+    /// Recent price quotes, to route and charge paid retries.
+    quotes: Arc<dyn QuoteMemory>,
+    /// Where attempts, failovers, quotes and refusals are counted.
+    metrics: Arc<Metrics>,
+}
+
+impl Router {
+    /// A router sending through `upstream` and counting in `metrics`, with no history.
+    pub fn new(upstream: Upstream, metrics: Arc<Metrics>) -> Self {
+        Self {
+            upstream,
+            health: Health::default(),
+            limits: Limits::default(),
+            balancer: Balancer::default(),
+            quotes: Arc::new(RecentQuotes::default()),
+            metrics,
+        }
+    }
+
+    /// The providers' breakers, for the metrics page.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// The limiter of client key `name`, when the snapshot gives it limits.
+    pub fn key_limiter(&self, snapshot: &Snapshot, name: &str) -> Option<Arc<Limiter>> {
+        let key = snapshot.keys.iter().find(|k| &*k.name == name)?;
+        self.limits.key(name, key.limits)
+    }
+
+    /// `new` replaced `old`: keeps what belongs to unchanged providers, keys and routes and
+    /// forgets the rest.
+    ///
+    /// Cooldowns are keyed by provider name. A provider that keeps its name but now has another
+    /// kind, base URL or key is another upstream: its cooldown would only keep a healthy
+    /// upstream out of service, so it starts afresh. Rate-limit buckets are keyed by name and
+    /// settings, so only the entries whose settings are still configured are kept; a changed
+    /// `rpm` or `tpm` gets a fresh bucket with its next request. Requests still running on the
+    /// old snapshot keep their own handles, so dropping an entry never disturbs them.
+    pub fn follow(&self, old: &Snapshot, new: &Snapshot) {
+        for (name, before) in &old.providers {
+            if new
+                .providers
+                .get(name)
+                .is_some_and(|after| !before.same_upstream(after))
+            {
+                self.health.reset(name);
+            }
+        }
+        self.health.retain(|name| new.providers.contains_key(name));
+        self.limits.retain(
+            |name, settings| {
+                new.providers
+                    .get(name)
+                    .is_some_and(|provider| provider.limits == settings)
+            },
+            |name, settings| {
+                new.keys
+                    .iter()
+                    .any(|key| &*key.name == name && key.limits == settings)
+            },
+        );
+        self.balancer.retain(|route| new.routes.contains_key(route));
+    }
+}
 
 /// What the client's request brings to routing besides its body.
 #[derive(Debug)]
@@ -54,6 +135,10 @@ pub struct Call {
     pub pinned: Option<String>,
     /// The calling key's name, which with the body identifies a quoted request.
     pub client_key: Arc<str>,
+    /// The calling key's limiter, settled with the provider's once usage is known.
+    pub key_limiter: Option<Arc<Limiter>>,
+    /// The request's token estimate, taken from every limiter.
+    pub estimated_tokens: u32,
     /// The request body as the client sent it.
     pub body: Bytes,
 }
@@ -64,6 +149,21 @@ impl Call {
     fn quote_key(&self) -> QuoteKey {
         QuoteKey::new(&self.client_key, &self.body)
     }
+
+    /// The settlement of the tokens taken on estimate from the provider's limiter (if it has
+    /// one) and the key's.
+    fn settlement(&self, provider: Option<Arc<Limiter>>) -> TokenSettlement {
+        let limiters = provider.into_iter().chain(self.key_limiter.clone());
+        TokenSettlement::new(limiters.collect(), self.estimated_tokens)
+    }
+}
+
+/// What routing one request came to, and the attempts it took on the way.
+pub struct Routed {
+    /// The first good answer, or why there is none.
+    pub outcome: Result<Served, ApiError>,
+    /// Each upstream attempt's target and outcome, in order, whatever the result.
+    pub attempt_log: Vec<Attempt>,
 }
 
 /// A successful attempt.
@@ -76,35 +176,12 @@ pub struct Served {
     pub headers: HeaderMap,
     /// The answer itself.
     pub answer: Answer,
-    /// The provider's rate limiter, to correct its token estimate once usage is known.
-    pub limiter: Option<Arc<Limiter>>,
-    /// The token estimate taken from the limiters.
-    pub estimated_tokens: u32,
+    /// The tokens taken on estimate, to correct once usage is known.
+    pub settlement: TokenSettlement,
     /// Time spent waiting on providers, every attempt included: until response headers,
     /// reading a complete body, reading a stream to its commit point. What the request took
     /// beyond this is the router's own overhead.
     pub upstream_wait: Duration,
-}
-
-/// The two deadlines an attempt runs under.
-#[derive(Clone, Copy, Debug)]
-struct Deadlines {
-    /// Response headers (a stream's first content) must arrive by this.
-    attempt: Instant,
-    /// The whole request must be over by this.
-    request: Instant,
-}
-
-impl Deadlines {
-    /// The deadlines of an attempt starting now.
-    fn for_attempt(call: &Call, snapshot: &Snapshot) -> Self {
-        Self {
-            attempt: call
-                .deadline
-                .min(Instant::now() + snapshot.routing.attempt_timeout),
-            request: call.deadline,
-        }
-    }
 }
 
 /// What a successful attempt produced.
@@ -112,7 +189,7 @@ pub enum Answer {
     /// A complete, translated response.
     Complete(Translated),
     /// A stream past its commit point; the rest is translated as it comes.
-    Stream(Box<ChatStream>),
+    Stream(PrimedStream),
 }
 
 /// The running account of a request's targets: what was tried, skipped, and why.
@@ -124,6 +201,8 @@ struct Tally {
     all_account: bool,
     retry_at: Option<Instant>,
     noted: usize,
+    /// Each upstream attempt's target and outcome, for the request's record.
+    log: Vec<Attempt>,
 }
 
 impl Tally {
@@ -133,6 +212,14 @@ impl Tally {
             all_account: true,
             ..Self::default()
         }
+    }
+
+    /// Logs an upstream attempt of `target` and how it ended (`None`: it answered).
+    fn logged(&mut self, target: &Target, failure: Option<FailureKind>) {
+        self.log.push(Attempt {
+            target: target.label.clone(),
+            outcome: failure.map_or("ok", FailureKind::as_str),
+        });
     }
 
     /// Records a target that did not answer, and when it may again.
@@ -155,6 +242,11 @@ impl Tally {
         });
     }
 
+    /// Records a target passed over; `skip` says why.
+    fn skipped(&mut self, target: &Target, skip: Skip) {
+        self.note(target, skip.kind, skip.usable_at, skip.what);
+    }
+
     /// Records a target left untried; it says nothing about why the others failed.
     fn untried(&mut self, target: &Target, what: &str) {
         self.reports.push(AttemptReport {
@@ -163,7 +255,8 @@ impl Tally {
         });
     }
 
-    fn give_up(self) -> ApiError {
+    /// The client's error when no target answered; the reports go into it.
+    fn give_up(&mut self) -> ApiError {
         let retry_after = self.retry_at.map(|at| {
             at.saturating_duration_since(Instant::now())
                 .min(MAX_RETRY_AFTER)
@@ -173,7 +266,7 @@ impl Tally {
             all_rate_limited: tried && self.all_rate_limited,
             all_account: tried && self.all_account,
             retry_after,
-            attempts: self.reports,
+            attempts: std::mem::take(&mut self.reports),
         }
     }
 }
@@ -185,328 +278,191 @@ struct Skip {
     what: String,
 }
 
-/// Routes one chat request and returns the first good answer, or why there is none. Each
-/// upstream attempt's target and outcome is appended to `trail`, whatever the result.
-pub async fn route(
-    state: &AppState,
-    snapshot: &Snapshot,
-    chat: &ChatRequest<'_>,
-    call: &Call,
-    trail: &mut Vec<Attempt>,
-) -> Result<Served, ApiError> {
-    let route = snapshot
-        .route(&chat.model)
-        .ok_or_else(|| ApiError::ModelNotFound(chat.model.to_string()))?;
-    let served_by_wildcard;
-    let route = if route.is_wildcard() {
-        served_by_wildcard = route.serving(&chat.model).ok_or_else(|| {
-            ApiError::bad_request(
-                format!(
-                    "'model' must name a model after the provider: 1 to {MAX_MODEL_NAME} bytes \
-                     with no whitespace or control characters."
-                ),
-                Some("model".into()),
-            )
-        })?;
-        &served_by_wildcard
-    } else {
-        route
-    };
-    if call.payment_proof.is_some() {
-        return route_paid(state, snapshot, route, chat, call, trail).await;
+impl Router {
+    /// Routes one chat request: the first good answer, or why there is none, with the log of
+    /// the upstream attempts made either way.
+    pub async fn route(&self, snapshot: &Snapshot, chat: &ChatRequest<'_>, call: &Call) -> Routed {
+        let mut tally = Tally::new();
+        let outcome = self.route_tallied(snapshot, chat, call, &mut tally).await;
+        Routed {
+            outcome,
+            attempt_log: tally.log,
+        }
     }
-    let estimated_tokens = estimate_tokens(chat);
-    let mut tally = Tally::new();
-    let mut refusal_if_none: Option<ApiError> = None;
-    let mut upstream_wait = Duration::ZERO;
-    let order = state.balancer.order(route);
-    for (position, &index) in order.iter().enumerate() {
-        let target = &route.targets[index];
-        let others_left = position + 1 < order.len();
-        if tally.attempts >= snapshot.routing.max_attempts {
-            tally.untried(target, "not tried, max_attempts reached");
-            continue;
-        }
-        if let Some(skip) = unusable(target, call) {
-            tally.note(target, skip.kind, skip.usable_at, skip.what);
-            continue;
-        }
-        let mut request = match adapter_for(target.provider.kind).request(chat, target) {
-            Ok(request) => request,
-            Err(refusal) => {
-                // This provider cannot honour the request (a field it lacks); another target
-                // of the route may. The first refusal is the answer if none can.
-                tally.untried(target, &format!("skipped, {refusal}"));
-                refusal_if_none.get_or_insert(refusal);
-                continue;
-            }
-        };
-        let (ticket, limiter) = match reserve(state, target, estimated_tokens) {
-            Ok(reserved) => reserved,
-            Err(skip) => {
-                tally.note(target, skip.kind, skip.usable_at, skip.what);
-                continue;
-            }
-        };
-        if let Some(key) = &call.idempotency_key {
-            request.headers.insert("idempotency-key", key.clone());
-        }
-        tally.attempts += 1;
-        let deadlines = Deadlines::for_attempt(call, snapshot);
-        let outcome = attempt(
-            state,
-            snapshot,
-            chat,
-            target,
-            request,
-            deadlines,
-            &mut upstream_wait,
-        )
-        .await;
-        let failure = match outcome {
-            Ok((headers, answer)) => {
-                ticket.succeeded();
-                state.metrics.attempt(&target.provider.name, None);
-                trail.push(Attempt {
-                    target: target.label.clone(),
-                    outcome: "ok",
-                });
-                return Ok(Served {
-                    target: target.clone(),
-                    attempts: tally.attempts,
-                    headers,
-                    answer,
-                    limiter,
-                    estimated_tokens,
-                    upstream_wait,
-                });
-            }
-            Err(failure) => failure,
-        };
-        state
-            .metrics
-            .attempt(&target.provider.name, Some(failure.kind));
-        trail.push(Attempt {
-            target: target.label.clone(),
-            outcome: failure.kind.as_str(),
-        });
-        if failure.kind == FailureKind::PaymentRequired {
-            // A quote is a healthy seller naming its price: no cooldown.
-            ticket.succeeded();
-            let quoted = quoted(state, target, call, failure);
-            if route.on_payment_required == OnPaymentRequired::Failover && others_left {
-                state.metrics.failover(
-                    &route.name,
-                    &target.provider.name,
-                    FailureKind::PaymentRequired,
-                );
-                tally.note(
-                    target,
-                    None,
-                    None,
-                    "quoted a price, failing over".to_owned(),
-                );
-                continue;
-            }
-            return Err(quoted);
-        }
-        let cooldown = ticket.failed(&failure, &snapshot.routing);
-        log_failure(target, &failure);
-        if failure.kind == FailureKind::Rejected {
-            return Err(ApiError::Rejected(failure));
-        }
-        if failure.kind == FailureKind::Timeout && !route.failover_on_timeout {
-            tally.note(target, Some(failure.kind), None, describe(&failure));
-            let untried = order[position + 1..].iter().map(|&i| &route.targets[i]);
-            return Err(no_retry_after_timeout(tally, untried));
-        }
-        if others_left && tally.attempts < snapshot.routing.max_attempts {
-            state
-                .metrics
-                .failover(&route.name, &target.provider.name, failure.kind);
-        }
-        let usable_at = Some(Instant::now() + cooldown);
-        tally.note(target, Some(failure.kind), usable_at, describe(&failure));
-    }
-    match refusal_if_none {
-        Some(refusal) if tally.attempts == 0 => Err(refusal),
-        _ => Err(tally.give_up()),
-    }
-}
 
-/// A price quote from `target`: counted, remembered for the paid retry, and turned into the
-/// client's 402.
-fn quoted(state: &AppState, target: &Target, call: &Call, failure: UpstreamFailure) -> ApiError {
-    let provider = &target.provider.name;
-    let Some(header) = failure.quote else {
-        return ApiError::Rejected(failure);
-    };
-    state.metrics.payment(provider, PaymentEvent::Quoted);
-    match &header.quote {
-        Some(quote) => state.quotes.remember(
-            call.quote_key(),
-            Quoted {
-                target: target.label.clone(),
-                quote: quote.clone(),
-            },
-        ),
-        None => {
-            state.metrics.payment(provider, PaymentEvent::Malformed);
-            tracing::warn!(
-                target = %target.label,
-                "the provider's Payment-Needed header is malformed; passed on unchanged"
-            );
-        }
-    }
-    ApiError::PaymentRequired {
-        quote: header,
-        provider: provider.clone(),
-        model: target.model.clone(),
-    }
-}
-
-/// The seller of a paid retry: the pinned target, else the one that quoted this request, else
-/// the route's first pay-per-call target.
-fn seller<'s>(
-    state: &AppState,
-    snapshot: &'s Snapshot,
-    route: &'s Route,
-    call: &Call,
-) -> Result<&'s Target, ApiError> {
-    let in_route = |label: &str| route.targets.iter().find(|t| &*t.label == label);
-    if let Some(pinned) = &call.pinned {
-        return in_route(pinned)
-            .or_else(|| {
-                // A wildcard's target stands for no model in particular: only a configured
-                // one can be pinned from another route.
-                snapshot
-                    .route(pinned)
-                    .filter(|r| !r.is_wildcard())
-                    .and_then(|r| r.targets.first())
-            })
-            .ok_or_else(|| {
+    /// [`Router::route`], its attempts counted in `tally`.
+    async fn route_tallied(
+        &self,
+        snapshot: &Snapshot,
+        chat: &ChatRequest<'_>,
+        call: &Call,
+        tally: &mut Tally,
+    ) -> Result<Served, ApiError> {
+        let route = snapshot
+            .route(&chat.model)
+            .ok_or_else(|| ApiError::ModelNotFound(chat.model.to_string()))?;
+        let served_by_wildcard;
+        let route = if route.is_wildcard() {
+            served_by_wildcard = route.serving(&chat.model).ok_or_else(|| {
                 ApiError::bad_request(
-                    format!("x-switchboard-target names no configured target: {pinned}"),
-                    None,
+                    format!(
+                        "'model' must name a model after the provider: 1 to {MAX_MODEL_NAME} \
+                         bytes with no whitespace or control characters."
+                    ),
+                    Some("model".into()),
                 )
+            })?;
+            &served_by_wildcard
+        } else {
+            route
+        };
+        if call.payment_proof.is_some() {
+            return self.route_paid(snapshot, route, chat, call, tally).await;
+        }
+        let mut refusal_if_none: Option<ApiError> = None;
+        let mut upstream_wait = Duration::ZERO;
+        let order = self.balancer.order(route);
+        for (position, &index) in order.iter().enumerate() {
+            let target = &route.targets[index];
+            let others_left = position + 1 < order.len();
+            if tally.attempts >= snapshot.routing.max_attempts {
+                tally.untried(target, "not tried, max_attempts reached");
+                continue;
+            }
+            if let Some(skip) = unusable(target, call) {
+                tally.skipped(target, skip);
+                continue;
+            }
+            let mut request = match adapter_for(target.provider.kind).request(chat, target) {
+                Ok(request) => request,
+                Err(refusal) => {
+                    // This provider cannot honour the request (a field it lacks); another
+                    // target of the route may. The first refusal is the answer if none can.
+                    tally.untried(target, &format!("skipped, {refusal}"));
+                    refusal_if_none.get_or_insert(refusal);
+                    continue;
+                }
+            };
+            let (ticket, limiter) = match self.reserve(target, call.estimated_tokens) {
+                Ok(reserved) => reserved,
+                Err(skip) => {
+                    tally.skipped(target, skip);
+                    continue;
+                }
+            };
+            if let Some(key) = &call.idempotency_key {
+                request.headers.insert(IDEMPOTENCY_KEY, key.clone());
+            }
+            tally.attempts += 1;
+            let deadlines = Deadlines::for_attempt(call, snapshot);
+            let outcome = self
+                .attempt(
+                    snapshot,
+                    chat,
+                    target,
+                    request,
+                    deadlines,
+                    &mut upstream_wait,
+                )
+                .await;
+            let failure = match outcome {
+                Ok((headers, answer)) => {
+                    ticket.succeeded();
+                    self.metrics.attempt(&target.provider.name, None);
+                    tally.logged(target, None);
+                    return Ok(Served {
+                        target: target.clone(),
+                        attempts: tally.attempts,
+                        headers,
+                        answer,
+                        settlement: call.settlement(limiter),
+                        upstream_wait,
+                    });
+                }
+                Err(failure) => failure,
+            };
+            self.metrics
+                .attempt(&target.provider.name, Some(failure.kind));
+            tally.logged(target, Some(failure.kind));
+            if failure.kind == FailureKind::PaymentRequired {
+                // A quote is a healthy seller naming its price: no cooldown.
+                ticket.succeeded();
+                let quoted = self.quoted(target, call, failure);
+                if route.on_payment_required == OnPaymentRequired::Failover && others_left {
+                    self.metrics.failover(
+                        &route.name,
+                        &target.provider.name,
+                        FailureKind::PaymentRequired,
+                    );
+                    tally.note(
+                        target,
+                        None,
+                        None,
+                        "quoted a price, failing over".to_owned(),
+                    );
+                    continue;
+                }
+                return Err(quoted);
+            }
+            let cooldown = ticket.failed(&failure, &snapshot.routing);
+            log_failure(target, &failure);
+            if failure.kind == FailureKind::Rejected {
+                return Err(ApiError::Rejected(failure));
+            }
+            if failure.kind == FailureKind::Timeout && !route.failover_on_timeout {
+                tally.note(target, Some(failure.kind), None, describe(&failure));
+                let untried = order[position + 1..].iter().map(|&i| &route.targets[i]);
+                return Err(no_retry_after_timeout(tally, untried));
+            }
+            if others_left && tally.attempts < snapshot.routing.max_attempts {
+                self.metrics
+                    .failover(&route.name, &target.provider.name, failure.kind);
+            }
+            let usable_at = Some(Instant::now() + cooldown);
+            tally.note(target, Some(failure.kind), usable_at, describe(&failure));
+        }
+        match refusal_if_none {
+            Some(refusal) if tally.attempts == 0 => Err(refusal),
+            _ => Err(tally.give_up()),
+        }
+    }
+
+    /// Admission by the provider's breaker, then room in its rate limiter.
+    fn reserve<'s>(
+        &'s self,
+        target: &'s Target,
+        estimated_tokens: u32,
+    ) -> Result<(TargetTicket<'s>, Option<Arc<Limiter>>), Skip> {
+        let provider = &target.provider;
+        let admitted = self.health.admit_target(&provider.name, &target.declared);
+        let ticket = admitted.map_err(|cooling| {
+            let left = cooling.until.saturating_duration_since(Instant::now());
+            Skip {
+                kind: Some(cooling.reason),
+                usable_at: Some(cooling.until),
+                what: format!(
+                    "skipped, cooling down for {}s after {}",
+                    left.as_secs().max(1),
+                    cooling.reason.as_str()
+                ),
+            }
+        })?;
+        let limiter = self.limits.provider(&provider.name, provider.limits);
+        if let Some(limiter) = &limiter
+            && let Err(exhausted) = limiter.try_acquire(estimated_tokens)
+        {
+            self.metrics.rate_limited(Scope::Provider, &provider.name);
+            return Err(Skip {
+                kind: Some(FailureKind::RateLimited),
+                usable_at: Some(Instant::now() + exhausted.retry_after),
+                what: format!(
+                    "skipped, switchboard's {} per minute limit for this provider ({}) is used up",
+                    exhausted.budget, exhausted.limit
+                ),
             });
-    }
-    if let Some(target) = state
-        .quotes
-        .seller(&call.quote_key())
-        .and_then(|label| in_route(&label))
-    {
-        return Ok(target);
-    }
-    route
-        .targets
-        .iter()
-        .find(|t| t.provider.payment == Payment::A2m)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "This request carries Payment-Proof, but its route has no pay-per-call \
-                 (payment = \"a2m\") target; name the seller with x-switchboard-target.",
-                None,
-            )
-        })
-}
-
-/// A paid retry: one attempt at its seller, never a failover, so it cannot be served (and
-/// charged) twice.
-async fn route_paid(
-    state: &AppState,
-    snapshot: &Snapshot,
-    route: &Route,
-    chat: &ChatRequest<'_>,
-    call: &Call,
-    trail: &mut Vec<Attempt>,
-) -> Result<Served, ApiError> {
-    let target = seller(state, snapshot, route, call)?;
-    let estimated_tokens = estimate_tokens(chat);
-    let mut tally = Tally::new();
-    if let Some(skip) = unusable(target, call) {
-        tally.note(target, skip.kind, skip.usable_at, skip.what);
-        return Err(tally.give_up());
-    }
-    let mut request = adapter_for(target.provider.kind).request(chat, target)?;
-    let (ticket, limiter) = match reserve(state, target, estimated_tokens) {
-        Ok(reserved) => reserved,
-        Err(skip) => {
-            tally.note(target, skip.kind, skip.usable_at, skip.what);
-            return Err(tally.give_up());
         }
-    };
-    if let Some(proof) = &call.payment_proof {
-        request.headers.insert(PAYMENT_PROOF, proof.clone());
+        Ok((ticket, limiter))
     }
-    if let Some(key) = &call.idempotency_key {
-        request.headers.insert("idempotency-key", key.clone());
-    }
-    let mut upstream_wait = Duration::ZERO;
-    let outcome = attempt(
-        state,
-        snapshot,
-        chat,
-        target,
-        request,
-        Deadlines::for_attempt(call, snapshot),
-        &mut upstream_wait,
-    )
-    .await;
-    let kind = outcome.as_ref().err().map(|failure| failure.kind);
-    state.metrics.attempt(&target.provider.name, kind);
-    trail.push(Attempt {
-        target: target.label.clone(),
-        outcome: kind.map_or("ok", FailureKind::as_str),
-    });
-    match outcome {
-        Ok((headers, answer)) => {
-            ticket.succeeded();
-            Ok(Served {
-                target: target.clone(),
-                attempts: 1,
-                headers,
-                answer,
-                limiter,
-                estimated_tokens,
-                upstream_wait,
-            })
-        }
-        Err(failure) => Err(paid_failure(
-            state, target, call, ticket, snapshot, failure, tally,
-        )),
-    }
-}
-
-/// What the client of a failed paid retry gets: a refused proof or a fresh quote as the seller
-/// said it, anything else as the one failed attempt, with no other target tried.
-fn paid_failure(
-    state: &AppState,
-    target: &Target,
-    call: &Call,
-    ticket: TargetTicket<'_>,
-    snapshot: &Snapshot,
-    failure: UpstreamFailure,
-    mut tally: Tally,
-) -> ApiError {
-    if failure.kind == FailureKind::PaymentRequired {
-        ticket.succeeded();
-        return quoted(state, target, call, failure);
-    }
-    if failure.code.as_deref() == Some(INVALID_PAYMENT_PROOF) {
-        state
-            .metrics
-            .payment(&target.provider.name, PaymentEvent::ProofRejected);
-    }
-    let cooldown = ticket.failed(&failure, &snapshot.routing);
-    log_failure(target, &failure);
-    if failure.kind == FailureKind::Rejected {
-        return ApiError::Rejected(failure);
-    }
-    tally.attempts = 1;
-    let usable_at = Some(Instant::now() + cooldown);
-    tally.note(target, Some(failure.kind), usable_at, describe(&failure));
-    tally.give_up()
 }
 
 /// A target that cannot be tried at all: its provider is disabled or the request's time is up.
@@ -525,47 +481,10 @@ fn unusable(target: &Target, call: &Call) -> Option<Skip> {
     })
 }
 
-/// Admission by the provider's breaker, then room in its rate limiter.
-fn reserve<'s>(
-    state: &'s AppState,
-    target: &'s Target,
-    estimated_tokens: u32,
-) -> Result<(TargetTicket<'s>, Option<Arc<Limiter>>), Skip> {
-    let provider = &target.provider;
-    let admitted = state.health.admit_target(&provider.name, &target.declared);
-    let ticket = admitted.map_err(|cooling| {
-        let left = cooling.until.saturating_duration_since(Instant::now());
-        Skip {
-            kind: Some(cooling.reason),
-            usable_at: Some(cooling.until),
-            what: format!(
-                "skipped, cooling down for {}s after {}",
-                left.as_secs().max(1),
-                cooling.reason.as_str()
-            ),
-        }
-    })?;
-    let limiter = state.limits.provider(&provider.name, provider.limits);
-    if let Some(limiter) = &limiter
-        && let Err(exhausted) = limiter.try_acquire(estimated_tokens)
-    {
-        state.metrics.rate_limited(Scope::Provider, &provider.name);
-        return Err(Skip {
-            kind: Some(FailureKind::RateLimited),
-            usable_at: Some(Instant::now() + exhausted.retry_after),
-            what: format!(
-                "skipped, switchboard's {} per minute limit for this provider ({}) is used up",
-                exhausted.budget, exhausted.limit
-            ),
-        });
-    }
-    Ok((ticket, limiter))
-}
-
 /// A route that must not send a request twice got a timeout after sending it: the request may
 /// have been served, so no other target is asked.
 fn no_retry_after_timeout<'r>(
-    mut tally: Tally,
+    tally: &mut Tally,
     untried: impl Iterator<Item = &'r Target>,
 ) -> ApiError {
     tally.retry_at = None;
@@ -581,102 +500,6 @@ fn no_retry_after_timeout<'r>(
 
 fn describe(failure: &UpstreamFailure) -> String {
     format!("{} ({})", failure.kind.as_str(), failure.message)
-}
-
-/// One attempt: send, wait for headers until `attempt_deadline`, then read the answer or, for
-/// a stream, read ahead to its commit point. Whatever the failure, the router's secrets are out
-/// of it before anyone logs, stores or sends it: this is where upstream text enters the router.
-async fn attempt(
-    state: &AppState,
-    snapshot: &Snapshot,
-    chat: &ChatRequest<'_>,
-    target: &Target,
-    request: UpstreamRequest,
-    deadlines: Deadlines,
-    waited: &mut Duration,
-) -> Result<(HeaderMap, Answer), UpstreamFailure> {
-    exchange(state, snapshot, chat, target, request, deadlines, waited)
-        .await
-        .map_err(|failure| failure.redacted(&snapshot.redactor))
-}
-
-/// The exchange of [`attempt`], its failures as the upstream and the adapter describe them.
-async fn exchange(
-    state: &AppState,
-    snapshot: &Snapshot,
-    chat: &ChatRequest<'_>,
-    target: &Target,
-    request: UpstreamRequest,
-    deadlines: Deadlines,
-    waited: &mut Duration,
-) -> Result<(HeaderMap, Answer), UpstreamFailure> {
-    let Deadlines {
-        attempt: attempt_deadline,
-        request: deadline,
-    } = deadlines;
-    let adapter = adapter_for(target.provider.kind);
-    let sent = Instant::now();
-    let response =
-        tokio::time::timeout_at(attempt_deadline, state.upstream.send(target, request)).await;
-    *waited += sent.elapsed();
-    let response = response.map_err(|_| {
-        UpstreamFailure::new(
-            FailureKind::Timeout,
-            "no response headers within routing.attempt_timeout",
-        )
-    })??;
-    let (parts, body) = response.into_parts();
-    if !parts.status.is_success() {
-        // The error body belongs to the failed attempt: a provider that stalls it must not hold
-        // up the failover.
-        let error_body = read_body(body, MAX_ERROR_BYTES, attempt_deadline)
-            .await
-            .unwrap_or_default();
-        return Err(adapter.failure(parts.status, &parts.headers, &error_body));
-    }
-    if chat.is_stream() {
-        let limits = StreamLimits {
-            deadline,
-            idle_timeout: snapshot.routing.stream_idle_timeout,
-        };
-        let mut stream = ChatStream::new(
-            body,
-            adapter.stream(chat, target),
-            limits,
-            snapshot.redactor.clone(),
-        );
-        let reading = Instant::now();
-        let primed = stream.prime(attempt_deadline).await;
-        *waited += reading.elapsed();
-        primed?;
-        return Ok((parts.headers, Answer::Stream(Box::new(stream))));
-    }
-    let reading = Instant::now();
-    let bytes = read_body(body, MAX_RESPONSE_BYTES, deadline).await;
-    *waited += reading.elapsed();
-    let bytes = bytes?;
-    let translated = adapter.response(chat, target, bytes)?;
-    Ok((parts.headers, Answer::Complete(translated)))
-}
-
-/// Reads a whole body, bounded in size and time.
-async fn read_body(
-    body: UpstreamBody,
-    limit: usize,
-    deadline: Instant,
-) -> Result<Bytes, UpstreamFailure> {
-    let collected = tokio::time::timeout_at(deadline, Limited::new(body, limit).collect()).await;
-    match collected {
-        Ok(Ok(body)) => Ok(body.to_bytes()),
-        Ok(Err(e)) => Err(UpstreamFailure::new(
-            FailureKind::Unavailable,
-            format!("could not read the provider's response: {e}"),
-        )),
-        Err(_) => Err(UpstreamFailure::new(
-            FailureKind::Timeout,
-            "the provider's response did not finish within routing.request_timeout",
-        )),
-    }
 }
 
 fn log_failure(target: &Target, failure: &UpstreamFailure) {

@@ -1,7 +1,7 @@
 //! The body of a streamed answer: upstream bytes → SSE events → translator → client frames.
 //!
 //! A stream has a commit point: its first content or tool-call delta. Until then the router
-//! holds the preamble (the role-only chunk) back and [`ChatStream::prime`] reports any failure
+//! holds the preamble (the role-only chunk) back and [`PrimedStream::open`] reports any failure
 //! as a failed attempt, so the router can fail over without the client seeing anything. After
 //! it, frames leave as soon as they are translated (events that arrived together leave
 //! together, in one write); the body enforces the stream's deadlines
@@ -9,6 +9,9 @@
 //! stream with an OpenAI error event and no `[DONE]`, so a client can never mistake a
 //! provider's failure for a normal finish. The request's log record is written, and its
 //! token estimate settled, when the stream ends or when the client goes away.
+//!
+//! The router reads a stream to its commit point as a [`PrimedStream`]; the chat handler,
+//! which holds the record and the account, makes it the [`ChatStream`] body in one call.
 //!
 //! Accounting: the router always asks the upstream for usage, so the stream's usage chunk
 //! (`"choices": []` with `usage`) is the one frame that may change on its way out. A client
@@ -60,8 +63,9 @@ pub struct StreamLimits {
     pub idle_timeout: Duration,
 }
 
-/// A streaming response body in the OpenAI SSE wire.
-pub struct ChatStream {
+/// An upstream stream read to its commit point: the router's half of a [`ChatStream`]. It
+/// decodes and translates; the [`ChatStream`] built from it sends, accounts and records.
+pub struct PrimedStream {
     upstream: UpstreamBody,
     decoder: SseDecoder,
     translator: Box<dyn StreamTranslator>,
@@ -73,29 +77,51 @@ pub struct ChatStream {
     finished: bool,
     /// Something arrived since the idle timer was last set.
     heard_from_upstream: bool,
-    /// Turns given to the upstream connection since anything last arrived.
-    quiet_turns: u8,
-    /// Something has been sent: the first content goes out at once, unbatched.
-    sent_any: bool,
-    record: Option<RequestRecord>,
-    settlement: Option<TokenSettlement>,
-    /// What the request costs, charged once.
-    account: Option<Account>,
-    /// Whether the client asked for the usage chunk.
-    client_wants_usage: bool,
     /// Takes the configuration's secrets out of a failure before it is logged or sent.
     redactor: Arc<Redactor>,
 }
 
-impl ChatStream {
-    /// Wraps an upstream body that answered 2xx; `redactor` cleans its failures.
-    pub fn new(
+/// What a stream settles when it is over besides the request's record: known to the handler
+/// once the router answered.
+pub struct StreamEnd {
+    /// The tokens taken on estimate, corrected with the stream's usage.
+    pub settlement: TokenSettlement,
+    /// What the request costs, charged once.
+    pub account: Account,
+    /// Whether the client asked for the usage chunk (it gets it with `usage.cost`) or not (it
+    /// is dropped).
+    pub client_wants_usage: bool,
+}
+
+/// A streaming response body in the OpenAI SSE wire.
+pub struct ChatStream {
+    source: PrimedStream,
+    /// Turns given to the upstream connection since anything last arrived.
+    quiet_turns: u8,
+    /// Something has been sent: the first content goes out at once, unbatched.
+    sent_any: bool,
+    /// Taken when the record is written, once.
+    record: Option<RequestRecord>,
+    /// Taken when the estimate is settled, once.
+    settlement: Option<TokenSettlement>,
+    /// Taken when the request is charged, once.
+    account: Option<Account>,
+    client_wants_usage: bool,
+}
+
+impl PrimedStream {
+    /// Reads an upstream body that answered 2xx ahead to the commit point: the first frame
+    /// that is more than a preamble, or the stream's clean end. Any failure before it is
+    /// returned (nothing has reached the client), including no content by
+    /// `first_content_by`; the router redacts it. `redactor` cleans the failures after it.
+    pub async fn open(
         upstream: UpstreamBody,
         translator: Box<dyn StreamTranslator>,
         limits: StreamLimits,
         redactor: Arc<Redactor>,
-    ) -> Self {
-        Self {
+        first_content_by: Instant,
+    ) -> Result<Self, UpstreamFailure> {
+        let mut stream = Self {
             upstream,
             decoder: SseDecoder::new(MAX_EVENT_BYTES),
             translator,
@@ -106,20 +132,14 @@ impl ChatStream {
             idle: Box::pin(tokio::time::sleep(limits.idle_timeout)),
             finished: false,
             heard_from_upstream: false,
-            quiet_turns: 0,
-            sent_any: false,
-            record: None,
-            settlement: None,
-            account: None,
-            client_wants_usage: false,
             redactor,
-        }
+        };
+        stream.prime(first_content_by).await?;
+        Ok(stream)
     }
 
-    /// Reads ahead to the commit point: the first frame that is more than a preamble, or the
-    /// stream's clean end. Any failure before it is returned (nothing has reached the
-    /// client), including no content by `first_content_by`; the router redacts it.
-    pub async fn prime(&mut self, first_content_by: Instant) -> Result<(), UpstreamFailure> {
+    /// Reads ahead to the commit point (see [`PrimedStream::open`]).
+    async fn prime(&mut self, first_content_by: Instant) -> Result<(), UpstreamFailure> {
         let mut checked = 0;
         loop {
             if self
@@ -145,62 +165,6 @@ impl ChatStream {
                 }
             }
         }
-    }
-
-    /// Attaches what must be written and settled when the stream is over.
-    pub fn attach(&mut self, record: RequestRecord, settlement: TokenSettlement) {
-        self.record = Some(record);
-        self.settlement = Some(settlement);
-    }
-
-    /// Attaches the request's account; `client_wants_usage` says whether the client asked for
-    /// the usage chunk (it reaches the client with `usage.cost`) or not (it is dropped).
-    pub fn account(&mut self, account: Account, client_wants_usage: bool) {
-        self.account = Some(account);
-        self.client_wants_usage = client_wants_usage;
-    }
-
-    /// What leaves for the client in place of `frame`: the frame itself, the usage chunk with
-    /// its cost, or nothing (a usage chunk the client did not ask for).
-    fn outgoing(&mut self, frame: Bytes) -> Option<Bytes> {
-        let Some(chunk) = UsageChunk::find(&frame) else {
-            return Some(frame);
-        };
-        if !self.client_wants_usage {
-            return None;
-        }
-        // The usage chunk comes after the finish: the answer is complete, and due its fee.
-        match self.charge(true) {
-            Some(cost) => Some(data_frame(&chunk.with_cost(&cost))),
-            None => Some(frame),
-        }
-    }
-
-    /// Charges the account (once) for the usage received so far and notes it on the record;
-    /// returns the cost, if the target has prices.
-    fn charge(&mut self, succeeded: bool) -> Option<Cost> {
-        let account = self.account.take()?;
-        let usage = self.translator.usage();
-        let charge = account.charge(usage.as_ref(), succeeded);
-        if let Some(record) = &mut self.record {
-            record.cost = charge.cost.clone();
-            record.fee_charged = charge.fee_charged;
-        }
-        charge.cost
-    }
-
-    /// Ends the stream with an error event; nothing after it, no `[DONE]`.
-    fn fail(&mut self, failure: UpstreamFailure) {
-        let failure = failure.redacted(&self.redactor);
-        tracing::warn!(kind = failure.kind.as_str(), message = %failure.message, "stream failed");
-        let kind = failure.kind;
-        let error = ApiError::StreamInterrupted(failure);
-        if let Some(record) = &mut self.record {
-            record.error_code = Some(error.code().to_owned());
-            record.stream_broke(kind);
-        }
-        self.ready.push_back(data_frame(&error.body()));
-        self.finished = true;
     }
 
     /// Decodes newly received bytes and translates every complete event. The frames of the
@@ -243,50 +207,6 @@ impl ChatStream {
         self.translator.finish(&mut self.scratch)?;
         self.ready.extend(self.scratch.drain(..));
         Ok(())
-    }
-
-    fn note_sent(&mut self) {
-        if let Some(record) = &mut self.record
-            && record.time_to_first_token.is_none()
-        {
-            record.time_to_first_token = Some(record.started.elapsed());
-        }
-    }
-
-    /// Completes and writes the record: the stream is over.
-    fn close_record(&mut self) {
-        if let Some(record) = self.closed_record() {
-            record.emit();
-        }
-    }
-
-    /// Settles the token estimate, charges what was received (the fee only for a stream that
-    /// finished cleanly) and hands back the completed record, once.
-    fn closed_record(&mut self) -> Option<RequestRecord> {
-        let succeeded = self.finished
-            && self
-                .record
-                .as_ref()
-                .is_some_and(|record| record.error_code.is_none());
-        self.charge(succeeded);
-        let usage = self.translator.usage();
-        if let Some(settlement) = self.settlement.take() {
-            settlement.settle(usage);
-        }
-        let mut record = self.record.take()?;
-        record.usage = usage;
-        Some(record)
-    }
-
-    /// The record of a stream being dropped: an unfinished one means the client went away, or
-    /// the server cut it at the end of its shutdown grace.
-    fn abandoned_record(&mut self) -> Option<RequestRecord> {
-        if let Some(record) = &mut self.record
-            && !self.finished
-        {
-            record.error_code = Some(record.abandoned_because().to_owned());
-        }
-        self.closed_record()
     }
 
     /// Reads and translates one upstream frame; `Pending` means nothing new arrived. The
@@ -335,13 +255,116 @@ impl ChatStream {
         }
         Poll::Pending
     }
+}
+
+impl ChatStream {
+    /// The body of a stream the router primed: `record` is written, and `end` settled, when
+    /// it is over.
+    pub fn new(source: PrimedStream, record: RequestRecord, end: StreamEnd) -> Self {
+        Self {
+            source,
+            quiet_turns: 0,
+            sent_any: false,
+            record: Some(record),
+            settlement: Some(end.settlement),
+            account: Some(end.account),
+            client_wants_usage: end.client_wants_usage,
+        }
+    }
+
+    /// What leaves for the client in place of `frame`: the frame itself, the usage chunk with
+    /// its cost, or nothing (a usage chunk the client did not ask for).
+    fn outgoing(&mut self, frame: Bytes) -> Option<Bytes> {
+        let Some(chunk) = UsageChunk::find(&frame) else {
+            return Some(frame);
+        };
+        if !self.client_wants_usage {
+            return None;
+        }
+        // The usage chunk comes after the finish: the answer is complete, and due its fee.
+        match self.charge(true) {
+            Some(cost) => Some(data_frame(&chunk.with_cost(&cost))),
+            None => Some(frame),
+        }
+    }
+
+    /// Charges the account (once) for the usage received so far and notes it on the record;
+    /// returns the cost, if the target has prices.
+    fn charge(&mut self, succeeded: bool) -> Option<Cost> {
+        let account = self.account.take()?;
+        let usage = self.source.translator.usage();
+        let charge = account.charge(usage.as_ref(), succeeded);
+        if let Some(record) = &mut self.record {
+            record.cost = charge.cost.clone();
+            record.fee_charged = charge.fee_charged;
+        }
+        charge.cost
+    }
+
+    /// Ends the stream with an error event; nothing after it, no `[DONE]`.
+    fn fail(&mut self, failure: UpstreamFailure) {
+        let failure = failure.redacted(&self.source.redactor);
+        tracing::warn!(kind = failure.kind.as_str(), message = %failure.message, "stream failed");
+        let kind = failure.kind;
+        let error = ApiError::StreamInterrupted(failure);
+        if let Some(record) = &mut self.record {
+            record.error_code = Some(error.code().to_owned());
+            record.stream_broke(kind);
+        }
+        self.source.ready.push_back(data_frame(&error.body()));
+        self.source.finished = true;
+    }
+
+    fn note_sent(&mut self) {
+        if let Some(record) = &mut self.record
+            && record.time_to_first_token.is_none()
+        {
+            record.time_to_first_token = Some(record.started.elapsed());
+        }
+    }
+
+    /// Completes and writes the record: the stream is over.
+    fn close_record(&mut self) {
+        if let Some(record) = self.closed_record() {
+            record.emit();
+        }
+    }
+
+    /// Settles the token estimate, charges what was received (the fee only for a stream that
+    /// finished cleanly) and hands back the completed record, once.
+    fn closed_record(&mut self) -> Option<RequestRecord> {
+        let succeeded = self.source.finished
+            && self
+                .record
+                .as_ref()
+                .is_some_and(|record| record.error_code.is_none());
+        self.charge(succeeded);
+        let usage = self.source.translator.usage();
+        if let Some(settlement) = self.settlement.take() {
+            settlement.settle(usage);
+        }
+        let mut record = self.record.take()?;
+        record.usage = usage;
+        Some(record)
+    }
+
+    /// The record of a stream being dropped: an unfinished one means the client went away, or
+    /// the server cut it at the end of its shutdown grace.
+    fn abandoned_record(&mut self) -> Option<RequestRecord> {
+        if let Some(record) = &mut self.record
+            && !self.source.finished
+        {
+            record.error_code = Some(record.abandoned_because().to_owned());
+        }
+        self.closed_record()
+    }
 
     /// Pulls what the upstream has ready, up to [`MAX_BATCH_FRAMES`] held frames; true when
     /// anything arrived (a failure included).
     fn read_ahead(&mut self, cx: &mut Context<'_>) -> bool {
         let mut arrived = false;
-        while !self.finished && self.ready.len() < MAX_BATCH_FRAMES {
-            match self.pull(cx) {
+        while !self.source.finished && self.source.ready.len() < MAX_BATCH_FRAMES {
+            match self.source.pull(cx) {
                 Poll::Ready(Ok(())) => arrived = true,
                 Poll::Ready(Err(failure)) => {
                     self.fail(failure);
@@ -357,26 +380,26 @@ impl ChatStream {
     /// batch has room and the upstream has not been quiet for long.
     fn burst_may_go_on(&self) -> bool {
         self.sent_any
-            && !self.finished
-            && !self.ready.is_empty()
-            && self.ready.len() < MAX_BATCH_FRAMES
+            && !self.source.finished
+            && !self.source.ready.is_empty()
+            && self.source.ready.len() < MAX_BATCH_FRAMES
             && self.quiet_turns < QUIET_TURNS_BEFORE_SENDING
     }
 
     /// Everything held, as the client gets it, in one frame: several SSE events in one
     /// chunk are one write for the router and one read for the client.
     fn take_batch(&mut self) -> Option<Bytes> {
-        while let Some(frame) = self.ready.pop_front() {
+        while let Some(frame) = self.source.ready.pop_front() {
             if let Some(frame) = self.outgoing(frame) {
-                self.scratch.push(frame);
+                self.source.scratch.push(frame);
             }
         }
-        if self.scratch.len() <= 1 {
-            return self.scratch.pop();
+        if self.source.scratch.len() <= 1 {
+            return self.source.scratch.pop();
         }
-        let size = self.scratch.iter().map(Bytes::len).sum();
+        let size = self.source.scratch.iter().map(Bytes::len).sum();
         let mut batch = BytesMut::with_capacity(size);
-        for frame in self.scratch.drain(..) {
+        for frame in self.source.scratch.drain(..) {
             batch.extend_from_slice(&frame);
         }
         Some(batch.freeze())
@@ -469,7 +492,7 @@ impl Body for ChatStream {
             this.note_sent();
             return Poll::Ready(Some(Ok(Frame::data(batch))));
         }
-        if this.finished {
+        if this.source.finished {
             this.close_record();
             return Poll::Ready(None);
         }
@@ -477,7 +500,7 @@ impl Body for ChatStream {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.finished && self.ready.is_empty()
+        self.source.finished && self.source.ready.is_empty()
     }
 }
 
@@ -563,15 +586,24 @@ mod tests {
             idle_timeout: Duration::from_secs(60),
         };
         let translator = adapter_for(kind).stream(&chat, &target);
-        let mut stream = ChatStream::new(upstream, translator, limits, Arc::default());
-        stream.prime(limits.deadline).await.unwrap();
-        let record = RequestRecord::new("r".into(), std::time::Instant::now());
-        stream.attach(record, TokenSettlement::new(Vec::new(), 0));
+        let primed = PrimedStream::open(
+            upstream,
+            translator,
+            limits,
+            Arc::default(),
+            limits.deadline,
+        )
+        .await
+        .unwrap();
         let ledger = Arc::new(SeenTransactions::default());
         let settings = AccountingSettings::default();
-        let account = Account::new(Some(qwen_max()), ledger, &settings, "k", None);
-        stream.account(account, client_wants_usage);
-        stream
+        let record = RequestRecord::new("r".into(), std::time::Instant::now());
+        let end = StreamEnd {
+            settlement: TokenSettlement::new(Vec::new(), 0),
+            account: Account::new(Some(qwen_max()), ledger, &settings, "k", None),
+            client_wants_usage,
+        };
+        ChatStream::new(primed, record, end)
     }
 
     fn data_events(payloads: &[&str]) -> Vec<String> {

@@ -11,37 +11,36 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Response};
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::body::ResponseBody;
-use crate::config::reload::{Outcome, Trigger};
+use crate::config::Snapshot;
+use crate::config::reload::{Outcome, Reloads, Trigger};
 use crate::config::view::{self, AdminConfig, ConfigView, RestartOnly, RestartStatus};
 use crate::error::ApiError;
 
-/// `GET /admin/config`.
-pub(super) fn config(state: &AppState) -> Result<Response<ResponseBody>, ApiError> {
-    let snapshot = state.config.load_full();
-    let running = state.reloads.baseline().clone();
-    let pending = running.pending(&RestartOnly::of(&snapshot));
+/// `GET /admin/config`: `snapshot` is the running configuration.
+pub(super) fn config(
+    snapshot: &Snapshot,
+    reloads: &Reloads,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let running = reloads.baseline().clone();
+    let pending = running.pending(&RestartOnly::of(snapshot));
     json(&AdminConfig {
-        source: state
-            .reloads
-            .source()
-            .map(|path| path.display().to_string()),
+        source: reloads.source().map(|path| path.display().to_string()),
         sha256: snapshot.sha256.clone(),
         loaded_at: view::timestamp(snapshot.loaded_at),
-        last_error: state.reloads.last_error(),
+        last_error: reloads.last_error(),
         restart: RestartStatus { running, pending },
-        config: ConfigView::of(&snapshot),
+        config: ConfigView::of(snapshot),
     })
 }
 
 /// `POST /admin/reload`, asked by the admin key named `admin`: 200 with what changed, 422
 /// when the file is invalid.
 pub(super) async fn reload(
-    state: &AppState,
+    reloads: &Reloads,
     admin: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let handle = state.reloads.handle().ok_or(ApiError::ReloadUnavailable)?;
+    let handle = reloads.handle().ok_or(ApiError::ReloadUnavailable)?;
     tracing::info!(key = %admin, "reload asked through /admin/reload");
     match handle.reload(Trigger::Admin).await {
         Some(Outcome::Applied(applied)) => json(&applied),

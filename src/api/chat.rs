@@ -6,23 +6,23 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::Full;
 
 use crate::access_log::RequestRecord;
-use crate::accounting::{Account, AccountingSettings, Cost, PaidCall, Prices};
+use crate::accounting::{Account, AccountingSettings, Prices};
 use crate::app::AppState;
 use crate::body::ResponseBody;
-use crate::config::{Snapshot, Target};
+use crate::config::Target;
 use crate::error::ApiError;
+use crate::headers::{ATTEMPTS, COST, IDEMPOTENCY_KEY, OVERHEAD_MS, PAYMENT_PROOF, TARGET};
 use crate::layers::context::RequestContext;
 use crate::layers::inflight::RecordSlot;
-use crate::limits::{Limiter, Standing, TokenSettlement, estimate_tokens};
-use crate::metrics::{PaymentEvent, Scope};
+use crate::limits::{Standing, TokenSettlement, estimate_tokens};
+use crate::metrics::{Metrics, Scope};
 use crate::openai::ChatRequest;
-use crate::payment::{PAYMENT_PROOF, PAYMENT_VALIDATION, TARGET_HEADER, decode_validation};
-use crate::router::{self, Answer, Call, Served};
-use crate::stream::ChatStream;
+use crate::router::{Answer, Call, Routed, Served};
+use crate::stream::{ChatStream, PrimedStream, StreamEnd};
 
 /// Serves one chat request (authenticated, its body read whole by the layers) and finishes
 /// its record: at once, or at the stream's end.
@@ -41,10 +41,10 @@ pub(super) async fn handle(state: &AppState, request: Request<Bytes>) -> Respons
             record.emit();
             response.map(ResponseBody::Complete)
         }
-        Ok(Reply::Stream(parts, mut stream, settlement)) => {
+        Ok(Reply::Stream(parts, primed, end)) => {
             record.status = parts.status.as_u16();
-            stream.attach(record, settlement);
-            Response::from_parts(parts, ResponseBody::Stream(stream))
+            let stream = ChatStream::new(primed, record, end);
+            Response::from_parts(parts, ResponseBody::Stream(Box::new(stream)))
         }
         Err(error) => {
             record.status = error.status().as_u16();
@@ -62,9 +62,14 @@ pub(super) async fn handle(state: &AppState, request: Request<Bytes>) -> Respons
 }
 
 /// A successful answer before the body type is settled, with the token estimate to correct.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "moved once, from serve to handle; boxing the stream half would cost an \
+              allocation per streamed request on top of the body's"
+)]
 enum Reply {
     Complete(Response<Full<Bytes>>, TokenSettlement),
-    Stream(http::response::Parts, Box<ChatStream>, TokenSettlement),
+    Stream(http::response::Parts, PrimedStream, StreamEnd),
 }
 
 async fn serve(
@@ -76,12 +81,12 @@ async fn serve(
 ) -> Result<Reply, ApiError> {
     let (snapshot, started) = (&context.snapshot, context.started);
     record.transaction = transaction_id(request.headers(), &snapshot.accounting)?;
-    let key_limiter = key_limiter(state, snapshot, &record.key);
-    let idempotency_key = request.headers().get("idempotency-key").cloned();
+    let key_limiter = state.router.key_limiter(snapshot, &record.key);
+    let idempotency_key = request.headers().get(IDEMPOTENCY_KEY).cloned();
     let payment_proof = request.headers().get(PAYMENT_PROOF).cloned();
     let pinned = request
         .headers()
-        .get(TARGET_HEADER)
+        .get(TARGET)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().to_owned());
     let body = request.into_body();
@@ -95,8 +100,9 @@ async fn serve(
     record.model = String::from(&*chat.model);
     // Only a configured route becomes a metrics label, never the client's string.
     record.route = snapshot.route(&chat.model).map(|route| route.name.clone());
+    let estimated_tokens = estimate_tokens(&chat);
     if let Some(limiter) = &key_limiter {
-        match limiter.try_acquire(estimate_tokens(&chat)) {
+        match limiter.try_acquire(estimated_tokens) {
             Ok(left) => *standing = Some(left),
             Err(exhausted) => {
                 state.metrics.rate_limited(Scope::Key, &record.key);
@@ -115,25 +121,26 @@ async fn serve(
         payment_proof,
         pinned,
         client_key: record.key.clone(),
+        key_limiter,
+        estimated_tokens,
         body: body.clone(),
     };
-    let served = router::route(state, snapshot, &chat, &call, &mut record.attempt_log).await?;
-    record.target = Some(served.target.label.clone());
-    record.attempts = served.attempts;
+    let Routed {
+        outcome,
+        attempt_log,
+    } = state.router.route(snapshot, &chat, &call).await;
+    record.attempt_log = attempt_log;
     let Served {
         target,
         attempts,
         headers: upstream_headers,
         answer,
-        limiter,
-        estimated_tokens,
+        settlement,
         upstream_wait,
-    } = served;
-    let settlement = TokenSettlement::new(
-        limiter.into_iter().chain(key_limiter).collect(),
-        estimated_tokens,
-    );
-    record.payment = paid(state, &target, &upstream_headers);
+    } = outcome?;
+    record.target = Some(target.label.clone());
+    record.attempts = attempts;
+    record.payment = state.router.paid_call(&target, &upstream_headers);
     // A validated pay-per-call transaction costs its quote, whatever the model's prices say.
     // Its transaction is the seller's order, so a validation seen twice is charged once.
     let (prices, transaction) = match &record.payment {
@@ -160,7 +167,7 @@ async fn serve(
     headers.reserve(ANSWER_HEADERS);
     router_headers(headers, &target, attempts);
     overhead_header(
-        state,
+        &state.metrics,
         headers,
         started.elapsed().saturating_sub(upstream_wait),
     );
@@ -172,7 +179,7 @@ async fn serve(
             if let Some(cost) = &charge.cost
                 && let Ok(value) = HeaderValue::try_from(cost.header_value())
             {
-                headers.insert(COST_HEADER, value);
+                headers.insert(COST, value);
             }
             record.cost = charge.cost;
             record.fee_charged = charge.fee_charged;
@@ -183,45 +190,20 @@ async fn serve(
             let response = response.map(|()| Full::new(translated.body));
             Ok(Reply::Complete(response, settlement))
         }
-        Answer::Stream(mut stream) => {
-            // The cost is known only at the end: it goes in the usage chunk.
-            stream.account(account, chat.include_usage());
+        Answer::Stream(primed) => {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             let (parts, ()) = response.into_parts();
-            Ok(Reply::Stream(parts, stream, settlement))
+            // The cost is known only at the end: it goes in the usage chunk.
+            let end = StreamEnd {
+                settlement,
+                account,
+                client_wants_usage: chat.include_usage(),
+            };
+            Ok(Reply::Stream(parts, primed, end))
         }
     }
 }
-
-/// The transaction a 200 with `Payment-Validation` completed, priced by the quote the router
-/// saw for its order. `None` (and the configured prices apply) when there is no such header,
-/// it is malformed or not validated, or no quote was seen.
-fn paid(state: &AppState, target: &Target, headers: &HeaderMap) -> Option<PaidCall> {
-    let raw = headers.get(PAYMENT_VALIDATION)?;
-    let provider = &target.provider.name;
-    let Some(validation) = decode_validation(raw.as_bytes()) else {
-        state.metrics.payment(provider, PaymentEvent::Malformed);
-        tracing::warn!(target = %target.label, "the provider's Payment-Validation header is malformed");
-        return None;
-    };
-    if !validation.validated {
-        return None;
-    }
-    state.metrics.payment(provider, PaymentEvent::Completed);
-    let quote = state.quotes.order(provider, &validation.out_trade_no)?;
-    Some(PaidCall {
-        trade_no: validation.trade_no,
-        out_trade_no: validation.out_trade_no,
-        cost: Cost {
-            amount: quote.amount,
-            currency: quote.currency,
-        },
-    })
-}
-
-/// The header that tells the client what its request cost.
-const COST_HEADER: &str = "x-switchboard-cost";
 
 /// The longest transaction id accepted; ids are remembered, so they must stay small.
 const MAX_TRANSACTION_ID: usize = 128;
@@ -251,36 +233,24 @@ fn transaction_id(
     }
 }
 
-/// The limiter of the calling key, when it has limits.
-fn key_limiter(state: &AppState, snapshot: &Snapshot, name: &str) -> Option<Arc<Limiter>> {
-    let key = snapshot.keys.iter().find(|k| &*k.name == name)?;
-    state.limits.key(name, key.limits)
-}
-
 /// `x-switchboard-provider`, `-model` and `-attempts`: who answered, after how many tries.
 fn router_headers(headers: &mut HeaderMap, target: &Target, attempts: u32) {
     for (name, value) in target.answer_headers.iter() {
         headers.insert(name.clone(), value.clone());
     }
-    headers.insert(ATTEMPTS_HEADER, HeaderValue::from(attempts));
+    headers.insert(ATTEMPTS, HeaderValue::from(attempts));
 }
 
 /// The headers a typical answer carries (see where the map is reserved).
 const ANSWER_HEADERS: usize = 20;
 
-/// How many upstream attempts the answer took.
-const ATTEMPTS_HEADER: HeaderName = HeaderName::from_static("x-switchboard-attempts");
-
-/// The router's own time on the request, in milliseconds.
-const OVERHEAD_HEADER: HeaderName = HeaderName::from_static("x-switchboard-overhead-ms");
-
 /// `x-switchboard-overhead-ms`: the router's own time so far (everything but waiting on
 /// providers), so users can check the router's cost in production; also observed in
 /// `switchboard_overhead_seconds`.
-fn overhead_header(state: &AppState, headers: &mut HeaderMap, overhead: Duration) {
-    state.metrics.overhead(overhead);
+fn overhead_header(metrics: &Metrics, headers: &mut HeaderMap, overhead: Duration) {
+    metrics.overhead(overhead);
     if let Ok(value) = HeaderValue::from_bytes(&millis_text(overhead)) {
-        headers.insert(OVERHEAD_HEADER, value);
+        headers.insert(OVERHEAD_MS, value);
     }
 }
 

@@ -1,5 +1,5 @@
 //! Hot reload: one task per router that reloads `providers.toml` when the file changes (a
-//! polling [`watch`]), on SIGHUP ([`ReloadHandle::trigger`]) and on `POST /admin/reload`
+//! polling `watch`), on SIGHUP ([`ReloadHandle::trigger`]) and on `POST /admin/reload`
 //! ([`ReloadHandle::reload`]).
 //!
 //! Every reload reads and validates the whole file off the runtime's threads. Only a fully
@@ -9,7 +9,7 @@
 //! `GET /admin/config`. One task does all reloads, one at a time, so two triggers can never
 //! interleave a read of one version with the swap of another.
 //!
-//! State that lives outside the snapshot follows the new one ([`carry_over`]): cooldowns stay
+//! State that lives outside the snapshot follows the new one ([`Running::follow`]): cooldowns stay
 //! with a provider's name unless it now points at another upstream, rate-limit buckets stay
 //! while their settings do, and entries of providers, keys and routes that are gone are dropped
 //! so memory stays bounded by what is configured. Settings read only at start-up (the listener,
@@ -23,12 +23,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::SystemTime;
 
+use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot};
 
 use self::watch::{Content, Watch};
 use super::view::{self, Applied, ConfigView, ReloadError, RestartOnly};
 use super::{ConfigError, ConfigErrors, Snapshot};
-use crate::app::AppState;
 
 /// An environment lookup the reload task can keep: it outlives the call that started it.
 pub type SharedEnv = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -132,7 +132,26 @@ impl ReloadHandle {
     }
 }
 
-/// Reload bookkeeping kept in [`AppState`] for the admin endpoints.
+/// What a reload acts on: the running snapshot and the state that lives outside it. The app
+/// state is the one implementation; naming it through this trait keeps the configuration
+/// below everything that uses it.
+pub trait Running: Send + Sync + 'static {
+    /// The running snapshot, replaced by a valid file.
+    fn config(&self) -> &ArcSwap<Snapshot>;
+
+    /// Where the outcome of each reload is kept for the admin endpoints.
+    fn reloads(&self) -> &Reloads;
+
+    /// `new` has just replaced `old`: state kept outside snapshots (breakers, limiters,
+    /// metric series) keeps what belongs to unchanged providers, keys and routes and forgets
+    /// the rest.
+    fn follow(&self, old: &Snapshot, new: &Snapshot);
+
+    /// A reload ended, `applied` or refused (counted in `config_reloads_total`).
+    fn reloaded(&self, applied: bool);
+}
+
+/// Reload bookkeeping kept in the app state for the admin endpoints.
 #[derive(Debug)]
 pub struct Reloads {
     attached: OnceLock<(ReloadHandle, PathBuf)>,
@@ -188,12 +207,12 @@ impl Reloads {
 /// Starts the reload task for `state` and returns its handle (also kept in `state.reloads`
 /// for `POST /admin/reload`). Must be called inside the runtime. The task ends when the state
 /// is dropped.
-pub fn spawn(state: &Arc<AppState>, source: Source) -> ReloadHandle {
+pub fn spawn<R: Running>(state: &Arc<R>, source: Source) -> ReloadHandle {
     // A few queued requests are plenty: each reads the file as it is when its turn comes.
     let (requests, queue) = mpsc::channel(4);
     let handle = ReloadHandle { requests };
     if state
-        .reloads
+        .reloads()
         .attached
         .set((handle.clone(), source.path.clone()))
         .is_err()
@@ -201,15 +220,15 @@ pub fn spawn(state: &Arc<AppState>, source: Source) -> ReloadHandle {
         tracing::warn!("a second reload task was started for the same router; it is ignored");
         return handle;
     }
-    let watch = Watch::new(source.path.clone(), state.config.load().sha256.clone());
+    let watch = Watch::new(source.path.clone(), state.config().load().sha256.clone());
     tokio::spawn(run(Arc::downgrade(state), source, queue, watch));
     handle
 }
 
 /// The task: waits for a request or the next poll, one reload at a time. It holds the state
 /// only weakly between rounds, so a router that stops is not kept alive by its reload task.
-async fn run(
-    state: Weak<AppState>,
+async fn run<R: Running>(
+    state: Weak<R>,
     source: Source,
     mut queue: mpsc::Receiver<Request>,
     mut watch: Watch,
@@ -218,7 +237,7 @@ async fn run(
         // Read each round, so a reload that changes the interval takes effect at once.
         let Some(interval) = state
             .upgrade()
-            .map(|state| state.config.load().server.reload_interval)
+            .map(|state| state.config().load().server.reload_interval)
         else {
             return;
         };
@@ -234,7 +253,7 @@ async fn run(
         };
         match request {
             Some(request) => {
-                let outcome = reload_now(&state, &source, request.trigger, &mut watch).await;
+                let outcome = reload_now(&*state, &source, request.trigger, &mut watch).await;
                 if let Some(reply) = request.reply {
                     // The asker may have gone away (a client that hung up); nothing to do.
                     let _ = reply.send(outcome);
@@ -242,7 +261,7 @@ async fn run(
             }
             None => {
                 if let Some(content) = watch.poll().await {
-                    load(&state, &source, Trigger::Watch, content).await;
+                    load(&*state, &source, Trigger::Watch, content).await;
                 }
             }
         }
@@ -251,7 +270,7 @@ async fn run(
 
 /// An explicit reload: reads the file whatever the watch thinks of it.
 async fn reload_now(
-    state: &AppState,
+    state: &impl Running,
     source: &Source,
     trigger: Trigger,
     watch: &mut Watch,
@@ -277,7 +296,12 @@ async fn reload_now(
 }
 
 /// Validates `content` and swaps it in, or records why not.
-async fn load(state: &AppState, source: &Source, trigger: Trigger, content: Content) -> Outcome {
+async fn load(
+    state: &impl Running,
+    source: &Source,
+    trigger: Trigger,
+    content: Content,
+) -> Outcome {
     let file = source.path.display().to_string();
     let env = source.env.clone();
     let Content { bytes, sha256 } = content;
@@ -299,14 +323,14 @@ async fn load(state: &AppState, source: &Source, trigger: Trigger, content: Cont
 }
 
 /// Puts a valid snapshot in service and carries the per-provider state over to it.
-fn swap(state: &AppState, snapshot: Snapshot, trigger: Trigger) -> Outcome {
+fn swap(state: &impl Running, snapshot: Snapshot, trigger: Trigger) -> Outcome {
     let new = Arc::new(snapshot);
-    let old = state.config.load_full();
+    let old = state.config().load_full();
     let changes = view::changes(&ConfigView::of(&old), &ConfigView::of(&new));
-    let restart_pending = state.reloads.baseline.pending(&RestartOnly::of(&new));
-    state.config.store(new.clone());
-    carry_over(state, &old, &new);
-    state.metrics.config_reload(true);
+    let restart_pending = state.reloads().baseline.pending(&RestartOnly::of(&new));
+    state.config().store(new.clone());
+    state.follow(&old, &new);
+    state.reloaded(true);
     let applied = Applied {
         sha256: new.sha256.clone(),
         changes,
@@ -314,52 +338,18 @@ fn swap(state: &AppState, snapshot: Snapshot, trigger: Trigger) -> Outcome {
     };
     log_applied(&applied, trigger);
     let outcome = Outcome::Applied(applied);
-    state.reloads.record(&outcome);
+    state.reloads().record(&outcome);
     outcome
-}
-
-/// Keeps what belongs to unchanged providers, keys and routes, and forgets the rest.
-///
-/// Cooldowns are keyed by provider name. A provider that keeps its name but now has another
-/// kind, base URL or key is another upstream: its cooldown would only keep a healthy upstream
-/// out of service, so it starts afresh. Rate-limit buckets are keyed by name and settings, so
-/// only the entries whose settings are still configured are kept; a changed `rpm` or `tpm`
-/// gets a fresh bucket with its next request. Requests still running on the old snapshot keep
-/// their own handles, so dropping an entry never disturbs them.
-fn carry_over(state: &AppState, old: &Snapshot, new: &Snapshot) {
-    for (name, before) in &old.providers {
-        match new.providers.get(name) {
-            Some(after) if !before.same_upstream(after) => state.health.reset(name),
-            Some(_) => {}
-            None => state.metrics.forget_provider(name),
-        }
-    }
-    state.health.retain(|name| new.providers.contains_key(name));
-    state.limits.retain(
-        |name, settings| {
-            new.providers
-                .get(name)
-                .is_some_and(|provider| provider.limits == settings)
-        },
-        |name, settings| {
-            new.keys
-                .iter()
-                .any(|key| &*key.name == name && key.limits == settings)
-        },
-    );
-    state
-        .balancer
-        .retain(|route| new.routes.contains_key(route));
 }
 
 /// Records a refused file: the running configuration stays.
 fn reject(
-    state: &AppState,
+    state: &impl Running,
     trigger: Trigger,
     sha256: Option<String>,
     errors: ConfigErrors,
 ) -> Outcome {
-    state.metrics.config_reload(false);
+    state.reloaded(false);
     tracing::error!(
         trigger = trigger.as_str(),
         sha256 = sha256.as_deref().unwrap_or("unreadable"),
@@ -375,7 +365,7 @@ fn reject(
         sha256,
         errors: errors.0,
     });
-    state.reloads.record(&outcome);
+    state.reloads().record(&outcome);
     outcome
 }
 

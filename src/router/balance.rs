@@ -11,13 +11,13 @@ use crate::config::{Route, Strategy};
 
 /// Round-robin state of every weighted route.
 #[derive(Debug, Default)]
-pub struct Balancer {
+pub(super) struct Balancer {
     current: Mutex<HashMap<String, Vec<i64>>>,
 }
 
 impl Balancer {
     /// The indices of `route.targets` in the order to try them.
-    pub fn order(&self, route: &Route) -> Vec<usize> {
+    pub(super) fn order(&self, route: &Route) -> Vec<usize> {
         let mut order: Vec<usize> = (0..route.targets.len()).collect();
         if route.strategy == Strategy::Priority || route.targets.len() < 2 {
             return order;
@@ -29,7 +29,7 @@ impl Balancer {
     }
 
     /// Keeps the state of routes for which `keep` is true (the configured ones).
-    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+    pub(super) fn retain(&self, keep: impl Fn(&str) -> bool) {
         self.current
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
