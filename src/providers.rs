@@ -7,6 +7,7 @@
 //! adapters whose providers need the same thing (request headers, compact JSON, a stable hash).
 
 mod anthropic;
+mod chunks;
 mod gemini;
 mod mistral;
 pub mod mock;

@@ -18,6 +18,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::chunks::ChunkWriter;
 use super::openai::{self, ErrorFields, require_end_marker};
 use super::{
     Adapter, Fnv1a, StreamTranslator, Translated, UpstreamRequest, add_api_key, compact_json,
@@ -26,12 +27,12 @@ use super::{
 use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
 use crate::openai::{
-    AssistantMessage, ChatRequest, Chunk, ChunkChoice, Completion, CompletionChoice, Content, DONE,
-    Delta, FunctionDelta, FunctionOut, Message, Part, PromptTokensDetails, Role, Stop,
-    ToolCallDelta, ToolCallOut, Usage, UsageOut,
+    AssistantMessage, ChatRequest, Completion, CompletionChoice, Content, Delta, FunctionDelta,
+    FunctionOut, Message, Part, PromptTokensDetails, Role, Stop, ToolCallDelta, ToolCallOut, Usage,
+    UsageOut,
 };
 use crate::retry_after;
-use crate::sse::{SseEvent, data_frame};
+use crate::sse::SseEvent;
 
 /// The API version this adapter speaks (reference 2.1); required on every request.
 const API_VERSION: &str = "2023-06-01";
@@ -1063,20 +1064,18 @@ struct DeltaIn<'a> {
     stop_reason: Option<Cow<'a, str>>,
 }
 
-/// Per-response state of a Messages stream: identity, counters, usage; never the text.
+/// Per-response state of a Messages stream: the chunk writer (from `message_start` on) and
+/// the usage; never the text.
 struct EventStream {
     created: u64,
     include_usage: bool,
-    /// From `message_start`; `None` until it arrives.
-    identity: Option<(String, String)>,
-    /// The open `tool_use` block: its content-block index and its ordinal among tool calls.
-    open_tool: Option<(u64, usize)>,
-    /// The ordinal the next tool call gets (OpenAI's `index`).
-    next_tool: usize,
+    /// Created by `message_start`, which names the message and model; `None` until then.
+    writer: Option<ChunkWriter>,
     usage: UsageIn,
-    finish_sent: bool,
-    done: bool,
 }
+
+/// The one choice a Messages answer has.
+const CHOICE: u32 = 0;
 
 impl EventStream {
     /// State for one response; `created` is the request's receive time.
@@ -1084,12 +1083,8 @@ impl EventStream {
         Self {
             created,
             include_usage,
-            identity: None,
-            open_tool: None,
-            next_tool: 0,
+            writer: None,
             usage: UsageIn::default(),
-            finish_sent: false,
-            done: false,
         }
     }
 
@@ -1109,10 +1104,8 @@ impl EventStream {
             "content_block_start" => self.block_start(event, out),
             "content_block_delta" => self.block_delta(event, out),
             "content_block_stop" => {
-                if let Some((block, _)) = self.open_tool
-                    && Some(block) == event.index
-                {
-                    self.open_tool = None;
+                if let (Some(writer), Some(block)) = (self.writer.as_mut(), event.index) {
+                    writer.close_call(CHOICE, block);
                 }
                 Ok(())
             }
@@ -1126,24 +1119,29 @@ impl EventStream {
 
     /// `message_start`: identity and input usage, and the role chunk.
     fn start(&mut self, event: EventIn<'_>, out: &mut Vec<Bytes>) -> Result<(), UpstreamFailure> {
-        if self.identity.is_some() {
+        if self.writer.is_some() {
             return Err(stream_malformed("a second message_start"));
         }
         let message = event
             .message
             .ok_or_else(|| stream_malformed("message_start without a message"))?;
         self.usage.update(message.usage);
-        self.identity = Some((message.id.into_owned(), message.model.into_owned()));
-        self.push(out, Delta::opening(), None)
+        let writer = ChunkWriter::new(
+            message.id.into_owned(),
+            message.model.into_owned(),
+            self.created,
+            self.include_usage,
+        );
+        self.writer.insert(writer).open(CHOICE, out)
     }
 
-    /// `content_block_start`: a tool call's head chunk (id, name, next ordinal).
+    /// `content_block_start`: a tool call's head chunk (id, name, next index).
     fn block_start(
         &mut self,
         event: EventIn<'_>,
         out: &mut Vec<Bytes>,
     ) -> Result<(), UpstreamFailure> {
-        self.require_start()?;
+        let writer = self.writer()?;
         let Some(block) = event.content_block else {
             return Err(stream_malformed("content_block_start without a block"));
         };
@@ -1156,14 +1154,12 @@ impl EventStream {
                         "a tool_use block without id, name or index",
                     ));
                 };
-                let ordinal = self.next_tool;
-                self.next_tool += 1;
-                self.open_tool = Some((index, ordinal));
-                self.push(out, tool_delta(ordinal, Some((id, name)), ""), None)
+                let call = writer.new_call(CHOICE, Some(index));
+                writer.delta(CHOICE, tool_delta(call, Some((id, name)), ""), out)
             }
             // Text and thinking blocks start empty; anything they hold is sent like a delta.
-            "text" => self.text(block.text.as_deref(), Delta::content, out),
-            "thinking" => self.text(block.thinking.as_deref(), Delta::reasoning, out),
+            "text" => text(writer, block.text.as_deref(), Delta::content, out),
+            "thinking" => text(writer, block.thinking.as_deref(), Delta::reasoning, out),
             _ => Ok(()),
         }
     }
@@ -1174,42 +1170,33 @@ impl EventStream {
         event: EventIn<'_>,
         out: &mut Vec<Bytes>,
     ) -> Result<(), UpstreamFailure> {
-        self.require_start()?;
+        let writer = self.writer()?;
         let Some(delta) = event.delta else {
             return Err(stream_malformed("content_block_delta without a delta"));
         };
         match delta.kind.as_deref() {
-            Some("text_delta") => self.text(delta.text.as_deref(), Delta::content, out),
-            Some("thinking_delta") => self.text(delta.thinking.as_deref(), Delta::reasoning, out),
+            Some("text_delta") => text(writer, delta.text.as_deref(), Delta::content, out),
+            Some("thinking_delta") => {
+                text(writer, delta.thinking.as_deref(), Delta::reasoning, out)
+            }
             Some("input_json_delta") => {
-                let ordinal = match self.open_tool {
-                    Some((block, ordinal)) if Some(block) == event.index => ordinal,
-                    _ => {
-                        return Err(stream_malformed(
-                            "input_json_delta outside a tool_use block",
-                        ));
-                    }
+                // Blocks are told apart by their index, so fragments of calls that stream
+                // side by side each reach their own call.
+                let Some(call) = event
+                    .index
+                    .and_then(|block| writer.call_index(CHOICE, block))
+                else {
+                    return Err(stream_malformed(
+                        "input_json_delta outside a tool_use block",
+                    ));
                 };
                 match delta.partial_json.as_deref() {
                     None | Some("") => Ok(()),
-                    Some(fragment) => self.push(out, tool_delta(ordinal, None, fragment), None),
+                    Some(fragment) => writer.delta(CHOICE, tool_delta(call, None, fragment), out),
                 }
             }
             // signature_delta and citations_delta have no OpenAI form.
             _ => Ok(()),
-        }
-    }
-
-    /// A chunk of answer or thinking text (as `as_delta` makes it), unless the text is empty.
-    fn text<'t>(
-        &self,
-        text: Option<&'t str>,
-        as_delta: fn(&'t str) -> Delta<'t>,
-        out: &mut Vec<Bytes>,
-    ) -> Result<(), UpstreamFailure> {
-        match text {
-            None | Some("") => Ok(()),
-            Some(text) => self.push(out, as_delta(text), None),
         }
     }
 
@@ -1219,76 +1206,50 @@ impl EventStream {
         event: EventIn<'_>,
         out: &mut Vec<Bytes>,
     ) -> Result<(), UpstreamFailure> {
-        self.require_start()?;
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(before_start());
+        };
         if let Some(usage) = event.usage {
             self.usage.update(usage);
         }
-        if self.finish_sent {
-            return Ok(());
-        }
         let stop_reason = event.delta.as_ref().and_then(|d| d.stop_reason.as_deref());
-        self.send_finish(out, finish_reason(stop_reason))
+        writer.finish(CHOICE, finish_reason(stop_reason), out)
     }
 
     /// `message_stop`: the usage chunk when asked for, then `[DONE]`.
     fn stop(&mut self, out: &mut Vec<Bytes>) -> Result<(), UpstreamFailure> {
-        self.require_start()?;
-        if !self.finish_sent {
-            // message_delta always comes first; if it did not, the message still ended.
-            self.send_finish(out, "stop")?;
-        }
-        if self.include_usage {
-            let (id, model) = self.identity()?;
-            let chunk = Chunk::with_usage(id, self.created, model, self.usage.to_openai());
-            out.push(frame(&chunk)?);
-        }
-        out.push(data_frame(DONE));
-        self.done = true;
-        Ok(())
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(before_start());
+        };
+        // message_delta always comes first; if it did not, the message still ended.
+        writer.finish(CHOICE, "stop", out)?;
+        writer.end(self.usage.to_openai(), out)
     }
 
-    /// The chunk that carries `finish_reason`, sent once.
-    fn send_finish(
-        &mut self,
-        out: &mut Vec<Bytes>,
-        reason: &'static str,
-    ) -> Result<(), UpstreamFailure> {
-        self.finish_sent = true;
-        self.push(out, Delta::default(), Some(reason))
+    /// The chunk writer: content may only follow `message_start`, which gives every chunk
+    /// its id and model.
+    fn writer(&mut self) -> Result<&mut ChunkWriter, UpstreamFailure> {
+        self.writer.as_mut().ok_or_else(before_start)
     }
+}
 
-    /// Content may only follow `message_start`, which gives every chunk its id and model.
-    fn require_start(&self) -> Result<(), UpstreamFailure> {
-        self.identity().map(|_| ())
-    }
-
-    /// The message id and model from `message_start`.
-    fn identity(&self) -> Result<(&str, &str), UpstreamFailure> {
-        self.identity
-            .as_ref()
-            .map(|(id, model)| (id.as_str(), model.as_str()))
-            .ok_or_else(|| stream_malformed("an event before message_start"))
-    }
-
-    /// Appends one chunk with a single choice.
-    fn push(
-        &self,
-        out: &mut Vec<Bytes>,
-        delta: Delta<'_>,
-        finish_reason: Option<&'static str>,
-    ) -> Result<(), UpstreamFailure> {
-        let (id, model) = self.identity()?;
-        let choice = ChunkChoice::new(0, delta, finish_reason);
-        let chunk = Chunk::with_choice(id, self.created, model, choice, self.include_usage);
-        out.push(frame(&chunk)?);
-        Ok(())
+/// A chunk of answer or thinking text (as `as_delta` makes it), unless the text is empty.
+fn text<'t>(
+    writer: &mut ChunkWriter,
+    text: Option<&'t str>,
+    as_delta: fn(&'t str) -> Delta<'t>,
+    out: &mut Vec<Bytes>,
+) -> Result<(), UpstreamFailure> {
+    match text {
+        None | Some("") => Ok(()),
+        Some(text) => writer.delta(CHOICE, as_delta(text), out),
     }
 }
 
 impl StreamTranslator for EventStream {
     /// Translates one event; nothing after `message_stop` is forwarded.
     fn event(&mut self, event: &SseEvent, out: &mut Vec<Bytes>) -> Result<(), UpstreamFailure> {
-        if self.done {
+        if self.writer.as_ref().is_some_and(ChunkWriter::is_done) {
             return Ok(());
         }
         self.handle(event.name(), &event.data, out)
@@ -1296,25 +1257,21 @@ impl StreamTranslator for EventStream {
 
     /// A body that ends before `message_stop` was cut short.
     fn finish(&mut self, _out: &mut Vec<Bytes>) -> Result<(), UpstreamFailure> {
-        require_end_marker(self.done)
+        require_end_marker(self.writer.as_ref().is_some_and(ChunkWriter::is_done))
     }
 
     /// The usage so far, once `message_start` has reported the input.
     fn usage(&self) -> Option<Usage> {
-        self.identity
+        self.writer
             .is_some()
             .then(|| self.usage.to_openai().totals())
     }
 }
 
 /// A tool call fragment; the first one of a call carries its id and name.
-fn tool_delta<'b>(
-    ordinal: usize,
-    head: Option<(&'b str, &'b str)>,
-    arguments: &'b str,
-) -> Delta<'b> {
+fn tool_delta<'b>(index: usize, head: Option<(&'b str, &'b str)>, arguments: &'b str) -> Delta<'b> {
     Delta::tool_call(ToolCallDelta {
-        index: ordinal,
+        index,
         id: head.map(|(id, _)| Cow::Borrowed(id)),
         kind: head.map(|_| "function"),
         function: FunctionDelta {
@@ -1324,11 +1281,9 @@ fn tool_delta<'b>(
     })
 }
 
-/// A chunk as an SSE `data:` frame.
-fn frame(chunk: &Chunk<'_>) -> Result<Bytes, UpstreamFailure> {
-    serde_json::to_vec(chunk)
-        .map(|json| data_frame(&json))
-        .map_err(|e| stream_malformed(&e.to_string()))
+/// Content before `message_start`, which names the message every chunk carries.
+fn before_start() -> UpstreamFailure {
+    stream_malformed("an event before message_start")
 }
 
 /// An event the translator cannot read: the stream ends with it.
@@ -1446,6 +1401,8 @@ fn failure_kind(status: StatusCode, error: &ErrorIn) -> FailureKind {
 mod tests {
     use http::header::CONTENT_TYPE;
     use serde_json::{Value, json};
+
+    use crate::openai::DONE;
 
     use super::*;
 
