@@ -2117,6 +2117,87 @@ max_tokens = 1000
         ]
     }
 
+    /// Each call's argument fragments, joined in order, by OpenAI `index`; and the order
+    /// the calls' head chunks (with their ids) came in.
+    fn calls_by_index(frames: &[String]) -> (Vec<String>, Vec<(u64, String)>) {
+        let mut arguments: Vec<String> = Vec::new();
+        let mut heads = Vec::new();
+        for frame in frames.iter().filter(|f| *f != DONE_TEXT) {
+            let chunk: Value = serde_json::from_str(frame).unwrap();
+            let Some(call) = chunk["choices"][0]["delta"]["tool_calls"].get(0) else {
+                continue;
+            };
+            let index = call["index"].as_u64().unwrap();
+            if let Some(id) = call["id"].as_str() {
+                heads.push((index, id.to_owned()));
+            }
+            let slot = usize::try_from(index).unwrap();
+            if arguments.len() <= slot {
+                arguments.resize(slot + 1, String::new());
+            }
+            arguments[slot].push_str(call["function"]["arguments"].as_str().unwrap());
+        }
+        (arguments, heads)
+    }
+
+    const DONE_TEXT: &str = "[DONE]";
+
+    #[test]
+    fn interleaved_tool_use_blocks_each_get_their_own_index_with_arguments_intact() {
+        let start = |block: u64, id: &str| {
+            format!(
+                r#"{{"type":"content_block_start","index":{block},"content_block":{{"type":"tool_use","id":"{id}","name":"f{block}","input":{{}}}}}}"#
+            )
+        };
+        let part = |block: u64, json: &str| {
+            let fragment = serde_json::to_string(json).unwrap();
+            format!(
+                r#"{{"type":"content_block_delta","index":{block},"delta":{{"type":"input_json_delta","partial_json":{fragment}}}}}"#
+            )
+        };
+        let stop = |block: u64| format!(r#"{{"type":"content_block_stop","index":{block}}}"#);
+        let owned: Vec<(&str, String)> = vec![
+            ("message_start", MESSAGE_START.to_owned()),
+            ("content_block_start", start(1, "toolu_1")),
+            ("content_block_start", start(2, "toolu_2")),
+            ("content_block_delta", part(2, r#"{"b":"#)),
+            ("content_block_delta", part(1, r#"{"a":"x"#)),
+            ("content_block_start", start(3, "toolu_3")),
+            ("content_block_delta", part(3, r#"{"c":[1,"#)),
+            ("content_block_delta", part(1, r#"y"}"#)),
+            ("content_block_stop", stop(1)),
+            ("content_block_delta", part(2, "2}")),
+            ("content_block_delta", part(3, "2]}")),
+            ("content_block_stop", stop(3)),
+            ("content_block_stop", stop(2)),
+            (
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":9}}"#
+                    .to_owned(),
+            ),
+            ("message_stop", r#"{"type":"message_stop"}"#.to_owned()),
+        ];
+        let events: Vec<(&str, &str)> = owned.iter().map(|(n, d)| (*n, d.as_str())).collect();
+        let (frames, result, _) = run(&events, false, true);
+        result.unwrap();
+        let (arguments, heads) = calls_by_index(&frames);
+        assert_eq!(
+            heads,
+            [
+                (0, "toolu_1".to_owned()),
+                (1, "toolu_2".to_owned()),
+                (2, "toolu_3".to_owned())
+            ]
+        );
+        assert_eq!(arguments, [r#"{"a":"xy"}"#, r#"{"b":2}"#, r#"{"c":[1,2]}"#]);
+        // A fragment for a block that has stopped reaches no call.
+        let mut late = events[..9].to_vec();
+        let after_stop = part(1, "}");
+        late.push(("content_block_delta", after_stop.as_str()));
+        let (_, result, _) = run(&late, false, true);
+        assert_eq!(result.unwrap_err().kind, FailureKind::Stream);
+    }
+
     #[test]
     fn stream_with_tool_calls_is_openai_shaped() {
         let (frames, result, usage) = run(&tool_stream(), true, true);

@@ -275,3 +275,163 @@ impl ChunkWriter {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::openai::PromptTokensDetails;
+
+    fn writer(include_usage: bool) -> ChunkWriter {
+        ChunkWriter::new("chatcmpl-1".to_owned(), "m".to_owned(), 7, include_usage)
+    }
+
+    /// The JSON payloads of `frames`, `[DONE]` as a string.
+    fn payloads(frames: &[Bytes]) -> Vec<Value> {
+        frames
+            .iter()
+            .map(|frame| {
+                let text = std::str::from_utf8(frame).unwrap();
+                let payload = text
+                    .strip_prefix("data: ")
+                    .unwrap()
+                    .strip_suffix("\n\n")
+                    .unwrap();
+                serde_json::from_str(payload).unwrap_or_else(|_| json!(payload))
+            })
+            .collect()
+    }
+
+    fn usage() -> UsageOut {
+        UsageOut {
+            prompt_tokens: 3,
+            completion_tokens: 4,
+            total_tokens: 7,
+            prompt_tokens_details: PromptTokensDetails {
+                cached_tokens: 0,
+                cache_write_tokens: None,
+            },
+            completion_tokens_details: None,
+        }
+    }
+
+    #[test]
+    fn every_chunk_repeats_the_header_and_frames_are_exact() {
+        let mut out = Vec::new();
+        let mut writer = writer(false);
+        writer.delta(0, Delta::content("hi"), &mut out).unwrap();
+        assert_eq!(
+            &out[1][..],
+            b"data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
+        );
+        let mut out = Vec::new();
+        let mut writer = writer_with_fingerprint();
+        writer.delta(0, Delta::content("hi"), &mut out).unwrap();
+        let chunk = &payloads(&out)[1];
+        assert!(chunk["system_fingerprint"].is_null() && chunk.get("system_fingerprint").is_some());
+        assert!(chunk["usage"].is_null() && chunk.get("usage").is_some());
+    }
+
+    fn writer_with_fingerprint() -> ChunkWriter {
+        writer(true).with_null_system_fingerprint()
+    }
+
+    #[test]
+    fn the_role_goes_out_once_per_choice_before_anything_else() {
+        let mut out = Vec::new();
+        let mut writer = writer(false);
+        writer.open(0, &mut out).unwrap();
+        writer.delta(0, Delta::content("a"), &mut out).unwrap();
+        writer.delta(1, Delta::reasoning("b"), &mut out).unwrap();
+        writer.open(1, &mut out).unwrap();
+        writer.finish(2, "stop", &mut out).unwrap();
+        let deltas: Vec<(u64, Value)> = payloads(&out)
+            .iter()
+            .map(|c| {
+                (
+                    c["choices"][0]["index"].as_u64().unwrap(),
+                    c["choices"][0]["delta"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            deltas,
+            [
+                (0, json!({"role": "assistant", "content": ""})),
+                (0, json!({"content": "a"})),
+                (1, json!({"role": "assistant", "content": ""})),
+                (1, json!({"reasoning_content": "b"})),
+                (2, json!({"role": "assistant", "content": ""})),
+                (2, json!({})),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_finish_goes_out_once_and_closes_the_choice() {
+        let mut out = Vec::new();
+        let mut writer = writer(false);
+        writer.track(1);
+        writer.finish(0, "length", &mut out).unwrap();
+        assert!(
+            !writer.all_finished(),
+            "choice 1 appeared and has not finished"
+        );
+        writer.finish(0, "stop", &mut out).unwrap();
+        writer.delta(0, Delta::content("late"), &mut out).unwrap();
+        let chunks = payloads(&out);
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[1]["choices"][0]["finish_reason"], "length");
+        assert!(writer.is_finished(0) && !writer.is_finished(1));
+        writer.finish(1, "stop", &mut out).unwrap();
+        assert!(writer.all_finished());
+    }
+
+    #[test]
+    fn tool_calls_are_numbered_per_choice_and_found_by_the_providers_number() {
+        let mut writer = writer(false);
+        assert_eq!(writer.new_call(0, Some(4)), 0);
+        assert_eq!(writer.new_call(1, None), 0);
+        assert_eq!(writer.new_call(0, Some(2)), 1);
+        assert_eq!(writer.new_call(0, Some(9)), 2);
+        assert_eq!(writer.call_index(0, 2), Some(1));
+        assert_eq!(writer.call_index(0, 4), Some(0));
+        assert_eq!(writer.call_index(1, 4), None);
+        writer.close_call(0, 4);
+        assert_eq!(writer.call_index(0, 4), None);
+        assert_eq!(writer.call_index(0, 9), Some(2));
+        assert_eq!(
+            (writer.calls(0), writer.calls(1), writer.calls(3)),
+            (3, 1, 0)
+        );
+    }
+
+    #[test]
+    fn output_counts_answer_text_and_calls_not_reasoning_or_the_role() {
+        let mut out = Vec::new();
+        let mut writer = writer(false);
+        writer.delta(0, Delta::reasoning("r"), &mut out).unwrap();
+        writer.delta(0, Delta::content(""), &mut out).unwrap();
+        assert!(!writer.has_output(0));
+        writer.delta(0, Delta::content("x"), &mut out).unwrap();
+        assert!(writer.has_output(0) && !writer.has_output(1));
+    }
+
+    #[test]
+    fn the_end_is_the_usage_chunk_when_asked_then_done_once() {
+        let mut out = Vec::new();
+        let mut asked = writer(true);
+        asked.end(usage(), &mut out).unwrap();
+        asked.end(usage(), &mut out).unwrap();
+        assert!(asked.is_done());
+        let chunks = payloads(&out);
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[0]["choices"], json!([]));
+        assert_eq!(chunks[0]["usage"]["total_tokens"], 7);
+        assert_eq!(chunks[1], json!("[DONE]"));
+        let mut out = Vec::new();
+        writer(false).end(usage(), &mut out).unwrap();
+        assert_eq!(payloads(&out), [json!("[DONE]")]);
+    }
+}

@@ -2771,6 +2771,82 @@ mod tests {
         assert_eq!(payloads.len(), 5);
     }
 
+    /// The tool call fragments of `payloads`: (index, id, name, arguments).
+    fn streamed_calls(payloads: &[String]) -> Vec<(u64, String, String, String)> {
+        parsed(payloads)
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].get(0).cloned())
+            .map(|call| {
+                let text = |v: &Value| v.as_str().unwrap().to_owned();
+                (
+                    call["index"].as_u64().unwrap(),
+                    text(&call["id"]),
+                    text(&call["function"]["name"]),
+                    text(&call["function"]["arguments"]),
+                )
+            })
+            .collect()
+    }
+
+    /// Three parallel calls in one chunk (one with Gemini's own id), a fourth in the next.
+    const PARALLEL_CALLS: [&str; 2] = [
+        r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"a","args":{"x":1}},"thoughtSignature":"AbC/+d=="},{"functionCall":{"name":"b","args":{"y":[2, 3]},"id":"gem-7"}},{"functionCall":{"name":"c","args":{}}}],"role":"model"},"index":0}],"responseId":"par"}"#,
+        r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"d","args":{"z":"w"}}}],"role":"model"},"finishReason":"STOP","index":0}],"responseId":"par"}"#,
+    ];
+
+    #[test]
+    fn parallel_calls_get_indexes_in_order_with_their_arguments() {
+        let (payloads, result) = run_stream(stream_chat(json!({})), &PARALLEL_CALLS);
+        result.unwrap();
+        let calls = streamed_calls(&payloads);
+        let summary: Vec<(u64, &str, &str)> = calls
+            .iter()
+            .map(|(i, _, name, args)| (*i, name.as_str(), args.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (0, "a", r#"{"x":1}"#),
+                (1, "b", r#"{"y":[2,3]}"#),
+                (2, "c", "{}"),
+                (3, "d", r#"{"z":"w"}"#)
+            ]
+        );
+        let ids: std::collections::HashSet<&str> =
+            calls.iter().map(|(_, id, _, _)| id.as_str()).collect();
+        assert_eq!(ids.len(), 4, "every call has its own id: {calls:?}");
+        assert_eq!(
+            CallId::decode(&calls[1].1).unwrap().gemini_id,
+            Some("gem-7")
+        );
+        let finish = parsed(&payloads);
+        assert_eq!(
+            finish.last().unwrap()["choices"][0]["finish_reason"],
+            "tool_calls"
+        );
+    }
+
+    #[test]
+    fn generated_call_ids_are_the_same_for_the_same_answer() {
+        let (first, _) = run_stream(stream_chat(json!({})), &PARALLEL_CALLS);
+        let (again, _) = run_stream(stream_chat(json!({})), &PARALLEL_CALLS);
+        assert_eq!(streamed_calls(&first), streamed_calls(&again));
+        // Another answer (another response id) gets other ids.
+        let other: Vec<String> = PARALLEL_CALLS
+            .iter()
+            .map(|e| e.replace(r#""par""#, r#""other""#))
+            .collect();
+        let other: Vec<&str> = other.iter().map(String::as_str).collect();
+        let (other, _) = run_stream(stream_chat(json!({})), &other);
+        let ids = |payloads: &[String]| -> Vec<String> {
+            streamed_calls(payloads).into_iter().map(|c| c.1).collect()
+        };
+        let (first, other) = (ids(&first), ids(&other));
+        assert_ne!(first[0], other[0]);
+        // Gemini's own id is kept as it is.
+        assert_eq!(first[1], other[1]);
+    }
+
     #[test]
     fn a_stream_without_finish_reason_is_cut_short() {
         let (payloads, result) = run_stream(stream_chat(json!({})), &TEXT_STREAM[..2]);
