@@ -97,7 +97,7 @@ impl ChatStream {
     ) -> Self {
         Self {
             upstream,
-            decoder: SseDecoder::new(MAX_EVENT_BYTES),
+            decoder: SseDecoder::new(MAX_EVENT_BYTES).with_bare_json(translator.reads_bare_json()),
             translator,
             ready: VecDeque::new(),
             scratch: Vec::new(),

@@ -1784,6 +1784,12 @@ impl StreamTranslator for GeminiStream {
     fn usage(&self) -> Option<Usage> {
         self.usage.map(UsageMetadata::usage)
     }
+
+    /// Gemini writes its error object bare, without `data:`, when a stream fails after it
+    /// started; it is read and classified like any other error chunk.
+    fn reads_bare_json(&self) -> bool {
+        true
+    }
 }
 
 // === Errors ===
@@ -1970,6 +1976,7 @@ fn classify_in_band(data: &[u8]) -> UpstreamFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sse::SseDecoder;
     use http::header::CONTENT_TYPE;
     use serde_json::{Value, json};
 
@@ -2874,6 +2881,47 @@ mod tests {
         assert_eq!(failure.code.as_deref(), Some("INVALID_ARGUMENT"));
         let (_, garbage) = run_stream(stream_chat(json!({})), &["not json"]);
         assert_eq!(garbage.unwrap_err().kind, FailureKind::Stream);
+    }
+
+    /// What Gemini writes when a stream fails after it started: the error object, bare and
+    /// pretty-printed, where a `data:` line belongs.
+    const BARE_ERROR: &str = "{\r\n  \"error\": {\r\n    \"code\": 500,\r\n    \"message\": \"Internal error encountered.\",\r\n    \"status\": \"INTERNAL\"\r\n  }\r\n}\r\n";
+
+    #[test]
+    fn bare_error_objects_mid_stream_are_classified_failures() {
+        let wire = format!("data: {}\r\n\r\n{BARE_ERROR}", TEXT_STREAM[0]);
+        let bare = with_chat(&stream_chat(json!({})), |chat| {
+            Gemini.stream(chat, &target()).reads_bare_json()
+        });
+        let mut decoder = SseDecoder::new(1 << 20).with_bare_json(bare);
+        decoder.push(wire.as_bytes());
+        let mut events = Vec::new();
+        while let Some(event) = decoder.next_event().unwrap() {
+            events.push(event);
+        }
+        events.extend(decoder.finish());
+        let events: Vec<&str> = events
+            .iter()
+            .map(|e| std::str::from_utf8(&e.data).unwrap())
+            .collect();
+        let (payloads, result) = run_stream(stream_chat(json!({})), &events);
+        let failure = result.unwrap_err();
+        assert_eq!(failure.kind, FailureKind::Unavailable);
+        assert!(
+            failure
+                .message
+                .contains("mid-answer: HTTP 500: Internal error encountered."),
+            "{}",
+            failure.message
+        );
+        assert_eq!(
+            payloads.len(),
+            2,
+            "the text before the error went out: {payloads:?}"
+        );
+        let quota = "{\n  \"error\": {\n    \"code\": 429,\n    \"message\": \"Resource exhausted.\",\n    \"status\": \"RESOURCE_EXHAUSTED\"\n  }\n}";
+        let (_, result) = run_stream(stream_chat(json!({})), &[TEXT_STREAM[0], quota]);
+        assert_eq!(result.unwrap_err().kind, FailureKind::RateLimited);
     }
 
     #[test]
