@@ -8,6 +8,7 @@
 
 mod anthropic;
 mod capabilities;
+mod chunks;
 mod gemini;
 mod mistral;
 pub mod mock;
@@ -99,6 +100,12 @@ pub trait StreamTranslator: Send {
 
     /// The usage seen so far (the provider's final figures once the stream has finished).
     fn usage(&self) -> Option<Usage>;
+
+    /// Whether JSON the upstream writes without `data:` framing must reach [`Self::event`]
+    /// (see [`crate::sse::SseDecoder::with_bare_json`]) instead of being ignored.
+    fn reads_bare_json(&self) -> bool {
+        false
+    }
 }
 
 /// The adapter for a provider kind.

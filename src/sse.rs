@@ -43,6 +43,8 @@ pub struct SseDecoder {
     /// Where the search for the end of the current event resumes.
     scanned: usize,
     max_event: usize,
+    /// Whether a block of bare JSON is handed out as data (see [`Self::with_bare_json`]).
+    bare_json: bool,
 }
 
 impl SseDecoder {
@@ -52,7 +54,17 @@ impl SseDecoder {
             buf: BytesMut::new(),
             scanned: 0,
             max_event,
+            bare_json: false,
         }
+    }
+
+    /// With `bare_json`, a block of JSON written without any field (an object or array where
+    /// `data:` lines belong), which the event-stream rules would ignore, is handed out as the
+    /// data of an unnamed event: Gemini writes its error that way when a stream fails after
+    /// it started, and dropping it would hide why the stream ended.
+    pub fn with_bare_json(mut self, bare_json: bool) -> Self {
+        self.bare_json = bare_json;
+        self
     }
 
     /// Adds received bytes.
@@ -73,7 +85,7 @@ impl SseDecoder {
             };
             let block = self.buf.split_to(end).freeze();
             self.scanned = 0;
-            if let Some(event) = parse_block(&block) {
+            if let Some(event) = self.parse(&block) {
                 return Ok(Some(event));
             }
         }
@@ -83,7 +95,12 @@ impl SseDecoder {
     pub fn finish(&mut self) -> Option<SseEvent> {
         let rest = std::mem::take(&mut self.buf).freeze();
         self.scanned = 0;
-        parse_block(&rest)
+        self.parse(&rest)
+    }
+
+    /// The event of one block, bare JSON included when asked for.
+    fn parse(&self, block: &Bytes) -> Option<SseEvent> {
+        parse_block(block).or_else(|| self.bare_json.then(|| bare_json(block)).flatten())
     }
 
     /// Finds the end (past the blank line) of the first complete event in the buffer.
@@ -150,6 +167,20 @@ fn parse_block(block: &Bytes) -> Option<SseEvent> {
     Some(SseEvent { name, data })
 }
 
+/// A block that is nothing but a JSON object or array (surrounding whitespace aside) as an
+/// unnamed event; `None` for anything else (comments, ids, stray text).
+fn bare_json(block: &Bytes) -> Option<SseEvent> {
+    let start = block.iter().position(|b| !b.is_ascii_whitespace())?;
+    if !matches!(block[start], b'{' | b'[') {
+        return None;
+    }
+    let end = block.iter().rposition(|b| !b.is_ascii_whitespace())? + 1;
+    Some(SseEvent {
+        name: None,
+        data: block.slice(start..end),
+    })
+}
+
 /// The (start, end) of each line in `block`, terminators excluded.
 fn lines(block: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
     let mut pos = 0;
@@ -200,7 +231,10 @@ mod tests {
     use super::*;
 
     fn decode_all(input: &[u8], step: usize) -> Vec<(String, String)> {
-        let mut decoder = SseDecoder::new(1 << 20);
+        decode_with(SseDecoder::new(1 << 20), input, step)
+    }
+
+    fn decode_with(mut decoder: SseDecoder, input: &[u8], step: usize) -> Vec<(String, String)> {
         let mut events = Vec::new();
         for chunk in input.chunks(step) {
             decoder.push(chunk);
@@ -231,6 +265,37 @@ mod tests {
             (String::new(), "[DONE]".to_owned()),
         ];
         assert_eq!(decode_all(ANTHROPIC_LIKE, ANTHROPIC_LIKE.len()), expected);
+    }
+
+    /// Gemini's failure after the stream started: a data event, then its error object written
+    /// bare and pretty-printed, once with a blank line after it, once cut off by the end.
+    const BARE_ERROR: &[u8] = b"data: {\"a\":1}\r\n\r\n: comment\r\n\r\n{\r\n  \"error\": {\r\n    \"code\": 500,\r\n    \"status\": \"INTERNAL\"\r\n  }\r\n}\r\n\r\n[{\"error\": {\"code\": 503}}]\n";
+
+    #[test]
+    fn bare_json_blocks_are_events_only_when_asked_for() {
+        let asked = || SseDecoder::new(1 << 20).with_bare_json(true);
+        let expected = vec![
+            (String::new(), "{\"a\":1}".to_owned()),
+            (
+                String::new(),
+                "{\r\n  \"error\": {\r\n    \"code\": 500,\r\n    \"status\": \"INTERNAL\"\r\n  }\r\n}"
+                    .to_owned(),
+            ),
+            (String::new(), "[{\"error\": {\"code\": 503}}]".to_owned()),
+        ];
+        for step in 1..=BARE_ERROR.len() {
+            assert_eq!(
+                decode_with(asked(), BARE_ERROR, step),
+                expected,
+                "step {step}"
+            );
+        }
+        assert_eq!(decode_all(BARE_ERROR, BARE_ERROR.len()), expected[..1]);
+        // Well-formed streams decode as before.
+        assert_eq!(
+            decode_with(asked(), ANTHROPIC_LIKE, 1),
+            decode_all(ANTHROPIC_LIKE, 1)
+        );
     }
 
     #[test]

@@ -123,7 +123,7 @@ impl PrimedStream {
     ) -> Result<Self, UpstreamFailure> {
         let mut stream = Self {
             upstream,
-            decoder: SseDecoder::new(MAX_EVENT_BYTES),
+            decoder: SseDecoder::new(MAX_EVENT_BYTES).with_bare_json(translator.reads_bare_json()),
             translator,
             ready: VecDeque::new(),
             scratch: Vec::new(),

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::capabilities::unsupported_part;
+use super::chunks::ChunkWriter;
 use super::openai::{self, ErrorFields, require_end_marker};
 use super::{
     Adapter, Fnv1a, Honours, StreamTranslator, Translated, UpstreamRequest, add_api_key,
@@ -27,13 +28,12 @@ use super::{
 use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
 use crate::openai::{
-    AssistantMessage, ChatRequest, Chunk, ChunkChoice, Completion, CompletionChoice, Content, DONE,
-    Delta, FunctionDelta, FunctionOut, MediaSource, Message, Part, PromptTokensDetails,
-    ResponseFormat, Role, Stop, ToolCallDelta, ToolCallOut, ToolChoice as OpenAiToolChoice, Usage,
-    UsageOut,
+    AssistantMessage, ChatRequest, Completion, CompletionChoice, Content, Delta, FunctionDelta,
+    FunctionOut, MediaSource, Message, Part, PromptTokensDetails, ResponseFormat, Role, Stop,
+    ToolCallDelta, ToolCallOut, ToolChoice as OpenAiToolChoice, Usage, UsageOut,
 };
 use crate::retry_after;
-use crate::sse::{SseEvent, data_frame};
+use crate::sse::SseEvent;
 
 /// The API version this adapter speaks (reference 2.1); required on every request.
 const API_VERSION: &str = "2023-06-01";
@@ -868,20 +868,18 @@ struct DeltaIn<'a> {
     stop_reason: Option<Cow<'a, str>>,
 }
 
-/// Per-response state of a Messages stream: identity, counters, usage; never the text.
+/// Per-response state of a Messages stream: the chunk writer (from `message_start` on) and
+/// the usage; never the text.
 struct EventStream {
     created: u64,
     include_usage: bool,
-    /// From `message_start`; `None` until it arrives.
-    identity: Option<(String, String)>,
-    /// The open `tool_use` block: its content-block index and its ordinal among tool calls.
-    open_tool: Option<(u64, usize)>,
-    /// The ordinal the next tool call gets (OpenAI's `index`).
-    next_tool: usize,
+    /// Created by `message_start`, which names the message and model; `None` until then.
+    writer: Option<ChunkWriter>,
     usage: UsageIn,
-    finish_sent: bool,
-    done: bool,
 }
+
+/// The one choice a Messages answer has.
+const CHOICE: u32 = 0;
 
 impl EventStream {
     /// State for one response; `created` is the request's receive time.
@@ -889,12 +887,8 @@ impl EventStream {
         Self {
             created,
             include_usage,
-            identity: None,
-            open_tool: None,
-            next_tool: 0,
+            writer: None,
             usage: UsageIn::default(),
-            finish_sent: false,
-            done: false,
         }
     }
 
@@ -914,10 +908,8 @@ impl EventStream {
             "content_block_start" => self.block_start(event, out),
             "content_block_delta" => self.block_delta(event, out),
             "content_block_stop" => {
-                if let Some((block, _)) = self.open_tool
-                    && Some(block) == event.index
-                {
-                    self.open_tool = None;
+                if let (Some(writer), Some(block)) = (self.writer.as_mut(), event.index) {
+                    writer.close_call(CHOICE, block);
                 }
                 Ok(())
             }
@@ -931,24 +923,29 @@ impl EventStream {
 
     /// `message_start`: identity and input usage, and the role chunk.
     fn start(&mut self, event: EventIn<'_>, out: &mut Vec<Bytes>) -> Result<(), UpstreamFailure> {
-        if self.identity.is_some() {
+        if self.writer.is_some() {
             return Err(stream_malformed("a second message_start"));
         }
         let message = event
             .message
             .ok_or_else(|| stream_malformed("message_start without a message"))?;
         self.usage.update(message.usage);
-        self.identity = Some((message.id.into_owned(), message.model.into_owned()));
-        self.push(out, Delta::opening(), None)
+        let writer = ChunkWriter::new(
+            message.id.into_owned(),
+            message.model.into_owned(),
+            self.created,
+            self.include_usage,
+        );
+        self.writer.insert(writer).open(CHOICE, out)
     }
 
-    /// `content_block_start`: a tool call's head chunk (id, name, next ordinal).
+    /// `content_block_start`: a tool call's head chunk (id, name, next index).
     fn block_start(
         &mut self,
         event: EventIn<'_>,
         out: &mut Vec<Bytes>,
     ) -> Result<(), UpstreamFailure> {
-        self.require_start()?;
+        let writer = self.writer()?;
         let Some(block) = event.content_block else {
             return Err(stream_malformed("content_block_start without a block"));
         };
@@ -961,14 +958,12 @@ impl EventStream {
                         "a tool_use block without id, name or index",
                     ));
                 };
-                let ordinal = self.next_tool;
-                self.next_tool += 1;
-                self.open_tool = Some((index, ordinal));
-                self.push(out, tool_delta(ordinal, Some((id, name)), ""), None)
+                let call = writer.new_call(CHOICE, Some(index));
+                writer.delta(CHOICE, tool_delta(call, Some((id, name)), ""), out)
             }
             // Text and thinking blocks start empty; anything they hold is sent like a delta.
-            "text" => self.text(block.text.as_deref(), Delta::content, out),
-            "thinking" => self.text(block.thinking.as_deref(), Delta::reasoning, out),
+            "text" => text(writer, block.text.as_deref(), Delta::content, out),
+            "thinking" => text(writer, block.thinking.as_deref(), Delta::reasoning, out),
             _ => Ok(()),
         }
     }
@@ -979,42 +974,33 @@ impl EventStream {
         event: EventIn<'_>,
         out: &mut Vec<Bytes>,
     ) -> Result<(), UpstreamFailure> {
-        self.require_start()?;
+        let writer = self.writer()?;
         let Some(delta) = event.delta else {
             return Err(stream_malformed("content_block_delta without a delta"));
         };
         match delta.kind.as_deref() {
-            Some("text_delta") => self.text(delta.text.as_deref(), Delta::content, out),
-            Some("thinking_delta") => self.text(delta.thinking.as_deref(), Delta::reasoning, out),
+            Some("text_delta") => text(writer, delta.text.as_deref(), Delta::content, out),
+            Some("thinking_delta") => {
+                text(writer, delta.thinking.as_deref(), Delta::reasoning, out)
+            }
             Some("input_json_delta") => {
-                let ordinal = match self.open_tool {
-                    Some((block, ordinal)) if Some(block) == event.index => ordinal,
-                    _ => {
-                        return Err(stream_malformed(
-                            "input_json_delta outside a tool_use block",
-                        ));
-                    }
+                // Blocks are told apart by their index, so fragments of calls that stream
+                // side by side each reach their own call.
+                let Some(call) = event
+                    .index
+                    .and_then(|block| writer.call_index(CHOICE, block))
+                else {
+                    return Err(stream_malformed(
+                        "input_json_delta outside a tool_use block",
+                    ));
                 };
                 match delta.partial_json.as_deref() {
                     None | Some("") => Ok(()),
-                    Some(fragment) => self.push(out, tool_delta(ordinal, None, fragment), None),
+                    Some(fragment) => writer.delta(CHOICE, tool_delta(call, None, fragment), out),
                 }
             }
             // signature_delta and citations_delta have no OpenAI form.
             _ => Ok(()),
-        }
-    }
-
-    /// A chunk of answer or thinking text (as `as_delta` makes it), unless the text is empty.
-    fn text<'t>(
-        &self,
-        text: Option<&'t str>,
-        as_delta: fn(&'t str) -> Delta<'t>,
-        out: &mut Vec<Bytes>,
-    ) -> Result<(), UpstreamFailure> {
-        match text {
-            None | Some("") => Ok(()),
-            Some(text) => self.push(out, as_delta(text), None),
         }
     }
 
@@ -1024,76 +1010,50 @@ impl EventStream {
         event: EventIn<'_>,
         out: &mut Vec<Bytes>,
     ) -> Result<(), UpstreamFailure> {
-        self.require_start()?;
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(before_start());
+        };
         if let Some(usage) = event.usage {
             self.usage.update(usage);
         }
-        if self.finish_sent {
-            return Ok(());
-        }
         let stop_reason = event.delta.as_ref().and_then(|d| d.stop_reason.as_deref());
-        self.send_finish(out, finish_reason(stop_reason))
+        writer.finish(CHOICE, finish_reason(stop_reason), out)
     }
 
     /// `message_stop`: the usage chunk when asked for, then `[DONE]`.
     fn stop(&mut self, out: &mut Vec<Bytes>) -> Result<(), UpstreamFailure> {
-        self.require_start()?;
-        if !self.finish_sent {
-            // message_delta always comes first; if it did not, the message still ended.
-            self.send_finish(out, "stop")?;
-        }
-        if self.include_usage {
-            let (id, model) = self.identity()?;
-            let chunk = Chunk::with_usage(id, self.created, model, self.usage.to_openai());
-            out.push(frame(&chunk)?);
-        }
-        out.push(data_frame(DONE));
-        self.done = true;
-        Ok(())
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(before_start());
+        };
+        // message_delta always comes first; if it did not, the message still ended.
+        writer.finish(CHOICE, "stop", out)?;
+        writer.end(self.usage.to_openai(), out)
     }
 
-    /// The chunk that carries `finish_reason`, sent once.
-    fn send_finish(
-        &mut self,
-        out: &mut Vec<Bytes>,
-        reason: &'static str,
-    ) -> Result<(), UpstreamFailure> {
-        self.finish_sent = true;
-        self.push(out, Delta::default(), Some(reason))
+    /// The chunk writer: content may only follow `message_start`, which gives every chunk
+    /// its id and model.
+    fn writer(&mut self) -> Result<&mut ChunkWriter, UpstreamFailure> {
+        self.writer.as_mut().ok_or_else(before_start)
     }
+}
 
-    /// Content may only follow `message_start`, which gives every chunk its id and model.
-    fn require_start(&self) -> Result<(), UpstreamFailure> {
-        self.identity().map(|_| ())
-    }
-
-    /// The message id and model from `message_start`.
-    fn identity(&self) -> Result<(&str, &str), UpstreamFailure> {
-        self.identity
-            .as_ref()
-            .map(|(id, model)| (id.as_str(), model.as_str()))
-            .ok_or_else(|| stream_malformed("an event before message_start"))
-    }
-
-    /// Appends one chunk with a single choice.
-    fn push(
-        &self,
-        out: &mut Vec<Bytes>,
-        delta: Delta<'_>,
-        finish_reason: Option<&'static str>,
-    ) -> Result<(), UpstreamFailure> {
-        let (id, model) = self.identity()?;
-        let choice = ChunkChoice::new(0, delta, finish_reason);
-        let chunk = Chunk::with_choice(id, self.created, model, choice, self.include_usage);
-        out.push(frame(&chunk)?);
-        Ok(())
+/// A chunk of answer or thinking text (as `as_delta` makes it), unless the text is empty.
+fn text<'t>(
+    writer: &mut ChunkWriter,
+    text: Option<&'t str>,
+    as_delta: fn(&'t str) -> Delta<'t>,
+    out: &mut Vec<Bytes>,
+) -> Result<(), UpstreamFailure> {
+    match text {
+        None | Some("") => Ok(()),
+        Some(text) => writer.delta(CHOICE, as_delta(text), out),
     }
 }
 
 impl StreamTranslator for EventStream {
     /// Translates one event; nothing after `message_stop` is forwarded.
     fn event(&mut self, event: &SseEvent, out: &mut Vec<Bytes>) -> Result<(), UpstreamFailure> {
-        if self.done {
+        if self.writer.as_ref().is_some_and(ChunkWriter::is_done) {
             return Ok(());
         }
         self.handle(event.name(), &event.data, out)
@@ -1101,25 +1061,21 @@ impl StreamTranslator for EventStream {
 
     /// A body that ends before `message_stop` was cut short.
     fn finish(&mut self, _out: &mut Vec<Bytes>) -> Result<(), UpstreamFailure> {
-        require_end_marker(self.done)
+        require_end_marker(self.writer.as_ref().is_some_and(ChunkWriter::is_done))
     }
 
     /// The usage so far, once `message_start` has reported the input.
     fn usage(&self) -> Option<Usage> {
-        self.identity
+        self.writer
             .is_some()
             .then(|| self.usage.to_openai().totals())
     }
 }
 
 /// A tool call fragment; the first one of a call carries its id and name.
-fn tool_delta<'b>(
-    ordinal: usize,
-    head: Option<(&'b str, &'b str)>,
-    arguments: &'b str,
-) -> Delta<'b> {
+fn tool_delta<'b>(index: usize, head: Option<(&'b str, &'b str)>, arguments: &'b str) -> Delta<'b> {
     Delta::tool_call(ToolCallDelta {
-        index: ordinal,
+        index,
         id: head.map(|(id, _)| Cow::Borrowed(id)),
         kind: head.map(|_| "function"),
         function: FunctionDelta {
@@ -1129,11 +1085,9 @@ fn tool_delta<'b>(
     })
 }
 
-/// A chunk as an SSE `data:` frame.
-fn frame(chunk: &Chunk<'_>) -> Result<Bytes, UpstreamFailure> {
-    serde_json::to_vec(chunk)
-        .map(|json| data_frame(&json))
-        .map_err(|e| stream_malformed(&e.to_string()))
+/// Content before `message_start`, which names the message every chunk carries.
+fn before_start() -> UpstreamFailure {
+    stream_malformed("an event before message_start")
 }
 
 /// An event the translator cannot read: the stream ends with it.
@@ -1251,6 +1205,8 @@ fn failure_kind(status: StatusCode, error: &ErrorIn) -> FailureKind {
 mod tests {
     use http::header::CONTENT_TYPE;
     use serde_json::{Value, json};
+
+    use crate::openai::DONE;
 
     use super::*;
 
@@ -1963,6 +1919,87 @@ max_tokens = 1000
             ),
             ("message_stop", r#"{"type":"message_stop"}"#),
         ]
+    }
+
+    /// Each call's argument fragments, joined in order, by OpenAI `index`; and the order
+    /// the calls' head chunks (with their ids) came in.
+    fn calls_by_index(frames: &[String]) -> (Vec<String>, Vec<(u64, String)>) {
+        let mut arguments: Vec<String> = Vec::new();
+        let mut heads = Vec::new();
+        for frame in frames.iter().filter(|f| *f != DONE_TEXT) {
+            let chunk: Value = serde_json::from_str(frame).unwrap();
+            let Some(call) = chunk["choices"][0]["delta"]["tool_calls"].get(0) else {
+                continue;
+            };
+            let index = call["index"].as_u64().unwrap();
+            if let Some(id) = call["id"].as_str() {
+                heads.push((index, id.to_owned()));
+            }
+            let slot = usize::try_from(index).unwrap();
+            if arguments.len() <= slot {
+                arguments.resize(slot + 1, String::new());
+            }
+            arguments[slot].push_str(call["function"]["arguments"].as_str().unwrap());
+        }
+        (arguments, heads)
+    }
+
+    const DONE_TEXT: &str = "[DONE]";
+
+    #[test]
+    fn interleaved_tool_use_blocks_each_get_their_own_index_with_arguments_intact() {
+        let start = |block: u64, id: &str| {
+            format!(
+                r#"{{"type":"content_block_start","index":{block},"content_block":{{"type":"tool_use","id":"{id}","name":"f{block}","input":{{}}}}}}"#
+            )
+        };
+        let part = |block: u64, json: &str| {
+            let fragment = serde_json::to_string(json).unwrap();
+            format!(
+                r#"{{"type":"content_block_delta","index":{block},"delta":{{"type":"input_json_delta","partial_json":{fragment}}}}}"#
+            )
+        };
+        let stop = |block: u64| format!(r#"{{"type":"content_block_stop","index":{block}}}"#);
+        let owned: Vec<(&str, String)> = vec![
+            ("message_start", MESSAGE_START.to_owned()),
+            ("content_block_start", start(1, "toolu_1")),
+            ("content_block_start", start(2, "toolu_2")),
+            ("content_block_delta", part(2, r#"{"b":"#)),
+            ("content_block_delta", part(1, r#"{"a":"x"#)),
+            ("content_block_start", start(3, "toolu_3")),
+            ("content_block_delta", part(3, r#"{"c":[1,"#)),
+            ("content_block_delta", part(1, r#"y"}"#)),
+            ("content_block_stop", stop(1)),
+            ("content_block_delta", part(2, "2}")),
+            ("content_block_delta", part(3, "2]}")),
+            ("content_block_stop", stop(3)),
+            ("content_block_stop", stop(2)),
+            (
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":9}}"#
+                    .to_owned(),
+            ),
+            ("message_stop", r#"{"type":"message_stop"}"#.to_owned()),
+        ];
+        let events: Vec<(&str, &str)> = owned.iter().map(|(n, d)| (*n, d.as_str())).collect();
+        let (frames, result, _) = run(&events, false, true);
+        result.unwrap();
+        let (arguments, heads) = calls_by_index(&frames);
+        assert_eq!(
+            heads,
+            [
+                (0, "toolu_1".to_owned()),
+                (1, "toolu_2".to_owned()),
+                (2, "toolu_3".to_owned())
+            ]
+        );
+        assert_eq!(arguments, [r#"{"a":"xy"}"#, r#"{"b":2}"#, r#"{"c":[1,2]}"#]);
+        // A fragment for a block that has stopped reaches no call.
+        let mut late = events[..9].to_vec();
+        let after_stop = part(1, "}");
+        late.push(("content_block_delta", after_stop.as_str()));
+        let (_, result, _) = run(&late, false, true);
+        assert_eq!(result.unwrap_err().kind, FailureKind::Stream);
     }
 
     #[test]

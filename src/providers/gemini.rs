@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::capabilities::unsupported_part;
+use super::chunks::ChunkWriter;
 use super::openai::{self, ErrorFields, cut_short};
 use super::{
     Adapter, Fnv1a, Honours, StreamTranslator, Translated, UpstreamRequest, add_api_key,
@@ -40,12 +41,12 @@ use super::{
 use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
 use crate::openai::{
-    AssistantMessage, ChatRequest, Chunk, ChunkChoice, Completion, CompletionChoice,
-    CompletionTokensDetails, Content, DONE, Delta, FunctionOut, MediaSource, Message,
-    Part as OpenAiPart, PromptTokensDetails, ReasoningEffort, ResponseFormat, Role, Stop,
-    ToolCallDelta, ToolCallOut, ToolChoice, Usage, UsageOut,
+    AssistantMessage, ChatRequest, Completion, CompletionChoice, CompletionTokensDetails, Content,
+    Delta, FunctionOut, MediaSource, Message, Part as OpenAiPart, PromptTokensDetails,
+    ReasoningEffort, ResponseFormat, Role, Stop, ToolCallDelta, ToolCallOut, ToolChoice, Usage,
+    UsageOut,
 };
-use crate::sse::{SseEvent, data_frame};
+use crate::sse::SseEvent;
 
 /// The Gemini `generateContent` adapter.
 pub(super) struct Gemini;
@@ -1380,44 +1381,18 @@ fn finish_reason(
 
 // === Stream ===
 
-/// Per-response state of a `streamGenerateContent?alt=sse` stream. Memory is bounded: a few
-/// counters per choice (at most [`MAX_CHOICES`]) and the last usage seen; text is never kept.
+/// Per-response state of a `streamGenerateContent?alt=sse` stream. Memory is bounded: the
+/// chunk writer's few counters per choice (at most [`MAX_CHOICES`]) and the last usage seen;
+/// text is never kept.
 struct GeminiStream {
     /// What the request asked for.
     answering: Answering,
-    /// Set from the first chunk: what every chunk repeats.
-    header: Option<Header>,
-    /// Per choice, in order of first appearance.
-    choices: Vec<ChoiceState>,
-    /// The last `usageMetadata` (running totals).
-    usage: Option<UsageMetadata>,
-    /// Whether `[DONE]` went out.
-    done: bool,
-}
-
-/// The fields every chunk of one stream repeats.
-struct Header {
-    /// `chatcmpl-` + the response id.
-    id: String,
+    /// Created from the first chunk, which gives the id and model every chunk repeats.
+    writer: Option<ChunkWriter>,
     /// Gemini's response id, for generated call ids.
     response_id: String,
-    /// Gemini's model version, else the configured model.
-    model: String,
-}
-
-/// Where one choice of a stream stands.
-#[derive(Debug)]
-struct ChoiceState {
-    /// The candidate index.
-    index: u32,
-    /// Whether its role chunk was sent.
-    started: bool,
-    /// Tool calls sent so far (the next call's `index`).
-    calls: usize,
-    /// Whether visible text or a call was sent.
-    output: bool,
-    /// Whether its finish chunk was sent.
-    finished: bool,
+    /// The last `usageMetadata` (running totals).
+    usage: Option<UsageMetadata>,
 }
 
 impl GeminiStream {
@@ -1425,10 +1400,9 @@ impl GeminiStream {
     fn new(answering: Answering) -> Self {
         Self {
             answering,
-            header: None,
-            choices: Vec::new(),
+            writer: None,
+            response_id: String::new(),
             usage: None,
-            done: false,
         }
     }
 
@@ -1444,20 +1418,42 @@ impl GeminiStream {
         if chunk.error.is_some() {
             return Err(classify_in_band(data));
         }
-        let header = self
-            .header
-            .get_or_insert_with(|| Header::from(&chunk, &self.answering));
+        let answering = &self.answering;
+        let writer = match &mut self.writer {
+            Some(writer) => writer,
+            None => {
+                self.response_id = chunk.response_id.as_deref().unwrap_or_default().to_owned();
+                let writer = ChunkWriter::new(
+                    completion_id(&self.response_id),
+                    chunk
+                        .model_version
+                        .as_deref()
+                        .unwrap_or(&answering.model)
+                        .to_owned(),
+                    answering.created,
+                    answering.include_usage,
+                )
+                .with_null_system_fingerprint();
+                self.writer.insert(writer)
+            }
+        };
         let candidates = chunk.candidates.as_deref().unwrap_or_default();
         if candidates.is_empty() && blocked(&chunk) {
-            let state = slot(&mut self.choices, 0, self.answering.max_choices)?;
-            if !state.finished {
-                emit_blocked(header, &self.answering, state, out)?;
-            }
+            writer.finish(0, "content_filter", out)?;
         }
         for (candidate, position) in candidates.iter().zip(0u32..) {
             let index = candidate.index.unwrap_or(position);
-            let state = slot(&mut self.choices, index, self.answering.max_choices)?;
-            emit_candidate(header, &self.answering, state, candidate, out)?;
+            if index >= answering.max_choices {
+                // It would otherwise let the upstream grow our memory.
+                return Err(UpstreamFailure::new(
+                    FailureKind::Stream,
+                    format!(
+                        "Gemini sent candidate {index}, beyond the {} requested",
+                        answering.max_choices
+                    ),
+                ));
+            }
+            emit_candidate(writer, answering, &self.response_id, index, candidate, out)?;
         }
         if chunk.usage_metadata.is_some() {
             self.usage = chunk.usage_metadata;
@@ -1465,25 +1461,9 @@ impl GeminiStream {
         Ok(())
     }
 
-    /// Whether every choice that appeared has finished, and at least one did.
-    fn complete(&self) -> bool {
-        !self.choices.is_empty() && self.choices.iter().all(|c| c.finished)
-    }
-}
-
-impl Header {
-    /// The header of a stream whose first chunk is `chunk`.
-    fn from(chunk: &GenerateResponse<'_>, answering: &Answering) -> Self {
-        let response_id = chunk.response_id.as_deref().unwrap_or_default().to_owned();
-        Self {
-            id: completion_id(&response_id),
-            response_id,
-            model: chunk
-                .model_version
-                .as_deref()
-                .unwrap_or(&answering.model)
-                .to_owned(),
-        }
+    /// Whether `[DONE]` went out.
+    fn is_done(&self) -> bool {
+        self.writer.as_ref().is_some_and(ChunkWriter::is_done)
     }
 }
 
@@ -1503,144 +1483,48 @@ fn stream_malformed(error: &serde_json::Error) -> UpstreamFailure {
     )
 }
 
-/// The state of choice `index`, created on first sight; an index beyond the requested `n` is
-/// a malformed stream (and would otherwise let the upstream grow our memory).
-fn slot(
-    choices: &mut Vec<ChoiceState>,
-    index: u32,
-    max_choices: u32,
-) -> Result<&mut ChoiceState, UpstreamFailure> {
-    if index >= max_choices {
-        return Err(UpstreamFailure::new(
-            FailureKind::Stream,
-            format!("Gemini sent candidate {index}, beyond the {max_choices} requested"),
-        ));
-    }
-    let position = match choices.iter().position(|c| c.index == index) {
-        Some(position) => position,
-        None => {
-            choices.push(ChoiceState {
-                index,
-                started: false,
-                calls: 0,
-                output: false,
-                finished: false,
-            });
-            choices.len() - 1
-        }
-    };
-    Ok(&mut choices[position])
-}
-
-/// One `data:` frame holding a chunk with one choice.
-fn frame(
-    header: &Header,
-    answering: &Answering,
-    index: u32,
-    delta: Delta<'_>,
-    finish_reason: Option<&'static str>,
-) -> Result<Bytes, UpstreamFailure> {
-    let choice = ChunkChoice::new(index, delta, finish_reason);
-    let chunk = Chunk::with_choice(
-        &header.id,
-        answering.created,
-        &header.model,
-        choice,
-        answering.include_usage,
-    )
-    .with_null_system_fingerprint();
-    let json = serde_json::to_vec(&chunk).map_err(|e| stream_malformed(&e))?;
-    Ok(data_frame(&json))
-}
-
-/// The first chunk of a choice: its role.
-fn emit_role(
-    header: &Header,
-    answering: &Answering,
-    state: &mut ChoiceState,
-    out: &mut Vec<Bytes>,
-) -> Result<(), UpstreamFailure> {
-    out.push(frame(
-        header,
-        answering,
-        state.index,
-        Delta::opening(),
-        None,
-    )?);
-    state.started = true;
-    Ok(())
-}
-
-/// A blocked prompt: the role chunk, then `content_filter`.
-fn emit_blocked(
-    header: &Header,
-    answering: &Answering,
-    state: &mut ChoiceState,
-    out: &mut Vec<Bytes>,
-) -> Result<(), UpstreamFailure> {
-    if !state.started {
-        emit_role(header, answering, state, out)?;
-    }
-    let finish = Some("content_filter");
-    out.push(frame(
-        header,
-        answering,
-        state.index,
-        Delta::default(),
-        finish,
-    )?);
-    state.finished = true;
-    Ok(())
-}
-
-/// The chunks for one candidate of one upstream chunk: the role on first sight, one delta per
-/// non-empty text or thought part, one delta per function call (it arrives whole), and the
+/// The chunks for candidate `index` of one upstream chunk: the role on first sight, one delta
+/// per non-empty text or thought part, one delta per function call (it arrives whole), and the
 /// finish chunk when Gemini sets `finishReason`.
 fn emit_candidate(
-    header: &Header,
+    writer: &mut ChunkWriter,
     answering: &Answering,
-    state: &mut ChoiceState,
+    response_id: &str,
+    index: u32,
     candidate: &Candidate<'_>,
     out: &mut Vec<Bytes>,
 ) -> Result<(), UpstreamFailure> {
-    if state.finished {
+    writer.track(index);
+    if writer.is_finished(index) {
         // Gemini does not send after the finish; if it did, the client already has its end.
         return Ok(());
     }
     let parts = parts(candidate);
-    if !state.started && (!parts.is_empty() || candidate.finish_reason.is_some()) {
-        emit_role(header, answering, state, out)?;
+    if !parts.is_empty() || candidate.finish_reason.is_some() {
+        writer.open(index, out)?;
     }
     for part in parts {
         if let Some(call) = &part.function_call {
-            if answering.single_call && state.calls > 0 {
+            if answering.single_call && writer.calls(index) > 0 {
                 continue;
             }
-            let call = tool_call(&header.response_id, state.index, state.calls, call, part);
-            let delta = Delta::tool_call(ToolCallDelta::whole(state.calls, call));
-            out.push(frame(header, answering, state.index, delta, None)?);
-            state.calls += 1;
+            let position = writer.new_call(index, None);
+            let call = tool_call(response_id, index, position, call, part);
+            let delta = Delta::tool_call(ToolCallDelta::whole(position, call));
+            writer.delta(index, delta, out)?;
         } else if let Some(text) = part.text.as_deref().filter(|t| !t.is_empty()) {
             let delta = if part.thought == Some(true) {
                 Delta::reasoning(text)
             } else {
-                state.output = true;
                 Delta::content(text)
             };
-            out.push(frame(header, answering, state.index, delta, None)?);
+            writer.delta(index, delta, out)?;
         }
     }
     if let Some(reason) = candidate.finish_reason.as_deref() {
-        let has_calls = state.calls > 0;
-        let finish = finish_reason(Some(reason), has_calls, has_calls || state.output)?;
-        out.push(frame(
-            header,
-            answering,
-            state.index,
-            Delta::default(),
-            Some(finish),
-        )?);
-        state.finished = true;
+        let has_calls = writer.calls(index) > 0;
+        let finish = finish_reason(Some(reason), has_calls, writer.has_output(index))?;
+        writer.finish(index, finish, out)?;
     }
     Ok(())
 }
@@ -1648,36 +1532,34 @@ fn emit_candidate(
 impl StreamTranslator for GeminiStream {
     fn event(&mut self, event: &SseEvent, out: &mut Vec<Bytes>) -> Result<(), UpstreamFailure> {
         let data = event.data.trim_ascii();
-        if data.is_empty() || self.done {
+        if data.is_empty() || self.is_done() {
             return Ok(());
         }
         self.chunk(data, out)
     }
 
     fn finish(&mut self, out: &mut Vec<Bytes>) -> Result<(), UpstreamFailure> {
-        if self.done {
+        let Some(writer) = &mut self.writer else {
+            return Err(cut_short());
+        };
+        if writer.is_done() {
             return Ok(());
         }
         // Gemini sends no end marker: a finishReason is the only proof the answer is whole.
-        if !self.complete() {
+        if !writer.all_finished() {
             return Err(cut_short());
         }
-        if self.answering.include_usage
-            && let Some(header) = &self.header
-        {
-            let usage = self.usage.unwrap_or_default().to_openai();
-            let chunk = Chunk::with_usage(&header.id, self.answering.created, &header.model, usage)
-                .with_null_system_fingerprint();
-            let json = serde_json::to_vec(&chunk).map_err(|e| stream_malformed(&e))?;
-            out.push(data_frame(&json));
-        }
-        out.push(data_frame(DONE));
-        self.done = true;
-        Ok(())
+        writer.end(self.usage.unwrap_or_default().to_openai(), out)
     }
 
     fn usage(&self) -> Option<Usage> {
         self.usage.map(UsageMetadata::usage)
+    }
+
+    /// Gemini writes its error object bare, without `data:`, when a stream fails after it
+    /// started; it is read and classified like any other error chunk.
+    fn reads_bare_json(&self) -> bool {
+        true
     }
 }
 
@@ -1865,6 +1747,7 @@ fn classify_in_band(data: &[u8]) -> UpstreamFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sse::SseDecoder;
     use http::header::CONTENT_TYPE;
     use serde_json::{Value, json};
 
@@ -2671,6 +2554,82 @@ mod tests {
         assert_eq!(payloads.len(), 5);
     }
 
+    /// The tool call fragments of `payloads`: (index, id, name, arguments).
+    fn streamed_calls(payloads: &[String]) -> Vec<(u64, String, String, String)> {
+        parsed(payloads)
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].get(0).cloned())
+            .map(|call| {
+                let text = |v: &Value| v.as_str().unwrap().to_owned();
+                (
+                    call["index"].as_u64().unwrap(),
+                    text(&call["id"]),
+                    text(&call["function"]["name"]),
+                    text(&call["function"]["arguments"]),
+                )
+            })
+            .collect()
+    }
+
+    /// Three parallel calls in one chunk (one with Gemini's own id), a fourth in the next.
+    const PARALLEL_CALLS: [&str; 2] = [
+        r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"a","args":{"x":1}},"thoughtSignature":"AbC/+d=="},{"functionCall":{"name":"b","args":{"y":[2, 3]},"id":"gem-7"}},{"functionCall":{"name":"c","args":{}}}],"role":"model"},"index":0}],"responseId":"par"}"#,
+        r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"d","args":{"z":"w"}}}],"role":"model"},"finishReason":"STOP","index":0}],"responseId":"par"}"#,
+    ];
+
+    #[test]
+    fn parallel_calls_get_indexes_in_order_with_their_arguments() {
+        let (payloads, result) = run_stream(stream_chat(json!({})), &PARALLEL_CALLS);
+        result.unwrap();
+        let calls = streamed_calls(&payloads);
+        let summary: Vec<(u64, &str, &str)> = calls
+            .iter()
+            .map(|(i, _, name, args)| (*i, name.as_str(), args.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (0, "a", r#"{"x":1}"#),
+                (1, "b", r#"{"y":[2,3]}"#),
+                (2, "c", "{}"),
+                (3, "d", r#"{"z":"w"}"#)
+            ]
+        );
+        let ids: std::collections::HashSet<&str> =
+            calls.iter().map(|(_, id, _, _)| id.as_str()).collect();
+        assert_eq!(ids.len(), 4, "every call has its own id: {calls:?}");
+        assert_eq!(
+            CallId::decode(&calls[1].1).unwrap().gemini_id,
+            Some("gem-7")
+        );
+        let finish = parsed(&payloads);
+        assert_eq!(
+            finish.last().unwrap()["choices"][0]["finish_reason"],
+            "tool_calls"
+        );
+    }
+
+    #[test]
+    fn generated_call_ids_are_the_same_for_the_same_answer() {
+        let (first, _) = run_stream(stream_chat(json!({})), &PARALLEL_CALLS);
+        let (again, _) = run_stream(stream_chat(json!({})), &PARALLEL_CALLS);
+        assert_eq!(streamed_calls(&first), streamed_calls(&again));
+        // Another answer (another response id) gets other ids.
+        let other: Vec<String> = PARALLEL_CALLS
+            .iter()
+            .map(|e| e.replace(r#""par""#, r#""other""#))
+            .collect();
+        let other: Vec<&str> = other.iter().map(String::as_str).collect();
+        let (other, _) = run_stream(stream_chat(json!({})), &other);
+        let ids = |payloads: &[String]| -> Vec<String> {
+            streamed_calls(payloads).into_iter().map(|c| c.1).collect()
+        };
+        let (first, other) = (ids(&first), ids(&other));
+        assert_ne!(first[0], other[0]);
+        // Gemini's own id is kept as it is.
+        assert_eq!(first[1], other[1]);
+    }
+
     #[test]
     fn a_stream_without_finish_reason_is_cut_short() {
         let (payloads, result) = run_stream(stream_chat(json!({})), &TEXT_STREAM[..2]);
@@ -2698,6 +2657,47 @@ mod tests {
         assert_eq!(failure.code.as_deref(), Some("INVALID_ARGUMENT"));
         let (_, garbage) = run_stream(stream_chat(json!({})), &["not json"]);
         assert_eq!(garbage.unwrap_err().kind, FailureKind::Stream);
+    }
+
+    /// What Gemini writes when a stream fails after it started: the error object, bare and
+    /// pretty-printed, where a `data:` line belongs.
+    const BARE_ERROR: &str = "{\r\n  \"error\": {\r\n    \"code\": 500,\r\n    \"message\": \"Internal error encountered.\",\r\n    \"status\": \"INTERNAL\"\r\n  }\r\n}\r\n";
+
+    #[test]
+    fn bare_error_objects_mid_stream_are_classified_failures() {
+        let wire = format!("data: {}\r\n\r\n{BARE_ERROR}", TEXT_STREAM[0]);
+        let bare = with_chat(&stream_chat(json!({})), |chat| {
+            Gemini.stream(chat, &target()).reads_bare_json()
+        });
+        let mut decoder = SseDecoder::new(1 << 20).with_bare_json(bare);
+        decoder.push(wire.as_bytes());
+        let mut events = Vec::new();
+        while let Some(event) = decoder.next_event().unwrap() {
+            events.push(event);
+        }
+        events.extend(decoder.finish());
+        let events: Vec<&str> = events
+            .iter()
+            .map(|e| std::str::from_utf8(&e.data).unwrap())
+            .collect();
+        let (payloads, result) = run_stream(stream_chat(json!({})), &events);
+        let failure = result.unwrap_err();
+        assert_eq!(failure.kind, FailureKind::Unavailable);
+        assert!(
+            failure
+                .message
+                .contains("mid-answer: HTTP 500: Internal error encountered."),
+            "{}",
+            failure.message
+        );
+        assert_eq!(
+            payloads.len(),
+            2,
+            "the text before the error went out: {payloads:?}"
+        );
+        let quota = "{\n  \"error\": {\n    \"code\": 429,\n    \"message\": \"Resource exhausted.\",\n    \"status\": \"RESOURCE_EXHAUSTED\"\n  }\n}";
+        let (_, result) = run_stream(stream_chat(json!({})), &[TEXT_STREAM[0], quota]);
+        assert_eq!(result.unwrap_err().kind, FailureKind::RateLimited);
     }
 
     #[test]

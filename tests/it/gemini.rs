@@ -294,6 +294,46 @@ async fn error_chunk_mid_stream_ends_with_an_error_event() {
     );
 }
 
+/// Gemini's error object as it writes it when a stream fails after it started: bare (no
+/// `data:`), pretty-printed, CRLF line ends.
+fn bare_error(code: u16, status: &str, message: &str) -> String {
+    format!(
+        "{{\r\n  \"error\": {{\r\n    \"code\": {code},\r\n    \"message\": \"{message}\",\r\n    \"status\": \"{status}\"\r\n  }}\r\n}}\r\n"
+    )
+}
+
+#[tokio::test]
+async fn bare_error_object_mid_stream_ends_with_its_error_event() {
+    let first = format!("data: {}\r\n\r\n", STREAM[0]);
+    let error = bare_error(500, "INTERNAL", "Internal error encountered.");
+    let upstream = MockUpstream::start(vec![Reply::sse_raw(&[&first, &error])]).await;
+    let router = router_for(&upstream).await;
+    let request = json!({"model": "smart", "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let answer = chat(&router, &request.to_string()).await;
+    let data = answer.sse_data();
+    assert!(!data.contains(&"[DONE]".to_owned()), "{data:?}");
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Internal error encountered."),
+        "{last}"
+    );
+}
+
+#[tokio::test]
+async fn bare_quota_error_before_any_content_is_a_429() {
+    let error = bare_error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted.");
+    let upstream = MockUpstream::start(vec![Reply::sse_raw(&[&error])]).await;
+    let router = router_for(&upstream).await;
+    let request = json!({"model": "smart", "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let answer = chat(&router, &request.to_string()).await;
+    assert_eq!(answer.status, 429, "{}", answer.text());
+}
+
 #[tokio::test]
 async fn resource_exhausted_is_a_429_with_the_retry_delay() {
     let body = r#"{"error": {"code": 429, "message": "You exceeded your current quota, please check your plan and billing details.", "status": "RESOURCE_EXHAUSTED", "details": [
