@@ -807,6 +807,7 @@ fn tool_call_out<'b>(block: &'b BlockIn<'_>) -> Result<ToolCallOut<'b>, Upstream
                 .input
                 .map_or_else(|| "{}".to_owned(), |i| compact_json(i.get())),
         },
+        extra_content: None,
     })
 }
 
@@ -1126,6 +1127,7 @@ fn tool_delta<'b>(
             name: head.map(|(_, name)| name),
             arguments: Cow::Borrowed(arguments),
         },
+        extra_content: None,
     })
 }
 
