@@ -408,14 +408,6 @@ struct ThinkingConfig {
     include_thoughts: Option<bool>,
 }
 
-/// The first keys of a tool's `parameters`, to check it describes an object.
-#[derive(Debug, Deserialize)]
-struct SchemaHead<'a> {
-    /// The schema's `type`, when it is a plain string.
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<&'a RawValue>,
-}
-
 // === Request: translation ===
 
 /// `provider 'NAME' (Gemini)`, for the messages of 400s.
@@ -832,9 +824,12 @@ fn tools<'c>(chat: &'c ChatRequest<'_>) -> Result<Vec<ToolDecl<'c>>, ApiError> {
     for (i, tool) in tools.iter().enumerate() {
         let parameters = match tool.function.parameters {
             Some(parameters) => {
-                check_parameters(parameters, i)?;
                 let param = format!("tools[{i}].function.parameters");
-                Some(schema::for_gemini(parameters, &param)?)
+                Some(schema::for_gemini(
+                    parameters,
+                    &param,
+                    schema::Root::Object,
+                )?)
             }
             None => None,
         };
@@ -847,30 +842,6 @@ fn tools<'c>(chat: &'c ChatRequest<'_>) -> Result<Vec<ToolDecl<'c>>, ApiError> {
     Ok(vec![ToolDecl {
         function_declarations: declarations,
     }])
-}
-
-/// Gemini requires function parameters to be an object schema; say so before it does.
-fn check_parameters(schema: &RawValue, i: usize) -> Result<(), ApiError> {
-    let param = format!("tools[{i}].function.parameters");
-    let head: Option<SchemaHead<'_>> = is_object(schema)
-        .then(|| serde_json::from_str(schema.get()).ok())
-        .flatten();
-    let Some(head) = head else {
-        return Err(bad(
-            param.clone(),
-            format!("'{param}' must be a JSON Schema object."),
-        ));
-    };
-    match head.kind.map(RawValue::get) {
-        None | Some("\"object\"") => Ok(()),
-        Some(other) => Err(bad(
-            param.clone(),
-            format!(
-                "'{param}' must describe an object (\"type\": \"object\"), not {other}: Gemini \
-                 passes function arguments as an object."
-            ),
-        )),
-    }
 }
 
 /// `toolConfig` from `tool_choice` (mapping table 7.1).
@@ -998,7 +969,11 @@ fn response_format<'c>(
         None | Some(ResponseFormat::Text) => (None, None),
         Some(ResponseFormat::JsonObject) => (Some("application/json"), None),
         Some(ResponseFormat::JsonSchema(format)) => {
-            let schema = schema::for_gemini(format.schema, "response_format.json_schema.schema")?;
+            let schema = schema::for_gemini(
+                format.schema,
+                "response_format.json_schema.schema",
+                schema::Root::Any,
+            )?;
             (Some("application/json"), Some(schema))
         }
     })
@@ -2103,11 +2078,6 @@ fn array_body(data: &[u8], kind: FailureKind) -> UpstreamFailure {
         return classify_in_band(data);
     }
     UpstreamFailure::new(kind, "Gemini sent a JSON array where a response belongs")
-}
-
-/// Whether a raw JSON value is an object (serde would also read a struct from an array).
-fn is_object(raw: &RawValue) -> bool {
-    raw.get().trim_start().starts_with('{')
 }
 
 /// An error object inside a 200 answer or stream (`{"error":{...}}`, possibly in an array),

@@ -558,7 +558,7 @@ mod strict {
         "additionalProperties",
         "required",
         "propertyOrdering",
-        "nullable",
+        "default",
     ];
 
     /// A strict mock: answers `turns[n]` to the n-th request that passes its checks.
@@ -906,7 +906,7 @@ targets = ["g/{MODEL3}"]
             sent[0]["tools"][0]["functionDeclarations"][0]["parametersJsonSchema"],
             json!({"type": "object", "properties": {
                 "city": {"type": "string", "title": "City"},
-                "days": {"type": "integer", "minimum": 1},
+                "days": {"type": "integer", "minimum": 1, "default": 1},
                 "unit": {"type": "string", "enum": ["celsius"]},
                 "note": {"type": ["string", "null"]}
             }, "required": ["city"], "additionalProperties": false})

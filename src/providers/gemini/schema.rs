@@ -7,8 +7,9 @@
 //!
 //! - kept: `type` (arrays with `"null"` included), `title`, `description`, `enum`,
 //!   `required`, `properties`, `additionalProperties`, `items`, `prefixItems`, `minItems`,
-//!   `maxItems`, `minimum`, `maximum`, `anyOf`, `propertyOrdering`, and the `format`s Gemini
-//!   knows;
+//!   `maxItems`, `minimum`, `maximum`, `anyOf`, `propertyOrdering`, `default` (Google keeps it
+//!   in its own schema type precisely so that it is never an unknown field), and the
+//!   `format`s Gemini knows;
 //! - rewritten: `$ref` into `$defs`/`definitions` and one-schema `allOf` are inlined,
 //!   `oneOf` becomes `anyOf`, a string or number `const` a one-value `enum`,
 //!   `exclusiveMinimum`/`exclusiveMaximum` the inclusive bound (plus one for integers);
@@ -17,12 +18,14 @@
 //!   several-schema `allOf`, recursive or non-local `$ref`, a `const` that is not a string or
 //!   number, a `false` schema);
 //! - dropped: annotations and validation hints Gemini would not enforce (`$schema`, `$id`,
-//!   `default`, `examples`, `pattern`, `minLength`, `multipleOf`, `uniqueItems`, unknown
-//!   `x-` keys, ...).
+//!   `examples`, `pattern`, `minLength`, `multipleOf`, `uniqueItems`, unknown `x-` keys,
+//!   ...).
 //!
-//! A schema that already fits is forwarded as the client's own bytes: a scan that allocates
-//! nothing decides, and only a schema that needs a change is rebuilt (keys in their order,
-//! since Gemini answers in the schema's property order).
+//! A schema that already fits is forwarded as the client's own bytes: one scan that allocates
+//! nothing decides (and checks the root's `type` on the way), and only the objects on the way
+//! to a keyword that needs a change are rebuilt, subtrees that fit staying the client's bytes
+//! (keys keep their order, since Gemini answers in the schema's property order). Paths are
+//! written out only for an error.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -35,17 +38,39 @@ use serde_json::value::RawValue;
 use super::bad;
 use crate::error::ApiError;
 
+/// Which schemas Gemini takes where.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Root {
+    /// Any schema (`responseJsonSchema`).
+    Any,
+    /// An object schema: Gemini passes function arguments as an object.
+    Object,
+}
+
 /// `schema` in the terms Gemini accepts: borrowed when it needs no change. `param` names the
 /// schema in errors (`tools[0].function.parameters`).
 pub(super) fn for_gemini<'a>(
     schema: &'a RawValue,
     param: &str,
+    root: Root,
 ) -> Result<Cow<'a, RawValue>, ApiError> {
-    if fits(schema) {
+    let mut de = serde_json::Deserializer::from_str(schema.get());
+    // One walk both checks the root's type and decides whether anything needs a change.
+    if let Ok(kind) = de.deserialize_map(SchemaScan { bool_ok: false }) {
+        check_root(kind, param, root)?;
         return Ok(Cow::Borrowed(schema));
     }
-    let mut converter = Converter::new(schema, param)?;
-    let out = converter.schema(schema, param.to_owned())?;
+    let Some(entries) = entries(schema) else {
+        return Err(bad(
+            param,
+            format!("'{param}' must be a JSON Schema object."),
+        ));
+    };
+    let kind = entries.iter().find(|(k, _)| k == "type").map(|(_, v)| *v);
+    check_root(kind, param, root)?;
+    let path = Path::Root(param);
+    let mut converter = Converter::new(schema, &path)?;
+    let out = converter.rebuild(schema, &path)?;
     let raw = serde_json::value::to_raw_value(&out)
         .map_err(|e| ApiError::Internal(format!("could not serialise a Gemini schema: {e}")))?;
     Ok(Cow::Owned(raw))
@@ -78,7 +103,7 @@ enum Rule {
 fn rule(keyword: &str) -> Rule {
     match keyword {
         "type" | "title" | "description" | "enum" | "required" | "minItems" | "maxItems"
-        | "minimum" | "maximum" | "propertyOrdering" => Rule::Keep,
+        | "minimum" | "maximum" | "propertyOrdering" | "default" => Rule::Keep,
         "format" => Rule::Format,
         "properties" => Rule::SchemaMap,
         "items" => Rule::Schema,
@@ -90,6 +115,20 @@ fn rule(keyword: &str) -> Rule {
         "not" | "if" | "then" | "else" | "dependentSchemas" | "dependencies"
         | "patternProperties" | "$dynamicRef" | "$recursiveRef" => Rule::Refuse,
         _ => Rule::Drop,
+    }
+}
+
+/// A 400 when the root must describe an object and its `type` (`kind`) says otherwise.
+fn check_root(kind: Option<&RawValue>, param: &str, root: Root) -> Result<(), ApiError> {
+    match (root, kind.map(RawValue::get)) {
+        (Root::Any, _) | (Root::Object, None | Some("\"object\"")) => Ok(()),
+        (Root::Object, Some(other)) => Err(bad(
+            param,
+            format!(
+                "'{param}' must describe an object (\"type\": \"object\"), not {other}: Gemini \
+                 passes function arguments as an object."
+            ),
+        )),
     }
 }
 
@@ -131,8 +170,12 @@ impl<'de> DeserializeSeed<'de> for Scan {
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         match self.0 {
-            Shape::Schema => deserializer.deserialize_map(SchemaScan { bool_ok: false }),
-            Shape::SchemaOrBool => deserializer.deserialize_any(SchemaScan { bool_ok: true }),
+            Shape::Schema => deserializer
+                .deserialize_map(SchemaScan { bool_ok: false })
+                .map(drop),
+            Shape::SchemaOrBool => deserializer
+                .deserialize_any(SchemaScan { bool_ok: true })
+                .map(drop),
             Shape::SchemaMap => deserializer.deserialize_map(MapScan),
             Shape::SchemaList => deserializer.deserialize_seq(ListScan),
         }
@@ -144,26 +187,32 @@ fn rebuild<E: de::Error>() -> E {
     E::custom("needs a rebuild")
 }
 
-/// Scans a schema object's keywords.
+/// Scans a schema object's keywords; its value is the object's `type`, when it has one.
 struct SchemaScan {
     /// Whether `true`/`false` is fine here.
     bool_ok: bool,
 }
 
 impl<'de> Visitor<'de> for SchemaScan {
-    type Value = ();
+    type Value = Option<&'de RawValue>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON Schema object")
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        if self.bool_ok { Ok(()) } else { Err(rebuild()) }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        if self.bool_ok {
+            Ok(None)
+        } else {
+            Err(rebuild())
+        }
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut kind = None;
         while let Some(keyword) = map.next_key::<&'de str>()? {
             match rule(keyword) {
+                Rule::Keep if keyword == "type" => kind = Some(map.next_value::<&'de RawValue>()?),
                 Rule::Keep => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -179,7 +228,7 @@ impl<'de> Visitor<'de> for SchemaScan {
                 Rule::Rewrite | Rule::Drop | Rule::Refuse => return Err(rebuild()),
             }
         }
-        Ok(())
+        Ok(kind)
     }
 }
 
@@ -315,25 +364,55 @@ struct Converter<'a> {
     nodes: usize,
 }
 
+/// Where a schema node is, built on the stack and written out only for an error
+/// (`tools[0].function.parameters.properties.x.items`).
+#[derive(Clone, Copy)]
+enum Path<'p> {
+    /// The schema itself, named as the request names it.
+    Root(&'p str),
+    /// `.key` under a parent.
+    Key(&'p Path<'p>, &'p str),
+    /// `[i]` under a parent.
+    Index(&'p Path<'p>, usize),
+}
+
+impl<'p> Path<'p> {
+    /// `self.key`.
+    fn key(&'p self, key: &'p str) -> Self {
+        Path::Key(self, key)
+    }
+
+    /// `self[i]`.
+    fn index(&'p self, i: usize) -> Self {
+        Path::Index(self, i)
+    }
+}
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Path::Root(name) => f.write_str(name),
+            Path::Key(parent, key) => write!(f, "{parent}.{key}"),
+            Path::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
 /// A 400 for the schema at `path`.
-fn refuse(path: &str, why: &str) -> ApiError {
-    bad(
-        path,
-        format!("'{path}': {why} Gemini has no form for it; simplify the schema."),
-    )
+fn refuse(path: &Path<'_>, why: &str) -> ApiError {
+    let path = path.to_string();
+    let message = format!("'{path}': {why} Gemini has no form for it; simplify the schema.");
+    bad(path, message)
 }
 
 impl<'a> Converter<'a> {
     /// State for `root`, its definitions collected.
-    fn new(root: &'a RawValue, param: &str) -> Result<Self, ApiError> {
+    fn new(root: &'a RawValue, path: &Path<'_>) -> Result<Self, ApiError> {
         let mut definitions = Vec::new();
         for (key, value) in entries(root).unwrap_or_default() {
             if key == "$defs" || key == "definitions" {
                 let defs = entries(value).ok_or_else(|| {
-                    refuse(
-                        &format!("{param}.{key}"),
-                        "this must be an object of schemas.",
-                    )
+                    refuse(&path.key(&key), "this must be an object of schemas, and")
                 })?;
                 definitions.extend(defs);
             }
@@ -345,13 +424,23 @@ impl<'a> Converter<'a> {
         })
     }
 
-    /// One schema, rebuilt.
-    fn schema(&mut self, raw: &'a RawValue, path: String) -> Result<Out<'a>, ApiError> {
+    /// One schema: the client's bytes when the subtree fits, else rebuilt.
+    fn schema(&mut self, raw: &'a RawValue, path: &Path<'_>) -> Result<Out<'a>, ApiError> {
+        if fits(raw) {
+            return Ok(Out::Raw(raw));
+        }
+        self.rebuild(raw, path)
+    }
+
+    /// One schema that needs a change, rebuilt keyword by keyword.
+    fn rebuild(&mut self, raw: &'a RawValue, path: &Path<'_>) -> Result<Out<'a>, ApiError> {
         self.nodes += 1;
         if self.nodes > MAX_NODES {
             return Err(refuse(
-                &path,
-                &format!("the schema grows beyond {MAX_NODES} nodes once its '$ref's are inlined."),
+                path,
+                &format!(
+                    "the schema grows beyond {MAX_NODES} nodes once its '$ref's are inlined, and"
+                ),
             ));
         }
         match raw.get() {
@@ -359,17 +448,16 @@ impl<'a> Converter<'a> {
             "true" => return Ok(Out::Object(Vec::new())),
             "false" => {
                 return Err(refuse(
-                    &path,
+                    path,
                     "a 'false' schema (nothing is valid) is refused:",
                 ));
             }
             _ => {}
         }
         let Some(entries) = entries(raw) else {
-            return Err(bad(
-                path.clone(),
-                format!("'{path}' must be a JSON Schema object."),
-            ));
+            let path = path.to_string();
+            let message = format!("'{path}' must be a JSON Schema object.");
+            return Err(bad(path, message));
         };
         let integer = entries
             .iter()
@@ -377,7 +465,7 @@ impl<'a> Converter<'a> {
         let mut base: Option<Out<'a>> = None;
         let mut out: Vec<(Cow<'a, str>, Out<'a>)> = Vec::with_capacity(entries.len());
         for (key, value) in entries {
-            let here = || format!("{path}.{key}");
+            let here = path.key(&key);
             match rule(&key) {
                 Rule::Keep => set(&mut out, key, Out::Raw(value)),
                 Rule::Format => {
@@ -387,30 +475,30 @@ impl<'a> Converter<'a> {
                     }
                 }
                 Rule::SchemaMap => {
-                    let properties = self.properties(value, &here())?;
+                    let properties = self.properties(value, &here)?;
                     set(&mut out, key, properties);
                 }
                 Rule::Schema => {
-                    if let Some((key, items)) = self.items(value, &path)? {
-                        set(&mut out, Cow::Borrowed(key), items);
+                    if let Some((name, items)) = self.items(value, &here)? {
+                        set(&mut out, Cow::Borrowed(name), items);
                     }
                 }
                 Rule::SchemaOrBool => {
                     let value = match value.get() {
                         "true" | "false" => Out::Raw(value),
-                        _ => self.schema(value, here())?,
+                        _ => self.schema(value, &here)?,
                     };
                     set(&mut out, key, value);
                 }
                 Rule::SchemaList => {
-                    let list = self.list(value, &here())?;
+                    let list = self.list(value, &here)?;
                     set(&mut out, key, list);
                 }
-                Rule::Rewrite => self.rewrite(&key, value, &path, integer, &mut out, &mut base)?,
+                Rule::Rewrite => self.rewrite(&key, value, &here, integer, &mut out, &mut base)?,
                 Rule::Drop => {}
                 Rule::Refuse => {
                     return Err(refuse(
-                        &here(),
+                        &here,
                         &format!("'{key}' changes what is valid, and"),
                     ));
                 }
@@ -423,72 +511,68 @@ impl<'a> Converter<'a> {
     }
 
     /// `properties`: each value a schema.
-    fn properties(&mut self, raw: &'a RawValue, path: &str) -> Result<Out<'a>, ApiError> {
+    fn properties(&mut self, raw: &'a RawValue, path: &Path<'_>) -> Result<Out<'a>, ApiError> {
         let entries =
-            entries(raw).ok_or_else(|| refuse(path, "this must be an object of schemas."))?;
+            entries(raw).ok_or_else(|| refuse(path, "this must be an object of schemas, and"))?;
         let mut out = Vec::with_capacity(entries.len());
         for (name, value) in entries {
-            let schema = self.schema(value, format!("{path}.{name}"))?;
+            let schema = self.schema(value, &path.key(&name))?;
             out.push((name, schema));
         }
         Ok(Out::Object(out))
     }
 
     /// A list of schemas.
-    fn list(&mut self, raw: &'a RawValue, path: &str) -> Result<Out<'a>, ApiError> {
+    fn list(&mut self, raw: &'a RawValue, path: &Path<'_>) -> Result<Out<'a>, ApiError> {
         let items: Vec<&'a RawValue> = serde_json::from_str(raw.get())
-            .map_err(|_| refuse(path, "this must be an array of schemas."))?;
+            .map_err(|_| refuse(path, "this must be an array of schemas, and"))?;
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.into_iter().enumerate() {
-            out.push(self.schema(item, format!("{path}[{i}]"))?);
+            out.push(self.schema(item, &path.index(i))?);
         }
         Ok(Out::Array(out))
     }
 
-    /// `items`: a schema stays `items`, an array (the old tuple form) becomes `prefixItems`,
-    /// and a boolean goes (`true` says nothing; `false` after `prefixItems` bounds the length,
-    /// which Gemini cannot say).
+    /// `items` (at `path`): a schema stays `items`, an array (the old tuple form) becomes
+    /// `prefixItems`, and a boolean goes (`true` says nothing; `false` after `prefixItems`
+    /// bounds the length, which Gemini cannot say).
     fn items(
         &mut self,
         raw: &'a RawValue,
-        path: &str,
+        path: &Path<'_>,
     ) -> Result<Option<(&'static str, Out<'a>)>, ApiError> {
         match raw.get().trim_start().as_bytes().first() {
             Some(b't' | b'f') => Ok(None),
-            Some(b'[') => Ok(Some((
-                "prefixItems",
-                self.list(raw, &format!("{path}.items"))?,
-            ))),
-            _ => Ok(Some(("items", self.schema(raw, format!("{path}.items"))?))),
+            Some(b'[') => Ok(Some(("prefixItems", self.list(raw, path)?))),
+            _ => Ok(Some(("items", self.schema(raw, path)?))),
         }
     }
 
-    /// The keywords with a Gemini form of their own.
+    /// The keywords with a Gemini form of their own; `here` is the keyword's path.
     fn rewrite(
         &mut self,
         key: &str,
         value: &'a RawValue,
-        path: &str,
+        here: &Path<'_>,
         integer: bool,
         out: &mut Vec<(Cow<'a, str>, Out<'a>)>,
         base: &mut Option<Out<'a>>,
     ) -> Result<(), ApiError> {
-        let here = format!("{path}.{key}");
         match key {
             "$ref" => *base = Some(self.reference(value, here)?),
             "allOf" => {
                 let schemas: Vec<&'a RawValue> = serde_json::from_str(value.get())
-                    .map_err(|_| refuse(&here, "this must be an array of schemas."))?;
+                    .map_err(|_| refuse(here, "this must be an array of schemas, and"))?;
                 let [only] = schemas.as_slice() else {
                     return Err(refuse(
-                        &here,
+                        here,
                         "an 'allOf' of several schemas (an intersection) is refused:",
                     ));
                 };
-                *base = Some(self.schema(only, format!("{here}[0]"))?);
+                *base = Some(self.schema(only, &here.index(0))?);
             }
             "oneOf" => {
-                let list = self.list(value, &here)?;
+                let list = self.list(value, here)?;
                 set(out, Cow::Borrowed("anyOf"), list);
             }
             "const" => {
@@ -497,7 +581,7 @@ impl<'a> Converter<'a> {
                     Some(b'"' | b'-' | b'0'..=b'9')
                 ) {
                     return Err(refuse(
-                        &here,
+                        here,
                         "a 'const' that is not a string or a number cannot be enumerated, and",
                     ));
                 }
@@ -528,7 +612,7 @@ impl<'a> Converter<'a> {
                 set(
                     out,
                     Cow::Borrowed(name),
-                    Out::Owned(number_json(tighter, &here)?),
+                    Out::Owned(number_json(tighter, here)?),
                 );
             }
             _ => {}
@@ -536,10 +620,10 @@ impl<'a> Converter<'a> {
         Ok(())
     }
 
-    /// The definition `value` (a `$ref`) points at, inlined.
-    fn reference(&mut self, value: &'a RawValue, path: String) -> Result<Out<'a>, ApiError> {
+    /// The definition `value` (a `$ref` at `path`) points at, inlined.
+    fn reference(&mut self, value: &'a RawValue, path: &Path<'_>) -> Result<Out<'a>, ApiError> {
         let target: Cow<'a, str> = serde_json::from_str(value.get())
-            .map_err(|_| refuse(&path, "a '$ref' must be a string, and"))?;
+            .map_err(|_| refuse(path, "a '$ref' must be a string, and"))?;
         let name = target
             .strip_prefix("#/$defs/")
             .or_else(|| target.strip_prefix("#/definitions/"))
@@ -547,7 +631,7 @@ impl<'a> Converter<'a> {
             .map(|name| name.replace("~1", "/").replace("~0", "~"));
         let Some(name) = name else {
             return Err(refuse(
-                &path,
+                path,
                 &format!(
                     "{target:?} is not a reference into the schema's own '$defs' or \
                      'definitions' (the only ones that can be inlined), and"
@@ -556,7 +640,7 @@ impl<'a> Converter<'a> {
         };
         if self.expanding.iter().any(|n| *n == name) {
             return Err(refuse(
-                &path,
+                path,
                 &format!(
                     "{target:?} refers to itself (a recursive schema), which cannot be inlined, and"
                 ),
@@ -569,7 +653,7 @@ impl<'a> Converter<'a> {
             .map(|(_, d)| *d)
         else {
             return Err(refuse(
-                &path,
+                path,
                 &format!("{target:?} names no definition, and"),
             ));
         };
@@ -603,7 +687,7 @@ fn number(value: &Out<'_>) -> Option<f64> {
 }
 
 /// `n` as JSON: an integer when it is one.
-fn number_json(n: f64, path: &str) -> Result<Box<RawValue>, ApiError> {
+fn number_json(n: f64, path: &Path<'_>) -> Result<Box<RawValue>, ApiError> {
     // 2^53: beyond it f64 no longer holds every integer.
     let text = if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
         format!("{}", n as i64)
@@ -617,13 +701,22 @@ fn number_json(n: f64, path: &str) -> Result<Box<RawValue>, ApiError> {
 /// A `$ref` or `allOf` target with the referring node's own keywords laid over it (its
 /// `description` wins over the definition's).
 fn merge<'a>(base: Out<'a>, over: Vec<(Cow<'a, str>, Out<'a>)>) -> Out<'a> {
-    let Out::Object(mut entries) = base else {
+    if over.is_empty() {
         return base;
+    }
+    let mut merged = match base {
+        Out::Object(entries) => entries,
+        Out::Raw(raw) => entries(raw)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(key, value)| (key, Out::Raw(value)))
+            .collect(),
+        Out::Owned(_) | Out::Array(_) => return base,
     };
     for (key, value) in over {
-        set(&mut entries, key, value);
+        set(&mut merged, key, value);
     }
-    Out::Object(entries)
+    Out::Object(merged)
 }
 
 #[cfg(test)]
@@ -632,7 +725,7 @@ mod tests {
 
     fn convert(schema: &str) -> Result<String, ApiError> {
         let raw: Box<RawValue> = serde_json::from_str(schema).unwrap();
-        for_gemini(&raw, "p").map(|c| c.get().to_owned())
+        for_gemini(&raw, "p", Root::Any).map(|c| c.get().to_owned())
     }
 
     fn param_of(schema: &str) -> String {
@@ -646,7 +739,7 @@ mod tests {
     fn a_schema_that_fits_is_borrowed_unchanged() {
         let schema = r##"{"type":"object","title":"T","properties":{"city":{"type":"string","description":"d","enum":["a"]},"n":{"type":["integer","null"],"minimum":1,"maximum":9},"when":{"type":"string","format":"date-time"},"tags":{"type":"array","items":{"type":"string"},"minItems":1},"pair":{"type":"array","prefixItems":[{"type":"string"},{"type":"number"}]},"either":{"anyOf":[{"type":"string"},{"type":"null"}]}},"required":["city"],"additionalProperties":false,"propertyOrdering":["city"]}"##;
         let raw: Box<RawValue> = serde_json::from_str(schema).unwrap();
-        let out = for_gemini(&raw, "p").unwrap();
+        let out = for_gemini(&raw, "p", Root::Object).unwrap();
         assert!(matches!(out, Cow::Borrowed(_)));
         assert_eq!(out.get(), schema);
     }
@@ -665,7 +758,7 @@ mod tests {
                 r##"{"type":"object","additionalProperties":false}"##,
             ),
             (
-                r##"{"type":"object","additionalProperties":{"type":"integer","default":1}}"##,
+                r##"{"type":"object","additionalProperties":{"type":"integer","examples":[1]}}"##,
                 r##"{"type":"object","additionalProperties":{"type":"integer"}}"##,
             ),
             (
@@ -697,8 +790,8 @@ mod tests {
                 r##"{"type":"integer","minimum":0}"##,
             ),
             (
+                r##"{"type":["string","null"],"default":null,"$comment":"c"}"##,
                 r##"{"type":["string","null"],"default":null}"##,
-                r##"{"type":["string","null"]}"##,
             ),
             (
                 r##"{"anyOf":[{"type":"string"},{"type":"null"}],"examples":["x"]}"##,
