@@ -12,13 +12,20 @@
 //!
 //! Decisions a reader would otherwise have to rediscover:
 //! - Tool schemas go out as `parametersJsonSchema` and `json_schema` response formats as
-//!   `responseJsonSchema`: both take full JSON Schema, so the client's schema is forwarded byte
-//!   for byte instead of being cut down to the OpenAPI subset of `parameters`.
+//!   `responseJsonSchema` (JSON Schema, with `anyOf`, `"null"` types and `prefixItems`, which
+//!   the OpenAPI `parameters`/`responseSchema` cannot say), cut to the keywords Gemini
+//!   documents for them by [`schema`]; a schema that already fits goes byte for byte.
 //! - Remote image URLs are refused with a 400: the router downloads nothing, and Gemini only
 //!   fetches its own Files API URIs (those become `fileData`).
-//! - Gemini 3 wants each function call's `thoughtSignature` back. OpenAI clients only echo the
-//!   tool call id, so the signature travels inside the id (see [`CallId`]); calls the router
-//!   cannot vouch for get the documented `skip_thought_signature_validator` sentinel.
+//! - Gemini 3 wants each function call's `thoughtSignature` back. It goes out twice: on the
+//!   tool call as `extra_content.google.thought_signature` (Google's own OpenAI-compatible
+//!   field, preferred when the client echoes it) and inside the id (see [`CallId`]) for clients
+//!   that echo only id, name and arguments; calls the router cannot vouch for get the
+//!   documented `skip_thought_signature_validator` sentinel. A text part's signature rides on
+//!   the message's `extra_content` and goes back on the turn's last text part.
+//! - `reasoning_effort` becomes `thinkingLevel` on Gemini 3 and `thinkingBudget` on 2.5 and
+//!   older (see [`thinking_config`]); `include_reasoning` asks for thought summaries, which
+//!   come back as `reasoning_content`.
 //! - `parallel_tool_calls: false` has no Gemini switch; the adapter honours it on the way
 //!   back by keeping only the first function call of each choice.
 

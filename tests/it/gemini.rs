@@ -993,3 +993,40 @@ targets = ["g/{MODEL3}"]
         );
     }
 }
+
+/// Thought summaries, when the client asks with `include_reasoning`, stream as
+/// `delta.reasoning_content`, never mixed into the content; thinking tokens are reasoning
+/// tokens in the usage chunk.
+#[tokio::test]
+async fn reasoning_streams_as_reasoning_content_when_asked() {
+    let chunks = [
+        r#"{"candidates":[{"content":{"parts":[{"text":"Weighing units.","thought":true}],"role":"model"},"index":0}],"responseId":"r-1"}"#,
+        r#"{"candidates":[{"content":{"parts":[{"text":"It is 18°C."}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":5,"candidatesTokenCount":4,"thoughtsTokenCount":9,"totalTokenCount":18},"responseId":"r-1"}"#,
+    ];
+    let upstream = MockUpstream::start(vec![gemini_sse(&chunks)]).await;
+    let router = router_for(&upstream).await;
+    let request = json!({"model": "smart", "stream": true, "stream_options": {"include_usage": true},
+        "include_reasoning": true, "reasoning_effort": "medium",
+        "messages": [{"role": "user", "content": "Weather?"}]});
+    let answer = chat(&router, &request.to_string()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(
+        upstream.requests()[0].json()["generationConfig"]["thinkingConfig"],
+        json!({"thinkingBudget": 8192, "includeThoughts": true})
+    );
+    let chunks: Vec<Value> = answer
+        .sse_data()
+        .iter()
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let deltas: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"].get(0).map(|c| &c["delta"]))
+        .collect();
+    assert_eq!(*deltas[1], json!({"reasoning_content": "Weighing units."}));
+    assert_eq!(*deltas[2], json!({"content": "It is 18°C."}));
+    let usage = &chunks.last().unwrap()["usage"];
+    assert_eq!(usage["completion_tokens"], 13);
+    assert_eq!(usage["completion_tokens_details"]["reasoning_tokens"], 9);
+}
