@@ -784,6 +784,9 @@ pub struct AssistantMessage<'a> {
     tool_calls: Vec<ToolCallOut<'a>>,
     /// Translated providers have no refusal field (refusals show as `content_filter`).
     refusal: Option<&'static str>,
+    /// Provider extras the client sends back on the next turn (Gemini's thought signature).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extra_content: Option<ExtraContent<'a>>,
 }
 
 impl<'a> AssistantMessage<'a> {
@@ -800,7 +803,14 @@ impl<'a> AssistantMessage<'a> {
             reasoning_content,
             tool_calls,
             refusal: None,
+            extra_content: None,
         }
+    }
+
+    /// The same message carrying provider extras (left out when `None`).
+    pub fn with_extra_content(mut self, extra_content: Option<ExtraContent<'a>>) -> Self {
+        self.extra_content = extra_content;
+        self
     }
 }
 
@@ -814,6 +824,9 @@ pub struct ToolCallOut<'a> {
     pub kind: &'static str,
     /// Name and arguments.
     pub function: FunctionOut<'a>,
+    /// Provider extras the client sends back with the call (Gemini's thought signature).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_content: Option<ExtraContent<'a>>,
 }
 
 /// The function of a tool call in an answer.
@@ -976,6 +989,9 @@ pub struct Delta<'a> {
     /// One tool call fragment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<[ToolCallDelta<'a>; 1]>,
+    /// Provider extras of the message (Gemini's thought signature of a text part).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_content: Option<ExtraContent<'a>>,
 }
 
 impl<'a> Delta<'a> {
@@ -1027,6 +1043,9 @@ pub struct ToolCallDelta<'a> {
     pub kind: Option<&'static str>,
     /// The function's name and a piece of its arguments.
     pub function: FunctionDelta<'a>,
+    /// Provider extras of the call, on the first fragment (Gemini's thought signature).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_content: Option<ExtraContent<'a>>,
 }
 
 impl<'a> ToolCallDelta<'a> {
@@ -1040,6 +1059,7 @@ impl<'a> ToolCallDelta<'a> {
                 name: Some(call.function.name),
                 arguments: Cow::Owned(call.function.arguments),
             },
+            extra_content: call.extra_content,
         }
     }
 }

@@ -49,7 +49,16 @@ pub struct GoogleExtra<'a> {
     pub thought_signature: Option<Cow<'a, str>>,
 }
 
-impl ExtraContent<'_> {
+impl<'a> ExtraContent<'a> {
+    /// `{"google":{"thought_signature":...}}`.
+    pub fn thought_signature_of(signature: Cow<'a, str>) -> Self {
+        Self {
+            google: Some(GoogleExtra {
+                thought_signature: Some(signature),
+            }),
+        }
+    }
+
     /// The Gemini thought signature, when there is one.
     pub fn thought_signature(&self) -> Option<&str> {
         self.google.as_ref()?.thought_signature.as_deref()

@@ -807,6 +807,7 @@ fn tool_call_out<'b>(block: &'b BlockIn<'_>) -> Result<ToolCallOut<'b>, Upstream
                 .input
                 .map_or_else(|| "{}".to_owned(), |i| compact_json(i.get())),
         },
+        extra_content: None,
     })
 }
 
@@ -1082,6 +1083,7 @@ fn tool_delta<'b>(index: usize, head: Option<(&'b str, &'b str)>, arguments: &'b
             name: head.map(|(_, name)| name),
             arguments: Cow::Borrowed(arguments),
         },
+        extra_content: None,
     })
 }
 

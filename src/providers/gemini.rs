@@ -12,13 +12,20 @@
 //!
 //! Decisions a reader would otherwise have to rediscover:
 //! - Tool schemas go out as `parametersJsonSchema` and `json_schema` response formats as
-//!   `responseJsonSchema`: both take full JSON Schema, so the client's schema is forwarded byte
-//!   for byte instead of being cut down to the OpenAPI subset of `parameters`.
+//!   `responseJsonSchema` (JSON Schema, with `anyOf`, `"null"` types and `prefixItems`, which
+//!   the OpenAPI `parameters`/`responseSchema` cannot say), cut to the keywords Gemini
+//!   documents for them by [`schema`]; a schema that already fits goes byte for byte.
 //! - Remote image URLs are refused with a 400: the router downloads nothing, and Gemini only
 //!   fetches its own Files API URIs (those become `fileData`).
-//! - Gemini 3 wants each function call's `thoughtSignature` back. OpenAI clients only echo the
-//!   tool call id, so the signature travels inside the id (see [`CallId`]); calls the router
-//!   cannot vouch for get the documented `skip_thought_signature_validator` sentinel.
+//! - Gemini 3 wants each function call's `thoughtSignature` back. It goes out twice: on the
+//!   tool call as `extra_content.google.thought_signature` (Google's own OpenAI-compatible
+//!   field, preferred when the client echoes it) and inside the id (see [`CallId`]) for clients
+//!   that echo only id, name and arguments; calls the router cannot vouch for get the
+//!   documented `skip_thought_signature_validator` sentinel. A text part's signature rides on
+//!   the message's `extra_content` and goes back on the turn's last text part.
+//! - `reasoning_effort` becomes `thinkingLevel` on Gemini 3 and `thinkingBudget` on 2.5 and
+//!   older (see [`thinking_config`]); `include_reasoning` asks for thought summaries, which
+//!   come back as `reasoning_content`.
 //! - `parallel_tool_calls: false` has no Gemini switch; the adapter honours it on the way
 //!   back by keeping only the first function call of each choice.
 
@@ -42,11 +49,13 @@ use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
 use crate::openai::{
     AssistantMessage, ChatRequest, Completion, CompletionChoice, CompletionTokensDetails, Content,
-    Delta, FunctionOut, MediaSource, Message, Part as OpenAiPart, PromptTokensDetails,
-    ReasoningEffort, ResponseFormat, Role, Stop, ToolCallDelta, ToolCallOut, ToolChoice, Usage,
-    UsageOut,
+    Delta, ExtraContent, FilePart, FunctionOut, MediaSource, Message, Part as OpenAiPart,
+    PromptTokensDetails, ReasoningEffort, ResponseFormat, Role, Stop, ToolCallDelta, ToolCallOut,
+    ToolChoice, Usage, UsageOut,
 };
 use crate::sse::SseEvent;
+
+mod schema;
 
 /// The Gemini `generateContent` adapter.
 pub(super) struct Gemini;
@@ -268,6 +277,17 @@ struct FunctionResponseOut<'c> {
     /// Gemini's call id, when the call had one.
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<&'c str>,
+    /// Gemini 3: images and PDFs the tool returned, inside the response.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    parts: Vec<FunctionResponsePart<'c>>,
+}
+
+/// `functionResponse.parts[]`: media a tool returned (Gemini 3).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FunctionResponsePart<'c> {
+    /// The bytes and their type.
+    inline_data: Blob<'c>,
 }
 
 /// A function result as Gemini wants it: an object.
@@ -300,9 +320,10 @@ struct FunctionDecl<'c> {
     /// What it does.
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'c str>,
-    /// The client's JSON Schema, forwarded byte for byte (full JSON Schema is accepted here).
+    /// The client's JSON Schema in the keywords Gemini accepts (see [`schema`]); the client's
+    /// own bytes when it already fits.
     #[serde(skip_serializing_if = "Option::is_none")]
-    parameters_json_schema: Option<&'c RawValue>,
+    parameters_json_schema: Option<Cow<'c, RawValue>>,
 }
 
 /// `toolConfig`.
@@ -355,9 +376,9 @@ struct GenerationConfig<'c> {
     /// `application/json` for both JSON response formats.
     #[serde(skip_serializing_if = "Option::is_none")]
     response_mime_type: Option<&'static str>,
-    /// The `json_schema` format's schema, forwarded byte for byte.
+    /// The `json_schema` format's schema in the keywords Gemini accepts (see [`schema`]).
     #[serde(skip_serializing_if = "Option::is_none")]
-    response_json_schema: Option<&'c RawValue>,
+    response_json_schema: Option<Cow<'c, RawValue>>,
     /// From `reasoning_effort`.
     #[serde(skip_serializing_if = "Option::is_none")]
     thinking_config: Option<ThinkingConfig>,
@@ -381,19 +402,18 @@ impl GenerationConfig<'_> {
 }
 
 /// `generationConfig.thinkingConfig`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ThinkingConfig {
-    /// Thinking tokens allowed (0 turns thinking off where the model allows it).
-    thinking_budget: u32,
-}
-
-/// The first keys of a tool's `parameters`, to check it describes an object.
-#[derive(Debug, Deserialize)]
-struct SchemaHead<'a> {
-    /// The schema's `type`, when it is a plain string.
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<&'a RawValue>,
+    /// Gemini 2.5: thinking tokens allowed (0 turns thinking off where the model allows it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_budget: Option<u32>,
+    /// Gemini 3: `minimal`, `low`, `medium` or `high`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_level: Option<&'static str>,
+    /// Whether thought summaries come back (as `reasoning_content`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    include_thoughts: Option<bool>,
 }
 
 // === Request: translation ===
@@ -452,7 +472,7 @@ fn conversation<'c>(
             }
             Role::User => (USER, user_parts(message, i, target)?),
             Role::Assistant => (MODEL, model_parts(message, i, target, &mut names)?),
-            Role::Tool => (USER, vec![tool_result(message, i, &names, target)?]),
+            Role::Tool => (USER, tool_result(message, i, &names, target)?),
         };
         push_turn(&mut turns, role, parts);
     }
@@ -551,6 +571,12 @@ fn user_parts<'c>(
                 let param = format!("messages[{i}].content[{j}].image_url.url");
                 out.push(image_part(source, param, target)?);
             }
+            OpenAiPart::File(file) => {
+                let param = format!("messages[{i}].content[{j}].file");
+                out.push(plain(PartData::InlineData(file_blob(
+                    file, &param, target,
+                )?)));
+            }
             _ => {
                 let param = format!("messages[{i}].content[{j}]");
                 return Err(unsupported_part(&param, part, target, "user messages"));
@@ -558,6 +584,30 @@ fn user_parts<'c>(
         }
     }
     Ok(out)
+}
+
+/// A `file` part's bytes: only inline `file_data` reaches Gemini; a `file_id` belongs to
+/// OpenAI's Files API, which Gemini cannot read.
+fn file_blob<'c>(
+    file: &'c FilePart<'_>,
+    param: &str,
+    target: &Target,
+) -> Result<Blob<'c>, ApiError> {
+    match &file.data {
+        Some(MediaSource::Inline { media_type, base64 }) => Ok(Blob {
+            mime_type: media_type,
+            data: base64,
+        }),
+        Some(MediaSource::Url(_)) | None => Err(bad(
+            format!("{param}.file_data"),
+            format!(
+                "'{param}': {} reads files sent inline as 'file_data' \
+                 ('data:<mime>;base64,<data>'); a 'file_id' names a file in OpenAI's Files API, \
+                 which Gemini cannot read.",
+                provider(target)
+            ),
+        )),
+    }
 }
 
 /// An `image_url` part: `data:` URLs become `inlineData`, Gemini Files API URIs `fileData`;
@@ -601,6 +651,15 @@ fn model_parts<'c>(
     names: &mut HashMap<&'c str, &'c str>,
 ) -> Result<Vec<Part<'c>>, ApiError> {
     let mut parts = text_parts(message, i, target)?;
+    // A text signature goes back on the part it came with: Gemini signs the last one.
+    if let Some(signature) = message
+        .extra_content
+        .as_ref()
+        .and_then(ExtraContent::thought_signature)
+        && let Some(last) = parts.last_mut()
+    {
+        last.thought_signature = Some(Cow::Borrowed(signature));
+    }
     for (j, call) in message.tool_calls.iter().flatten().enumerate() {
         names.insert(&call.id, &call.function.name);
         let param = || format!("messages[{i}].tool_calls[{j}].function.arguments");
@@ -616,11 +675,15 @@ fn model_parts<'c>(
             )
         })?;
         let decoded = CallId::decode(&call.id);
+        // The signature the client echoed in `extra_content` wins; else the one inside the id.
         // The first call of a turn must carry a signature on Gemini 3; a call the router did
         // not get from Gemini cannot have one, so it gets the documented sentinel.
-        let signature = decoded
+        let signature = call
+            .extra_content
             .as_ref()
-            .and_then(CallId::signature)
+            .and_then(ExtraContent::thought_signature)
+            .map(Cow::Borrowed)
+            .or_else(|| decoded.as_ref().and_then(CallId::signature))
             .or_else(|| (j == 0 || decoded.is_none()).then_some(Cow::Borrowed(SKIP_SIGNATURE)));
         parts.push(Part {
             data: PartData::FunctionCall(FunctionCallOut {
@@ -648,13 +711,15 @@ fn arguments(text: &str) -> Option<Box<RawValue>> {
     serde_json::from_str::<Box<RawValue>>(json).ok()
 }
 
-/// A tool message as a `functionResponse` part.
+/// A tool message as a `functionResponse` part. Images and PDFs the tool returned go inside
+/// it on Gemini 3 (`functionResponse.parts`, multimodal function responses); older models
+/// read them as `inlineData` parts right after it, in the same user turn.
 fn tool_result<'c>(
     message: &'c Message<'_>,
     i: usize,
     names: &HashMap<&'c str, &'c str>,
     target: &Target,
-) -> Result<Part<'c>, ApiError> {
+) -> Result<Vec<Part<'c>>, ApiError> {
     let param = format!("messages[{i}].tool_call_id");
     let id: &'c str = message.tool_call_id.as_deref().ok_or_else(|| {
         bad(
@@ -671,22 +736,80 @@ fn tool_result<'c>(
             ),
         ));
     };
-    if let Some(Content::Parts(parts)) = &message.content
-        && let Some(j) = parts.iter().position(|p| p.text().is_none())
-    {
-        let param = format!("messages[{i}].content[{j}]");
-        return Err(unsupported_part(&param, &parts[j], target, "tool messages"));
-    }
+    let media = tool_media(message, i, target)?;
     let text = message.text();
     let response = match object(&text) {
         Some(raw) => ResponseValue::Object(raw),
         None => ResponseValue::Wrapped { result: text },
     };
-    Ok(plain(PartData::FunctionResponse(FunctionResponseOut {
+    let inside = Family::of(&target.model).is_gemini_3();
+    let (parts, after) = if inside {
+        let parts = media
+            .into_iter()
+            .map(|inline_data| FunctionResponsePart { inline_data })
+            .collect();
+        (parts, Vec::new())
+    } else {
+        (Vec::new(), media)
+    };
+    let mut out = Vec::with_capacity(1 + after.len());
+    out.push(plain(PartData::FunctionResponse(FunctionResponseOut {
         name,
         response,
         id: CallId::decode(id).and_then(|d| d.gemini_id),
-    })))
+        parts,
+    })));
+    out.extend(
+        after
+            .into_iter()
+            .map(|blob| plain(PartData::InlineData(blob))),
+    );
+    Ok(out)
+}
+
+/// The images (`data:` URLs) and inline files of a tool message; other non-text parts are
+/// refused.
+fn tool_media<'c>(
+    message: &'c Message<'_>,
+    i: usize,
+    target: &Target,
+) -> Result<Vec<Blob<'c>>, ApiError> {
+    let Some(Content::Parts(parts)) = &message.content else {
+        return Ok(Vec::new());
+    };
+    let mut media = Vec::new();
+    for (j, part) in parts.iter().enumerate() {
+        match part {
+            OpenAiPart::Text(_) => {}
+            OpenAiPart::Image {
+                source: MediaSource::Inline { media_type, base64 },
+                ..
+            } => media.push(Blob {
+                mime_type: media_type,
+                data: base64,
+            }),
+            OpenAiPart::Image { .. } => {
+                let param = format!("messages[{i}].content[{j}].image_url.url");
+                return Err(bad(
+                    param.clone(),
+                    format!(
+                        "'{param}': images in tool results reach {} only inline, as \
+                         'data:<mime>;base64,<data>'; switchboard downloads nothing.",
+                        provider(target)
+                    ),
+                ));
+            }
+            OpenAiPart::File(file) => {
+                let param = format!("messages[{i}].content[{j}].file");
+                media.push(file_blob(file, &param, target)?);
+            }
+            _ => {
+                let param = format!("messages[{i}].content[{j}]");
+                return Err(unsupported_part(&param, part, target, "tool messages"));
+            }
+        }
+    }
+    Ok(media)
 }
 
 /// `text` as a JSON object, if it is one.
@@ -698,7 +821,8 @@ fn object(text: &str) -> Option<Box<RawValue>> {
     serde_json::from_str(trimmed).ok()
 }
 
-/// The function declarations. Schemas go out as `parametersJsonSchema`, unchanged.
+/// The function declarations. Schemas go out as `parametersJsonSchema`, cut to what Gemini
+/// accepts.
 fn tools<'c>(chat: &'c ChatRequest<'_>) -> Result<Vec<ToolDecl<'c>>, ApiError> {
     let Some(tools) = chat.body.tools.as_deref().filter(|t| !t.is_empty()) else {
         return Ok(Vec::new());
@@ -706,10 +830,17 @@ fn tools<'c>(chat: &'c ChatRequest<'_>) -> Result<Vec<ToolDecl<'c>>, ApiError> {
     let mut declarations = Vec::with_capacity(tools.len());
     // Tools of other types were refused by the Honours check.
     for (i, tool) in tools.iter().enumerate() {
-        let parameters = tool.function.parameters;
-        if let Some(schema) = parameters {
-            check_parameters(schema, i)?;
-        }
+        let parameters = match tool.function.parameters {
+            Some(parameters) => {
+                let param = format!("tools[{i}].function.parameters");
+                Some(schema::for_gemini(
+                    parameters,
+                    &param,
+                    schema::Root::Object,
+                )?)
+            }
+            None => None,
+        };
         declarations.push(FunctionDecl {
             name: &tool.function.name,
             description: tool.function.description.as_deref(),
@@ -719,30 +850,6 @@ fn tools<'c>(chat: &'c ChatRequest<'_>) -> Result<Vec<ToolDecl<'c>>, ApiError> {
     Ok(vec![ToolDecl {
         function_declarations: declarations,
     }])
-}
-
-/// Gemini requires function parameters to be an object schema; say so before it does.
-fn check_parameters(schema: &RawValue, i: usize) -> Result<(), ApiError> {
-    let param = format!("tools[{i}].function.parameters");
-    let head: Option<SchemaHead<'_>> = is_object(schema)
-        .then(|| serde_json::from_str(schema.get()).ok())
-        .flatten();
-    let Some(head) = head else {
-        return Err(bad(
-            param.clone(),
-            format!("'{param}' must be a JSON Schema object."),
-        ));
-    };
-    match head.kind.map(RawValue::get) {
-        None | Some("\"object\"") => Ok(()),
-        Some(other) => Err(bad(
-            param.clone(),
-            format!(
-                "'{param}' must describe an object (\"type\": \"object\"), not {other}: Gemini \
-                 passes function arguments as an object."
-            ),
-        )),
-    }
 }
 
 /// `toolConfig` from `tool_choice` (mapping table 7.1).
@@ -804,7 +911,7 @@ fn generation_config<'c>(
     target: &Target,
 ) -> Result<GenerationConfig<'c>, ApiError> {
     let body = &chat.body;
-    let (response_mime_type, response_json_schema) = response_format(chat);
+    let (response_mime_type, response_json_schema) = response_format(chat)?;
     let seed = body
         .seed
         .map(|seed| {
@@ -833,7 +940,7 @@ fn generation_config<'c>(
         frequency_penalty: body.frequency_penalty,
         response_mime_type,
         response_json_schema,
-        thinking_config: body.reasoning_effort.map(thinking),
+        thinking_config: thinking_config(chat, target)?,
     })
 }
 
@@ -863,26 +970,136 @@ fn stop_sequences<'c>(
 }
 
 /// `responseMimeType` and `responseJsonSchema` from `response_format`.
-fn response_format<'c>(chat: &ChatRequest<'c>) -> (Option<&'static str>, Option<&'c RawValue>) {
-    match &chat.body.response_format {
+fn response_format<'c>(
+    chat: &ChatRequest<'c>,
+) -> Result<(Option<&'static str>, Option<Cow<'c, RawValue>>), ApiError> {
+    Ok(match &chat.body.response_format {
         None | Some(ResponseFormat::Text) => (None, None),
         Some(ResponseFormat::JsonObject) => (Some("application/json"), None),
-        Some(ResponseFormat::JsonSchema(format)) => (Some("application/json"), Some(format.schema)),
+        Some(ResponseFormat::JsonSchema(format)) => {
+            let schema = schema::for_gemini(
+                format.schema,
+                "response_format.json_schema.schema",
+                schema::Root::Any,
+            )?;
+            (Some("application/json"), Some(schema))
+        }
+    })
+}
+
+/// A Gemini model family: how it takes `reasoning_effort`, and where tool media go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    /// Gemini 3 Pro: `thinkingLevel` `low` or `high` (3.1 Pro adds `medium`); never off.
+    Pro3 {
+        /// Whether `medium` is a level of its own (3.1 Pro and later).
+        medium: bool,
+    },
+    /// Other Gemini 3 models: `thinkingLevel` `minimal` to `high`; never off.
+    Flash3,
+    /// Gemini 2.5 Pro: `thinkingBudget` from 128; never off.
+    Pro25,
+    /// Gemini 2.5 Flash and older or unknown models: `thinkingBudget`, 0 turns thinking off.
+    Budget,
+}
+
+impl Family {
+    /// The family of `model` (`models/` prefix allowed).
+    fn of(model: &str) -> Self {
+        let name = model.strip_prefix("models/").unwrap_or(model);
+        if let Some(version) = name.strip_prefix("gemini-3") {
+            return if name.contains("-pro") {
+                Self::Pro3 {
+                    medium: !version.starts_with("-pro"),
+                }
+            } else {
+                Self::Flash3
+            };
+        }
+        if name.starts_with("gemini-2.5-pro") {
+            Self::Pro25
+        } else {
+            Self::Budget
+        }
+    }
+
+    /// Whether the family can think not at all.
+    fn can_turn_off(self) -> bool {
+        self == Self::Budget
+    }
+
+    /// Whether the model is a Gemini 3 (which also reads media inside function responses).
+    fn is_gemini_3(self) -> bool {
+        matches!(self, Self::Pro3 { .. } | Self::Flash3)
     }
 }
 
-/// `thinkingConfig.thinkingBudget` from `reasoning_effort`. Budgets follow Google's own
-/// OpenAI-compatible endpoint (low 1024, medium 8192, high 24576); `thinkingBudget` is accepted
-/// by Gemini 2.5 and, for compatibility, Gemini 3.
-fn thinking(effort: ReasoningEffort) -> ThinkingConfig {
-    let thinking_budget = match effort {
-        ReasoningEffort::None => 0,
-        ReasoningEffort::Minimal => 512,
-        ReasoningEffort::Low => 1024,
-        ReasoningEffort::Medium => 8192,
-        ReasoningEffort::High | ReasoningEffort::Xhigh | ReasoningEffort::Max => 24576,
+/// `thinkingConfig` from `reasoning_effort` and `include_reasoning`, per model family:
+///
+/// | effort | Gemini 3 Flash | Gemini 3 Pro | Gemini 2.5 and others |
+/// | --- | --- | --- | --- |
+/// | none | 400 | 400 | budget 0 (2.5 Pro: 400) |
+/// | minimal | minimal | low | budget 512 |
+/// | low | low | low | budget 1024 |
+/// | medium | medium | medium (3.0 Pro: high) | budget 8192 |
+/// | high, xhigh, max | high | high | budget 24576 |
+///
+/// Budgets follow Google's own OpenAI-compatible endpoint. Models that cannot stop thinking
+/// refuse `none` rather than think anyway: the answer would not be what was asked for.
+fn thinking_config(
+    chat: &ChatRequest<'_>,
+    target: &Target,
+) -> Result<Option<ThinkingConfig>, ApiError> {
+    let include_thoughts = chat.body.include_reasoning.filter(|&on| on);
+    let Some(effort) = chat.body.reasoning_effort else {
+        return Ok(include_thoughts.map(|on| ThinkingConfig {
+            include_thoughts: Some(on),
+            ..ThinkingConfig::default()
+        }));
     };
-    ThinkingConfig { thinking_budget }
+    let family = Family::of(&target.model);
+    if effort == ReasoningEffort::None && !family.can_turn_off() {
+        return Err(bad(
+            "reasoning_effort",
+            format!(
+                "'reasoning_effort' \"none\" asks for no thinking, but {} model '{}' cannot \
+                 turn thinking off; ask for \"minimal\" or \"low\" instead.",
+                provider(target),
+                target.model
+            ),
+        ));
+    }
+    let mut config = match family {
+        Family::Pro3 { medium } => ThinkingConfig {
+            thinking_level: Some(match effort {
+                ReasoningEffort::None | ReasoningEffort::Minimal | ReasoningEffort::Low => "low",
+                ReasoningEffort::Medium if medium => "medium",
+                _ => "high",
+            }),
+            ..ThinkingConfig::default()
+        },
+        Family::Flash3 => ThinkingConfig {
+            thinking_level: Some(match effort {
+                ReasoningEffort::None | ReasoningEffort::Minimal => "minimal",
+                ReasoningEffort::Low => "low",
+                ReasoningEffort::Medium => "medium",
+                ReasoningEffort::High | ReasoningEffort::Xhigh | ReasoningEffort::Max => "high",
+            }),
+            ..ThinkingConfig::default()
+        },
+        Family::Pro25 | Family::Budget => ThinkingConfig {
+            thinking_budget: Some(match effort {
+                ReasoningEffort::None => 0,
+                ReasoningEffort::Minimal => 512,
+                ReasoningEffort::Low => 1024,
+                ReasoningEffort::Medium => 8192,
+                ReasoningEffort::High | ReasoningEffort::Xhigh | ReasoningEffort::Max => 24576,
+            }),
+            ..ThinkingConfig::default()
+        },
+    };
+    config.include_thoughts = include_thoughts;
+    Ok(Some(config))
 }
 
 // === Tool call ids that carry thought signatures ===
@@ -1279,12 +1496,20 @@ fn choice<'a>(
     let mut text = String::new();
     let mut thoughts = String::new();
     let mut calls = Vec::new();
+    let mut signature = None;
     for part in parts(candidate) {
         if let Some(call) = &part.function_call {
             if !answering.single_call || calls.is_empty() {
                 calls.push(tool_call(response_id, index, calls.len(), call, part));
             }
-        } else if let Some(piece) = &part.text {
+            continue;
+        }
+        // Gemini signs the last text part of a turn (or the first, in older models); one
+        // signature per message is all the next turn can carry.
+        if let Some(signed) = part.thought_signature.as_deref() {
+            signature = Some(signed);
+        }
+        if let Some(piece) = &part.text {
             let sink = if part.thought == Some(true) {
                 &mut thoughts
             } else {
@@ -1303,7 +1528,8 @@ fn choice<'a>(
         (!text.is_empty() || !has_calls).then_some(text),
         (!thoughts.is_empty()).then_some(thoughts),
         calls,
-    );
+    )
+    .with_extra_content(signature.map(|s| ExtraContent::thought_signature_of(Cow::Borrowed(s))));
     Ok(CompletionChoice::new(index, message, finish_reason))
 }
 
@@ -1322,7 +1548,7 @@ fn tool_call<'a>(
     choice: u32,
     position: usize,
     call: &'a FunctionCallIn<'a>,
-    part: &ResponsePart<'_>,
+    part: &'a ResponsePart<'a>,
 ) -> ToolCallOut<'a> {
     let generated = generated_core(response_id, choice, position);
     ToolCallOut {
@@ -1339,6 +1565,10 @@ fn tool_call<'a>(
                 _ => "{}".to_owned(),
             },
         },
+        extra_content: part
+            .thought_signature
+            .as_deref()
+            .map(|s| ExtraContent::thought_signature_of(Cow::Borrowed(s))),
     }
 }
 
@@ -1512,12 +1742,7 @@ fn emit_candidate(
             let call = tool_call(response_id, index, position, call, part);
             let delta = Delta::tool_call(ToolCallDelta::whole(position, call));
             writer.delta(index, delta, out)?;
-        } else if let Some(text) = part.text.as_deref().filter(|t| !t.is_empty()) {
-            let delta = if part.thought == Some(true) {
-                Delta::reasoning(text)
-            } else {
-                Delta::content(text)
-            };
+        } else if let Some(delta) = part_delta(part) {
             writer.delta(index, delta, out)?;
         }
     }
@@ -1527,6 +1752,24 @@ fn emit_candidate(
         writer.finish(index, finish, out)?;
     }
     Ok(())
+}
+
+/// The delta of a text or thought part: its text, and its signature as `extra_content` (a
+/// signature may come on a part with no text at all). `None` when there is neither.
+fn part_delta<'p>(part: &'p ResponsePart<'p>) -> Option<Delta<'p>> {
+    let text = part.text.as_deref().filter(|t| !t.is_empty());
+    let extra_content = part
+        .thought_signature
+        .as_deref()
+        .map(|s| ExtraContent::thought_signature_of(Cow::Borrowed(s)));
+    let mut delta = match text {
+        Some(text) if part.thought == Some(true) => Delta::reasoning(text),
+        Some(text) => Delta::content(text),
+        None if extra_content.is_some() => Delta::default(),
+        None => return None,
+    };
+    delta.extra_content = extra_content;
+    Some(delta)
 }
 
 impl StreamTranslator for GeminiStream {
@@ -1722,11 +1965,6 @@ fn array_body(data: &[u8], kind: FailureKind) -> UpstreamFailure {
         return classify_in_band(data);
     }
     UpstreamFailure::new(kind, "Gemini sent a JSON array where a response belongs")
-}
-
-/// Whether a raw JSON value is an object (serde would also read a struct from an array).
-fn is_object(raw: &RawValue) -> bool {
-    raw.get().trim_start().starts_with('{')
 }
 
 /// An error object inside a 200 answer or stream (`{"error":{...}}`, possibly in an array),
@@ -1928,13 +2166,32 @@ mod tests {
     }
 
     #[test]
-    fn json_schema_is_forwarded_byte_for_byte() {
-        let raw = r##"{"model":"gem","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"n","strict":true,"schema":{"type":"object","properties":{"a":{"$ref":"#/$defs/x"}},"$defs":{"x":{"type":"integer"}},"additionalProperties":false}}}}"##;
+    fn json_schema_that_fits_is_forwarded_byte_for_byte() {
+        let raw = r##"{"model":"gem","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"n","strict":true,"schema":{"type":"object","properties":{"b":{"type":"integer"},"a":{"type":["string","null"]}},"additionalProperties":false}}}}"##;
         let chat = ChatRequest::parse(raw.as_bytes()).unwrap();
         let request = Gemini.request(&chat, &target()).unwrap();
         let text = std::str::from_utf8(&request.body).unwrap();
-        assert!(text.contains(r##""responseJsonSchema":{"type":"object","properties":{"a":{"$ref":"#/$defs/x"}},"$defs":{"x":{"type":"integer"}},"additionalProperties":false}"##), "{text}");
+        assert!(text.contains(r##""responseJsonSchema":{"type":"object","properties":{"b":{"type":"integer"},"a":{"type":["string","null"]}},"additionalProperties":false}"##), "{text}");
         assert!(text.contains(r#""responseMimeType":"application/json""#));
+    }
+
+    #[test]
+    fn json_schema_refs_are_inlined_and_refusals_name_the_path() {
+        let raw = r##"{"model":"gem","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{"type":"object","properties":{"a":{"$ref":"#/$defs/x"}},"$defs":{"x":{"type":"integer","exclusiveMinimum":0}}}}}}"##;
+        let chat = ChatRequest::parse(raw.as_bytes()).unwrap();
+        let request = Gemini.request(&chat, &target()).unwrap();
+        let text = std::str::from_utf8(&request.body).unwrap();
+        assert!(text.contains(r##""responseJsonSchema":{"type":"object","properties":{"a":{"type":"integer","minimum":1}}}"##), "{text}");
+
+        let error = request_error(chat_body(
+            json!([user("hi")]),
+            json!({"tools": [{"type": "function", "function": {"name": "f", "parameters":
+                {"type": "object", "properties": {"x": {"not": {"type": "string"}}}}}}]}),
+        ));
+        assert_eq!(
+            error["param"],
+            "tools[0].function.parameters.properties.x.not"
+        );
     }
 
     #[test]
@@ -1950,7 +2207,8 @@ mod tests {
         assert_eq!(
             body["tools"],
             json!([{"functionDeclarations": [
-                {"name": "get_weather", "description": "Weather", "parametersJsonSchema": tools[0]["function"]["parameters"]},
+                {"name": "get_weather", "description": "Weather", "parametersJsonSchema": {"type": "object",
+                    "properties": {"city": {"type": "string"}}, "required": ["city"], "additionalProperties": false}},
                 {"name": "noop"}
             ]}])
         );
@@ -2782,6 +3040,205 @@ mod tests {
                 {"functionResponse": {"name": "a", "response": {"result": "1"}, "id": "gem_id-1"}},
                 {"functionResponse": {"name": "b", "response": {"result": "2"}}}
             ])
+        );
+    }
+
+    #[test]
+    fn signatures_ride_on_extra_content_and_come_back_from_it() {
+        let (body, _) = answer(json!({
+            "candidates": [{"content": {"parts": [
+                {"text": "Checking.", "thoughtSignature": "dGV4dA=="},
+                {"functionCall": {"name": "a", "args": {}}, "thoughtSignature": "Y2FsbA=="}
+            ]}, "finishReason": "STOP"}],
+            "responseId": "turn-2"
+        }))
+        .unwrap();
+        let message = &body["choices"][0]["message"];
+        assert_eq!(
+            message["extra_content"],
+            json!({"google": {"thought_signature": "dGV4dA=="}})
+        );
+        let call = &message["tool_calls"][0];
+        assert_eq!(
+            call["extra_content"],
+            json!({"google": {"thought_signature": "Y2FsbA=="}})
+        );
+
+        // The client's extra_content wins over the id; the text signature goes on the text.
+        let history = json!([
+            user("go"),
+            {"role": "assistant", "content": "Checking.",
+                "extra_content": {"google": {"thought_signature": "dGV4dA=="}},
+                "tool_calls": [{"id": call["id"], "type": "function", "function": call["function"],
+                    "extra_content": {"google": {"thought_signature": "b3RoZXI="}}}]},
+            {"role": "tool", "tool_call_id": call["id"], "content": "ok"}
+        ]);
+        let next = request(chat_body(history, json!({})));
+        assert_eq!(
+            next["contents"][1]["parts"],
+            json!([
+                {"text": "Checking.", "thoughtSignature": "dGV4dA=="},
+                {"functionCall": {"name": "a", "args": {}}, "thoughtSignature": "b3RoZXI="}
+            ])
+        );
+    }
+
+    #[test]
+    fn stream_signatures_arrive_as_extra_content() {
+        let (payloads, result) = run_stream(
+            stream_chat(json!({})),
+            &[
+                r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"f","args":{}},"thoughtSignature":"Y2FsbA=="}]}}],"responseId":"s"}"#,
+                r#"{"candidates":[{"content":{"parts":[{"text":"","thoughtSignature":"dGV4dA=="}]},"finishReason":"STOP"}],"responseId":"s"}"#,
+            ],
+        );
+        result.unwrap();
+        let chunks = parsed(&payloads);
+        let call = &chunks[1]["choices"][0]["delta"]["tool_calls"][0];
+        assert_eq!(
+            call["extra_content"],
+            json!({"google": {"thought_signature": "Y2FsbA=="}})
+        );
+        assert_eq!(
+            chunks[2]["choices"][0]["delta"],
+            json!({"extra_content": {"google": {"thought_signature": "dGV4dA=="}}})
+        );
+        assert_eq!(chunks[3]["choices"][0]["finish_reason"], "tool_calls");
+    }
+
+    #[test]
+    fn thinking_per_model_family() {
+        let config = |model: &str, extra: Value| {
+            let target = target_with("https://x", model, None);
+            request_with(chat_body(json!([user("hi")]), extra), &target)
+                .map(|body| body["generationConfig"]["thinkingConfig"].clone())
+        };
+        let effort = |e: &str| json!({"reasoning_effort": e});
+        let cases = [
+            (
+                "gemini-3-flash-preview",
+                "minimal",
+                json!({"thinkingLevel": "minimal"}),
+            ),
+            (
+                "gemini-3-flash-preview",
+                "medium",
+                json!({"thinkingLevel": "medium"}),
+            ),
+            (
+                "gemini-3-flash-preview",
+                "xhigh",
+                json!({"thinkingLevel": "high"}),
+            ),
+            (
+                "gemini-3-pro-preview",
+                "minimal",
+                json!({"thinkingLevel": "low"}),
+            ),
+            (
+                "gemini-3-pro-preview",
+                "medium",
+                json!({"thinkingLevel": "high"}),
+            ),
+            (
+                "gemini-3.1-pro-preview",
+                "medium",
+                json!({"thinkingLevel": "medium"}),
+            ),
+            (
+                "models/gemini-2.5-pro",
+                "minimal",
+                json!({"thinkingBudget": 512}),
+            ),
+            ("gemini-2.5-flash", "none", json!({"thinkingBudget": 0})),
+            ("gemini-2.5-flash", "low", json!({"thinkingBudget": 1024})),
+            ("gemini-2.5-flash", "high", json!({"thinkingBudget": 24576})),
+        ];
+        for (model, level, expected) in cases {
+            assert_eq!(
+                config(model, effort(level)).unwrap(),
+                expected,
+                "{model} {level}"
+            );
+        }
+        for model in [
+            "gemini-2.5-pro",
+            "gemini-3-flash-preview",
+            "gemini-3-pro-preview",
+        ] {
+            let error = config(model, effort("none")).unwrap_err();
+            assert_eq!(error["param"], "reasoning_effort", "{model}");
+        }
+        assert_eq!(
+            config(
+                "gemini-3-flash-preview",
+                json!({"reasoning_effort": "low", "include_reasoning": true})
+            )
+            .unwrap(),
+            json!({"thinkingLevel": "low", "includeThoughts": true})
+        );
+        assert_eq!(
+            config("gemini-2.5-flash", json!({"include_reasoning": true})).unwrap(),
+            json!({"includeThoughts": true})
+        );
+        assert!(
+            config("gemini-2.5-flash", json!({"include_reasoning": false}))
+                .unwrap()
+                .is_null()
+        );
+    }
+
+    #[test]
+    fn tool_result_media_and_user_files() {
+        let history = |model_turn: Value| {
+            json!([
+                user("look"),
+                model_turn,
+                {"role": "tool", "tool_call_id": "c1", "content": [
+                    {"type": "text", "text": "two files"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}},
+                    {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBE", "filename": "a.pdf"}}
+                ]}
+            ])
+        };
+        let call = json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "shot", "arguments": "{}"}}]});
+        let older = request(chat_body(history(call.clone()), json!({})));
+        assert_eq!(
+            older["contents"][2]["parts"],
+            json!([
+                {"functionResponse": {"name": "shot", "response": {"result": "two files"}}},
+                {"inlineData": {"mimeType": "image/png", "data": "iVBO"}},
+                {"inlineData": {"mimeType": "application/pdf", "data": "JVBE"}}
+            ])
+        );
+        let three = target_with("https://x", "gemini-3-flash-preview", None);
+        let newer = request_with(chat_body(history(call), json!({})), &three).unwrap();
+        assert_eq!(
+            newer["contents"][2]["parts"],
+            json!([{"functionResponse": {"name": "shot", "response": {"result": "two files"}, "parts": [
+                {"inlineData": {"mimeType": "image/png", "data": "iVBO"}},
+                {"inlineData": {"mimeType": "application/pdf", "data": "JVBE"}}
+            ]}}])
+        );
+
+        let file = request(chat_body(
+            json!([{"role": "user", "content": [{"type": "text", "text": "sum up"},
+                {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBE"}}]}]),
+            json!({}),
+        ));
+        assert_eq!(
+            file["contents"][0]["parts"][1],
+            json!({"inlineData": {"mimeType": "application/pdf", "data": "JVBE"}})
+        );
+        let by_id = request_error(chat_body(
+            json!([{"role": "user", "content": [{"type": "file", "file": {"file_id": "file-abc"}}]}]),
+            json!({}),
+        ));
+        assert_eq!(by_id["param"], "messages[0].content[0].file.file_data");
+        assert!(
+            by_id["message"].as_str().unwrap().contains("file_id"),
+            "{by_id}"
         );
     }
 

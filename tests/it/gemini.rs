@@ -549,3 +549,524 @@ mod sdk {
         assert!(sent[0].json().get("stream_options").is_none());
     }
 }
+
+/// Multi-turn agent loops against a Gemini mock that enforces the API's own rules: it refuses
+/// schema keywords outside what Gemini documents for its JSON Schema fields, and, for
+/// `gemini-3*` models, a function-call model turn whose first call lacks the thought signature
+/// it issued. Both refusals are Gemini's 400 `INVALID_ARGUMENT`, so a translation bug shows as
+/// a failed turn.
+#[cfg(test)]
+mod strict {
+    use std::convert::Infallible;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+    use http::{Request, Response};
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Incoming;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    use serde_json::{Value, json};
+    use tokio::net::TcpListener;
+    use tokio::task::JoinHandle;
+
+    use crate::support::{RouterHandle, chat, spawn_router, sse_data};
+
+    /// The Gemini 3 model the route targets.
+    const MODEL3: &str = "gemini-3-flash-preview";
+    /// The signature the mock puts on its function call.
+    const CALL_SIGNATURE: &str = "Q2FsbFNpZ25hdHVyZQ==";
+    /// The signature the mock puts on its text.
+    const TEXT_SIGNATURE: &str = "VGV4dFNpZ25hdHVyZQ==";
+
+    /// The keywords Gemini documents for `parametersJsonSchema` / `responseJsonSchema`.
+    const KEYWORDS: [&str; 17] = [
+        "type",
+        "format",
+        "title",
+        "description",
+        "enum",
+        "items",
+        "prefixItems",
+        "minItems",
+        "maxItems",
+        "minimum",
+        "maximum",
+        "anyOf",
+        "properties",
+        "additionalProperties",
+        "required",
+        "propertyOrdering",
+        "default",
+    ];
+
+    /// A strict mock: answers `turns[n]` to the n-th request that passes its checks.
+    struct StrictGemini {
+        addr: SocketAddr,
+        received: Arc<Mutex<Vec<Value>>>,
+        _task: JoinHandle<()>,
+    }
+
+    impl StrictGemini {
+        async fn start(turns: Vec<&'static str>) -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+            let log = received.clone();
+            let turns = Arc::new(turns);
+            let task = tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let log = log.clone();
+                    let turns = turns.clone();
+                    tokio::spawn(async move {
+                        let service = service_fn(move |request: Request<Incoming>| {
+                            let log = log.clone();
+                            let turns = turns.clone();
+                            async move { Ok::<_, Infallible>(answer(request, &log, &turns).await) }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+            Self {
+                addr,
+                received,
+                _task: task,
+            }
+        }
+
+        fn received(&self) -> Vec<Value> {
+            self.received.lock().unwrap().clone()
+        }
+    }
+
+    async fn answer(
+        request: Request<Incoming>,
+        log: &Mutex<Vec<Value>>,
+        turns: &[&str],
+    ) -> Response<Full<Bytes>> {
+        let path = request.uri().path().to_owned();
+        let stream = request.uri().query() == Some("alt=sse");
+        let body = request.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        let problem = schema_problem(&body).or_else(|| signature_problem(&path, &body));
+        let turn = {
+            let mut log = log.lock().unwrap();
+            log.push(body);
+            log.len() - 1
+        };
+        if let Some(message) = problem {
+            let error =
+                json!({"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}});
+            return reply(400, "application/json", error.to_string());
+        }
+        let answer = turns[turn.min(turns.len() - 1)];
+        if stream {
+            // One chunk per candidate part, as Gemini streams a turn.
+            let whole: Value = serde_json::from_str(answer).unwrap();
+            let parts = whole["candidates"][0]["content"]["parts"]
+                .as_array()
+                .unwrap()
+                .clone();
+            let last = parts.len() - 1;
+            let mut sse = String::new();
+            for (i, part) in parts.into_iter().enumerate() {
+                let mut chunk = whole.clone();
+                chunk["candidates"][0]["content"]["parts"] = json!([part]);
+                if i != last {
+                    chunk["candidates"][0]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("finishReason");
+                }
+                sse.push_str(&format!("data: {chunk}\r\n\r\n"));
+            }
+            return reply(200, "text/event-stream", sse);
+        }
+        reply(200, "application/json", answer.to_owned())
+    }
+
+    fn reply(status: u16, content_type: &str, body: String) -> Response<Full<Bytes>> {
+        Response::builder()
+            .status(status)
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    }
+
+    /// Gemini's complaint about the first schema keyword it does not know, if any.
+    fn schema_problem(body: &Value) -> Option<String> {
+        let mut schemas = Vec::new();
+        for (t, tool) in body["tools"].as_array().into_iter().flatten().enumerate() {
+            for (d, decl) in tool["functionDeclarations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                if decl.get("parameters").is_some() {
+                    return Some("this mock expects parametersJsonSchema".into());
+                }
+                if let Some(schema) = decl.get("parametersJsonSchema") {
+                    let at =
+                        format!("tools[{t}].function_declarations[{d}].parameters_json_schema");
+                    schemas.push((at, schema));
+                }
+            }
+        }
+        if let Some(schema) = body["generationConfig"].get("responseJsonSchema") {
+            schemas.push(("generation_config.response_json_schema".into(), schema));
+        }
+        schemas
+            .into_iter()
+            .find_map(|(at, schema)| unknown_keyword(schema, &at))
+    }
+
+    fn unknown_keyword(schema: &Value, at: &str) -> Option<String> {
+        let object = schema.as_object()?;
+        for (key, value) in object {
+            if !KEYWORDS.contains(&key.as_str()) {
+                return Some(format!(
+                    "Invalid JSON payload received. Unknown name \"{key}\" at '{at}': Cannot find field."
+                ));
+            }
+            let inner = match key.as_str() {
+                "properties" => value
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .find_map(|(name, s)| unknown_keyword(s, &format!("{at}.properties[{name}]"))),
+                "items" | "additionalProperties" => unknown_keyword(value, &format!("{at}.{key}")),
+                "anyOf" | "prefixItems" => value
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                    .find_map(|(i, s)| unknown_keyword(s, &format!("{at}.{key}[{i}]"))),
+                _ => None,
+            };
+            if inner.is_some() {
+                return inner;
+            }
+        }
+        None
+    }
+
+    /// Gemini 3's complaint about a model turn whose first function call lacks its signature.
+    fn signature_problem(path: &str, body: &Value) -> Option<String> {
+        if !path.contains("/models/gemini-3") {
+            return None;
+        }
+        for (i, turn) in body["contents"].as_array()?.iter().enumerate() {
+            if turn["role"] != "model" {
+                continue;
+            }
+            let first_call = turn["parts"]
+                .as_array()?
+                .iter()
+                .find(|p| p.get("functionCall").is_some());
+            if let Some(call) = first_call
+                && call["thoughtSignature"] != CALL_SIGNATURE
+            {
+                return Some(format!(
+                    "Function call is missing a thought_signature in functionCall parts. This is \
+                     required for tools to work correctly, and missing thought_signature may lead \
+                     to degraded model performance. Additional data, function call \
+                     `default_api:get_weather` , position {i}. Please refer to \
+                     https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+                ));
+            }
+        }
+        None
+    }
+
+    /// Turn one: a signed text part and a signed function call.
+    const CALL_TURN: &str = r#"{"candidates":[{"content":{"role":"model","parts":[
+        {"text":"Checking the weather.","thoughtSignature":"VGV4dFNpZ25hdHVyZQ=="},
+        {"functionCall":{"name":"get_weather","args":{"city":"Paris"}},"thoughtSignature":"Q2FsbFNpZ25hdHVyZQ=="}]},
+        "finishReason":"STOP","index":0}],
+        "usageMetadata":{"promptTokenCount":20,"candidatesTokenCount":9,"thoughtsTokenCount":30,"totalTokenCount":59},
+        "modelVersion":"gemini-3-flash-preview","responseId":"turn-one"}"#;
+    /// Turn two: the answer.
+    const DONE_TURN: &str = r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"18°C and sunny."}]},
+        "finishReason":"STOP","index":0}],
+        "usageMetadata":{"promptTokenCount":40,"candidatesTokenCount":5,"totalTokenCount":45},
+        "modelVersion":"gemini-3-flash-preview","responseId":"turn-two"}"#;
+
+    async fn router_for(mock: &StrictGemini) -> RouterHandle {
+        let toml = format!(
+            r#"
+[providers.g]
+kind = "gemini"
+base_url = "http://{addr}"
+api_key_env = "GEMINI_API_KEY"
+
+[providers.g.models."{MODEL3}"]
+
+[routes.smart]
+targets = ["g/{MODEL3}"]
+"#,
+            addr = mock.addr
+        );
+        spawn_router(&toml, &[("GEMINI_API_KEY", "k")]).await
+    }
+
+    /// A tool whose schema carries what agent frameworks emit and Gemini refuses.
+    fn agent_tools() -> Value {
+        json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather",
+        "parameters": {
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "type": "object",
+            "properties": {
+                "city": {"$ref": "#/$defs/City"},
+                "days": {"type": "integer", "exclusiveMinimum": 0, "default": 1},
+                "unit": {"type": "string", "const": "celsius", "examples": ["celsius"]},
+                "note": {"type": ["string", "null"], "format": "uri", "pattern": "^h"}
+            },
+            "required": ["city"],
+            "additionalProperties": false,
+            "$defs": {"City": {"type": "string", "title": "City", "minLength": 1}}
+        }}}])
+    }
+
+    fn first_turn(stream: bool) -> Value {
+        json!({"model": "smart", "stream": stream, "reasoning_effort": "low",
+            "messages": [{"role": "user", "content": "Weather in Paris?"}],
+            "tools": agent_tools()})
+    }
+
+    fn second_turn(stream: bool, assistant: Value, call_id: &Value) -> Value {
+        json!({"model": "smart", "stream": stream, "reasoning_effort": "low",
+            "messages": [
+                {"role": "user", "content": "Weather in Paris?"},
+                assistant,
+                {"role": "tool", "tool_call_id": call_id, "content": "18°C, sunny"}
+            ],
+            "tools": agent_tools()})
+    }
+
+    /// The assistant message a client rebuilds from a stream's deltas, `extra_content`
+    /// included, the way SDK accumulators merge unknown fields.
+    fn assemble(data: &[String]) -> Value {
+        let mut content = String::new();
+        let mut extra = Value::Null;
+        let mut call = json!({"type": "function", "function": {"name": "", "arguments": ""}});
+        for payload in data.iter().filter(|d| *d != "[DONE]") {
+            let chunk: Value = serde_json::from_str(payload).unwrap();
+            let Some(delta) = chunk["choices"].get(0).map(|c| c["delta"].clone()) else {
+                continue;
+            };
+            content.push_str(delta["content"].as_str().unwrap_or_default());
+            if let Some(e) = delta.get("extra_content") {
+                extra = e.clone();
+            }
+            if let Some(fragment) = delta["tool_calls"].get(0) {
+                for key in ["id", "extra_content"] {
+                    if let Some(v) = fragment.get(key) {
+                        call[key] = v.clone();
+                    }
+                }
+                if let Some(name) = fragment["function"]["name"].as_str() {
+                    call["function"]["name"] = json!(name);
+                }
+                let arguments = call["function"]["arguments"].as_str().unwrap().to_owned()
+                    + fragment["function"]["arguments"]
+                        .as_str()
+                        .unwrap_or_default();
+                call["function"]["arguments"] = json!(arguments);
+            }
+        }
+        json!({"role": "assistant", "content": content, "extra_content": extra, "tool_calls": [call]})
+    }
+
+    /// Keeps only what a plain OpenAI client keeps: role, content, and each call's id, type,
+    /// name and arguments.
+    fn ids_only(assistant: &Value) -> Value {
+        let calls: Vec<Value> = assistant["tool_calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| json!({"id": c["id"], "type": "function", "function": c["function"]}))
+            .collect();
+        json!({"role": "assistant", "content": assistant["content"], "tool_calls": calls})
+    }
+
+    /// Runs the two-turn loop; `keep` is what the client sends back of the assistant turn.
+    async fn tool_loop(stream: bool, keep: fn(&Value) -> Value) -> Vec<Value> {
+        let mock = StrictGemini::start(vec![CALL_TURN, DONE_TURN]).await;
+        let router = router_for(&mock).await;
+        let first = chat(&router, &first_turn(stream).to_string()).await;
+        assert_eq!(first.status, 200, "{}", first.text());
+        let assistant = if stream {
+            assemble(&sse_data(&first.text()))
+        } else {
+            first.json()["choices"][0]["message"].clone()
+        };
+        assert_eq!(
+            assistant["extra_content"],
+            json!({"google": {"thought_signature": TEXT_SIGNATURE}})
+        );
+        let call = &assistant["tool_calls"][0];
+        assert_eq!(
+            call["extra_content"],
+            json!({"google": {"thought_signature": CALL_SIGNATURE}})
+        );
+        assert_eq!(call["function"]["name"], "get_weather");
+        let echoed = keep(&assistant);
+        let second = chat(
+            &router,
+            &second_turn(stream, echoed, &call["id"]).to_string(),
+        )
+        .await;
+        assert_eq!(second.status, 200, "{}", second.text());
+        let text = if stream {
+            assemble(&sse_data(&second.text()))["content"].clone()
+        } else {
+            second.json()["choices"][0]["message"]["content"].clone()
+        };
+        assert_eq!(text, "18°C and sunny.");
+        mock.received()
+    }
+
+    #[tokio::test]
+    async fn gemini_3_tool_loop_echoing_extra_content() {
+        let sent = tool_loop(false, Value::clone).await;
+        assert_eq!(
+            sent[1]["contents"][1]["parts"],
+            json!([
+                {"text": "Checking the weather.", "thoughtSignature": TEXT_SIGNATURE},
+                {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": CALL_SIGNATURE}
+            ])
+        );
+        // What the mock received is what Gemini accepts: the schema cut to its keywords.
+        assert_eq!(
+            sent[0]["tools"][0]["functionDeclarations"][0]["parametersJsonSchema"],
+            json!({"type": "object", "properties": {
+                "city": {"type": "string", "title": "City"},
+                "days": {"type": "integer", "minimum": 1, "default": 1},
+                "unit": {"type": "string", "enum": ["celsius"]},
+                "note": {"type": ["string", "null"]}
+            }, "required": ["city"], "additionalProperties": false})
+        );
+        assert_eq!(
+            sent[0]["generationConfig"]["thinkingConfig"],
+            json!({"thinkingLevel": "low"})
+        );
+    }
+
+    #[tokio::test]
+    async fn gemini_3_tool_loop_keeping_only_ids() {
+        let sent = tool_loop(false, ids_only).await;
+        assert_eq!(
+            sent[1]["contents"][1]["parts"][1]["thoughtSignature"],
+            CALL_SIGNATURE
+        );
+    }
+
+    #[tokio::test]
+    async fn gemini_3_streamed_tool_loop_echoing_extra_content() {
+        let sent = tool_loop(true, Value::clone).await;
+        assert_eq!(
+            sent[1]["contents"][1]["parts"][0]["thoughtSignature"],
+            TEXT_SIGNATURE
+        );
+    }
+
+    #[tokio::test]
+    async fn gemini_3_streamed_tool_loop_keeping_only_ids() {
+        let sent = tool_loop(true, ids_only).await;
+        assert_eq!(
+            sent[1]["contents"][1]["parts"][1]["thoughtSignature"],
+            CALL_SIGNATURE
+        );
+    }
+
+    #[tokio::test]
+    async fn the_mock_refuses_what_gemini_refuses() {
+        // An unsigned call from another provider gets the sentinel, which this mock (knowing
+        // every call came from it) refuses as Gemini 3 refuses a lost signature.
+        let mock = StrictGemini::start(vec![DONE_TURN]).await;
+        let router = router_for(&mock).await;
+        let lost = json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_1",
+            "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]});
+        let answer = chat(
+            &router,
+            &second_turn(false, lost, &json!("call_1")).to_string(),
+        )
+        .await;
+        assert_eq!(answer.status, 400, "{}", answer.text());
+        assert!(
+            answer.text().contains("thought_signature"),
+            "{}",
+            answer.text()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_inexpressible_schema_is_refused_before_gemini_sees_it() {
+        let mock = StrictGemini::start(vec![DONE_TURN]).await;
+        let router = router_for(&mock).await;
+        let request = json!({"model": "smart", "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object",
+                "properties": {"x": {"type": "array", "items": {"not": {"type": "string"}}}}}}}]});
+        let answer = chat(&router, &request.to_string()).await;
+        assert_eq!(answer.status, 400, "{}", answer.text());
+        assert_eq!(
+            answer.error()["param"],
+            "tools[0].function.parameters.properties.x.items.not"
+        );
+        assert!(mock.received().is_empty());
+
+        let format = json!({"model": "smart", "messages": [{"role": "user", "content": "hi"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema":
+                {"type": "object", "properties": {"n": {"type": "integer", "exclusiveMaximum": 10}},
+                 "additionalProperties": false, "$schema": "s"}}}});
+        let answer = chat(&router, &format.to_string()).await;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        assert_eq!(
+            mock.received()[0]["generationConfig"]["responseJsonSchema"],
+            json!({"type": "object", "properties": {"n": {"type": "integer", "maximum": 9}},
+                "additionalProperties": false})
+        );
+    }
+}
+
+/// Thought summaries, when the client asks with `include_reasoning`, stream as
+/// `delta.reasoning_content`, never mixed into the content; thinking tokens are reasoning
+/// tokens in the usage chunk.
+#[tokio::test]
+async fn reasoning_streams_as_reasoning_content_when_asked() {
+    let chunks = [
+        r#"{"candidates":[{"content":{"parts":[{"text":"Weighing units.","thought":true}],"role":"model"},"index":0}],"responseId":"r-1"}"#,
+        r#"{"candidates":[{"content":{"parts":[{"text":"It is 18°C."}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":5,"candidatesTokenCount":4,"thoughtsTokenCount":9,"totalTokenCount":18},"responseId":"r-1"}"#,
+    ];
+    let upstream = MockUpstream::start(vec![gemini_sse(&chunks)]).await;
+    let router = router_for(&upstream).await;
+    let request = json!({"model": "smart", "stream": true, "stream_options": {"include_usage": true},
+        "include_reasoning": true, "reasoning_effort": "medium",
+        "messages": [{"role": "user", "content": "Weather?"}]});
+    let answer = chat(&router, &request.to_string()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(
+        upstream.requests()[0].json()["generationConfig"]["thinkingConfig"],
+        json!({"thinkingBudget": 8192, "includeThoughts": true})
+    );
+    let chunks: Vec<Value> = answer
+        .sse_data()
+        .iter()
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let deltas: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"].get(0).map(|c| &c["delta"]))
+        .collect();
+    assert_eq!(*deltas[1], json!({"reasoning_content": "Weighing units."}));
+    assert_eq!(*deltas[2], json!({"content": "It is 18°C."}));
+    let usage = &chunks.last().unwrap()["usage"];
+    assert_eq!(usage["completion_tokens"], 13);
+    assert_eq!(usage["completion_tokens_details"]["reasoning_tokens"], 9);
+}
