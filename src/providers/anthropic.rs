@@ -12,7 +12,9 @@
 //! budget_tokens}`, which Claude 3.7 Sonnet and the Claude 4 family (Sonnet 4, 4.5 and 4.6,
 //! Opus 4, 4.1, 4.5 and 4.6, Haiku 4.5) take; on the 4.6 models Anthropic deprecates it in
 //! favour of adaptive thinking but still honours it. Older models (3.5 and before) have no
-//! extended thinking and answer 400, which reaches the client as Anthropic's message. The
+//! extended thinking, and Opus 4.7 and later only adaptive thinking (`thinking: {type:
+//! "adaptive"}` with `output_config.effort`), which this adapter does not send: both answer
+//! 400, which reaches the client as Anthropic's message. The
 //! budgets per effort are [`thinking_budget`]'s, the output cap around them
 //! [`output_budget`]'s; what thinking rules out (a temperature below 1, `top_p` below 0.95,
 //! a forced tool call, an assistant prefill) is a 400 naming the field.
