@@ -734,11 +734,9 @@ fn assistant_blocks<'b>(
     i: usize,
     target: &Target,
 ) -> Result<Vec<Block<'b>>, ApiError> {
-    let mut out: Vec<Block<'b>> = message
-        .thinking_blocks
-        .iter()
-        .flatten()
-        .map(|block| match block {
+    let mut out = blocks(message, i, Place::Assistant, target)?;
+    if let Some(thinking) = &message.thinking_blocks {
+        let thinking = thinking.iter().map(|block| match block {
             ThinkingBlock::Thinking {
                 thinking,
                 signature,
@@ -747,9 +745,9 @@ fn assistant_blocks<'b>(
                 signature,
             },
             ThinkingBlock::RedactedThinking { data } => Block::RedactedThinking { data },
-        })
-        .collect();
-    out.extend(blocks(message, i, Place::Assistant, target)?);
+        });
+        out.splice(0..0, thinking);
+    }
     for (j, call) in message.tool_calls.iter().flatten().enumerate() {
         let param = format!("messages[{i}].tool_calls[{j}].function.arguments");
         out.push(Block::ToolUse {
