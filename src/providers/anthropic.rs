@@ -14,10 +14,11 @@
 //! favour of adaptive thinking but still honours it. Older models (3.5 and before) have no
 //! extended thinking, and Opus 4.7 and later only adaptive thinking (`thinking: {type:
 //! "adaptive"}` with `output_config.effort`), which this adapter does not send: both answer
-//! 400, which reaches the client as Anthropic's message. The
-//! budgets per effort are [`thinking_budget`]'s, the output cap around them
-//! [`output_budget`]'s; what thinking rules out (a temperature below 1, `top_p` below 0.95,
-//! a forced tool call, an assistant prefill) is a 400 naming the field.
+//! 400, which reaches the client as Anthropic's message. The budgets per effort are
+//! [`thinking_budget`]'s, the output cap around them [`output_budget`]'s; what thinking rules
+//! out (a temperature below 1, `top_p` below 0.95, a forced tool call, an assistant prefill)
+//! is a 400 naming the field. `include_reasoning` changes nothing here: Claude's thinking is
+//! readable whenever it is on, and it is only on when `reasoning_effort` asks for it.
 //!
 //! Answers carry the thinking as `reasoning_content` (the text) and `thinking_blocks` (each
 //! block with its signature, redacted ones too, in order); streams send the text as
@@ -601,8 +602,9 @@ impl Place {
     }
 }
 
-/// A message's content as blocks: text and, where allowed, images and PDFs. Empty or whitespace-only
-/// text is dropped: Anthropic refuses such blocks (reference 2.2) and they say nothing.
+/// A message's content as blocks: text and, where allowed, images and PDFs. Empty or
+/// whitespace-only text is dropped: Anthropic refuses such blocks (reference 2.2) and they say
+/// nothing.
 fn blocks<'b>(
     message: &'b Message<'_>,
     index: usize,
