@@ -361,6 +361,49 @@ async fn what_claude_cannot_do_is_refused_before_any_upstream_call() {
     assert_eq!(upstream.calls(), 0);
 }
 
+#[tokio::test]
+async fn images_and_pdfs_in_tool_results_reach_claude() {
+    let upstream = MockUpstream::start(vec![Reply::json(200, ANSWER)]).await;
+    let router = router(&upstream).await;
+    let body = r#"{"model":"claude","messages":[
+      {"role":"user","content":[{"type":"text","text":"Read the scan."},
+        {"type":"file","file":{"filename":"form.pdf","file_data":"data:application/pdf;base64,JVBERi0xLjQK"}}]},
+      {"role":"assistant","content":null,"tool_calls":[{"id":"call_scan","type":"function","function":{"name":"scan","arguments":"{}"}}]},
+      {"role":"tool","tool_call_id":"call_scan","content":[{"type":"text","text":"Page 1:"},
+        {"type":"image_url","image_url":{"url":"DATA:image/PNG;base64,iVBORw0KGgo="}},
+        {"type":"file","file":{"file_data":"data:application/pdf;base64,JVBERi0xLjcK"}}]}],
+      "tools":[{"type":"function","function":{"name":"scan"}}]}"#;
+    let answer = chat(&router, body).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let sent = upstream.requests()[0].json();
+    assert_eq!(
+        sent["messages"][0]["content"][1],
+        json!({"type": "document", "title": "form.pdf",
+               "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQK"}})
+    );
+    assert_eq!(
+        sent["messages"][2]["content"],
+        json!([{"type": "tool_result", "tool_use_id": "call_scan", "content": [
+            {"type": "text", "text": "Page 1:"},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+            {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjcK"}}
+        ]}])
+    );
+
+    // An OpenAI file id means nothing to Anthropic: refused before any call, naming it.
+    let by_id = body.replace(
+        r#""file_data":"data:application/pdf;base64,JVBERi0xLjcK""#,
+        r#""file_id":"file-abc123""#,
+    );
+    let refused = chat(&router, &by_id).await;
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert_eq!(
+        refused.error()["param"],
+        "messages[2].content[2].file.file_id"
+    );
+    assert_eq!(upstream.calls(), 1);
+}
+
 /// Extended thinking in a tool loop, against a mock that enforces Anthropic's rule: with
 /// thinking on, an assistant turn that calls tools must begin with the thinking that produced
 /// it, signature intact.
