@@ -780,6 +780,10 @@ pub struct AssistantMessage<'a> {
     /// Not in OpenAI's schema, but the field DeepSeek and Qwen use for visible thinking.
     #[serde(skip_serializing_if = "Option::is_none")]
     reasoning_content: Option<String>,
+    /// Claude's signed thinking, which the client sends back on its next turn; left out when
+    /// empty (see [`ThinkingBlock`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    thinking_blocks: Vec<ThinkingBlock<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tool_calls: Vec<ToolCallOut<'a>>,
     /// Translated providers have no refusal field (refusals show as `content_filter`).
@@ -801,6 +805,7 @@ impl<'a> AssistantMessage<'a> {
             role: "assistant",
             content,
             reasoning_content,
+            thinking_blocks: Vec::new(),
             tool_calls,
             refusal: None,
             extra_content: None,
@@ -810,6 +815,12 @@ impl<'a> AssistantMessage<'a> {
     /// The same message carrying provider extras (left out when `None`).
     pub fn with_extra_content(mut self, extra_content: Option<ExtraContent<'a>>) -> Self {
         self.extra_content = extra_content;
+        self
+    }
+
+    /// The same message carrying the thinking blocks the answer came with, in their order.
+    pub fn with_thinking_blocks(mut self, blocks: Vec<ThinkingBlock<'a>>) -> Self {
+        self.thinking_blocks = blocks;
         self
     }
 }
@@ -992,6 +1003,9 @@ pub struct Delta<'a> {
     /// Provider extras of the message (Gemini's thought signature of a text part).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extra_content: Option<ExtraContent<'a>>,
+    /// One whole thinking block, sent when it closes, for the client to send back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking_blocks: Option<[ThinkingBlock<'a>; 1]>,
 }
 
 impl<'a> Delta<'a> {
@@ -1024,6 +1038,14 @@ impl<'a> Delta<'a> {
     pub fn tool_call(call: ToolCallDelta<'a>) -> Self {
         Self {
             tool_calls: Some([call]),
+            ..Self::default()
+        }
+    }
+
+    /// A whole thinking block.
+    pub fn thinking_block(block: ThinkingBlock<'a>) -> Self {
+        Self {
+            thinking_blocks: Some([block]),
             ..Self::default()
         }
     }

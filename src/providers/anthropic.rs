@@ -6,6 +6,29 @@
 //! in the OpenAI wire (reference/provider-apis.md sections 2 and 7). What Claude cannot do is a
 //! 400 naming the field, never a silent drop that would change the answer.
 //!
+//! # Reasoning
+//!
+//! `reasoning_effort` turns on extended thinking, `thinking: {type: "enabled",
+//! budget_tokens}`, which Claude 3.7 Sonnet and the Claude 4 family (Sonnet 4, 4.5 and 4.6,
+//! Opus 4, 4.1, 4.5 and 4.6, Haiku 4.5) take; on the 4.6 models Anthropic deprecates it in
+//! favour of adaptive thinking but still honours it. Older models (3.5 and before) have no
+//! extended thinking, and Opus 4.7 and later only adaptive thinking (`thinking: {type:
+//! "adaptive"}` with `output_config.effort`), which this adapter does not send: both answer
+//! 400, which reaches the client as Anthropic's message. The budgets per effort are
+//! [`thinking_budget`]'s, the output cap around them [`output_budget`]'s; what thinking rules
+//! out (a temperature below 1, `top_p` below 0.95, a forced tool call, an assistant prefill)
+//! is a 400 naming the field. `include_reasoning` changes nothing here: Claude's thinking is
+//! readable whenever it is on, and it is only on when `reasoning_effort` asks for it.
+//!
+//! Answers carry the thinking as `reasoning_content` (the text) and `thinking_blocks` (each
+//! block with its signature, redacted ones too, in order); streams send the text as
+//! `delta.reasoning_content` as it comes and each block whole as `delta.thinking_blocks`
+//! when it closes. A client that sends the assistant message back with its
+//! `thinking_blocks` gets them to Claude unchanged at the front of that turn, which Claude
+//! requires of a tool-use turn when thinking is on; none are made up. Anthropic counts
+//! thinking in `output_tokens` without splitting it out, so `completion_tokens` includes it
+//! and `completion_tokens_details` is left out rather than guessed.
+//!
 //! Everything here is a pure function of its inputs: no I/O, no clock (`created` comes from
 //! [`ChatRequest::created`], stamped by the front door), no environment. Stream translation
 //! holds one event at a time plus a few counters, never the answer itself.
@@ -28,9 +51,10 @@ use super::{
 use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
 use crate::openai::{
-    AssistantMessage, ChatRequest, Completion, CompletionChoice, Content, Delta, FunctionDelta,
-    FunctionOut, MediaSource, Message, Part, PromptTokensDetails, ResponseFormat, Role, Stop,
-    ToolCallDelta, ToolCallOut, ToolChoice as OpenAiToolChoice, Usage, UsageOut,
+    AssistantMessage, ChatRequest, Completion, CompletionChoice, Content, Delta, FilePart,
+    FunctionDelta, FunctionOut, MediaSource, Message, Part, PromptTokensDetails, ReasoningEffort,
+    ResponseFormat, Role, Stop, ThinkingBlock, ToolCallDelta, ToolCallOut,
+    ToolChoice as OpenAiToolChoice, Usage, UsageOut,
 };
 use crate::retry_after;
 use crate::sse::SseEvent;
@@ -46,8 +70,18 @@ const API_VERSION: &str = "2023-06-01";
 /// operators who want longer answers set `max_tokens` per model in `providers.toml`.
 const DEFAULT_MAX_TOKENS: u32 = 4096;
 
-/// Anthropic's temperature ceiling: its range is 0..1 where OpenAI's is 0..2.
+/// Anthropic's temperature ceiling: its range is 0..1 where OpenAI's is 0..2. It is also the
+/// only temperature extended thinking runs at.
 const MAX_TEMPERATURE: f64 = 1.0;
+
+/// Anthropic's smallest `thinking.budget_tokens` (reference 2.2).
+const MIN_THINKING_BUDGET: u32 = 1_024;
+
+/// The budget of `reasoning_effort: "max"`: 32 000 less [`DEFAULT_MAX_TOKENS`] for the answer.
+const MAX_THINKING_BUDGET: u32 = 27_904;
+
+/// The smallest `top_p` Anthropic accepts with extended thinking.
+const MIN_THINKING_TOP_P: f64 = 0.95;
 
 /// Appended to the system prompt for `response_format: {"type":"json_object"}`.
 ///
@@ -74,9 +108,8 @@ const HONOURS: Honours = Honours {
     audio_output: false,
     web_search: false,
     legacy_functions: false,
-    // Dropping it would answer without the reasoning asked for; extended thinking needs its
-    // signed blocks carried across turns, which this adapter does not do yet.
-    reasoning_effort: false,
+    // Extended thinking, with its signed blocks carried across turns.
+    reasoning_effort: true,
     other_tool_types: false,
 };
 
@@ -162,6 +195,16 @@ struct MessagesRequest<'b> {
     metadata: Option<Metadata<'b>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     output_config: Option<OutputConfig<'b>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<Thinking>,
+}
+
+/// `thinking`: extended thinking with a token budget (reference 2.2).
+#[derive(Debug, PartialEq, Eq, Serialize)]
+struct Thinking {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    budget_tokens: u32,
 }
 
 /// One conversation turn; Anthropic wants user and assistant turns alternating.
@@ -178,7 +221,20 @@ enum Block<'b> {
     /// Non-empty text (Anthropic answers 400 to an empty text block).
     Text { text: &'b str },
     /// An inline or linked image.
-    Image { source: ImageSource<'b> },
+    Image { source: Source<'b> },
+    /// A PDF, inline.
+    Document {
+        source: Source<'b>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        title: Option<&'b str>,
+    },
+    /// Signed thinking of an earlier assistant turn, sent back as Claude wrote it.
+    Thinking {
+        thinking: &'b str,
+        signature: &'b str,
+    },
+    /// Encrypted thinking of an earlier assistant turn, sent back as Claude wrote it.
+    RedactedThinking { data: &'b str },
     /// A tool call the assistant made earlier.
     ToolUse {
         id: Cow<'b, str>,
@@ -193,10 +249,10 @@ enum Block<'b> {
     },
 }
 
-/// Where an image comes from.
+/// Where an image's or a document's bytes come from.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-enum ImageSource<'b> {
+enum Source<'b> {
     /// A `data:` URL's payload.
     Base64 {
         media_type: &'static str,
@@ -272,11 +328,16 @@ fn translate_request<'b>(
     let tools = tools(body.tools.as_deref().unwrap_or_default());
     let tool_choice = tool_choice(chat, !tools.is_empty())?;
     let (temperature, top_p) = sampling(body.temperature, body.top_p);
+    let (max_tokens, thinking) = output_budget(chat, target)?;
+    let messages = turns(chat.messages(), target)?;
+    if thinking.is_some() {
+        thinking_allows(temperature, top_p, tool_choice.as_ref(), &messages)?;
+    }
     Ok(MessagesRequest {
         model: &target.model,
-        max_tokens: max_tokens(chat, target),
+        max_tokens,
         system: (!system.is_empty()).then_some(system),
-        messages: turns(chat.messages(), target)?,
+        messages,
         temperature,
         top_p,
         stop_sequences: stop_sequences(body.stop.as_ref()),
@@ -293,6 +354,7 @@ fn translate_request<'b>(
             }),
             Some(ResponseFormat::Text | ResponseFormat::JsonObject) | None => None,
         },
+        thinking,
     })
 }
 
@@ -319,6 +381,109 @@ fn max_tokens(chat: &ChatRequest<'_>, target: &Target) -> u32 {
         .or(chat.body.max_tokens)
         .or(target.max_tokens)
         .unwrap_or(DEFAULT_MAX_TOKENS)
+}
+
+/// `max_tokens` and `thinking` together, since the thinking budget counts against the cap.
+///
+/// Without `reasoning_effort` (or with `"none"`) there is no thinking and the cap is
+/// [`max_tokens`]'s. With it, the budget is [`thinking_budget`]'s, and Anthropic wants it
+/// below `max_tokens`:
+/// - a client cap (`max_completion_tokens`, else `max_tokens`) is kept, as OpenAI's also
+///   counts reasoning, and the budget shrinks to fit under it, down to Anthropic's minimum of
+///   [`MIN_THINKING_BUDGET`]; a cap too small for that is a 400 naming the field;
+/// - without one, the cap is raised to the budget plus [`DEFAULT_MAX_TOKENS`] for the answer
+///   when the model's default is smaller.
+fn output_budget(
+    chat: &ChatRequest<'_>,
+    target: &Target,
+) -> Result<(u32, Option<Thinking>), ApiError> {
+    let body = &chat.body;
+    let Some(wanted) = body.reasoning_effort.and_then(thinking_budget) else {
+        return Ok((max_tokens(chat, target), None));
+    };
+    let client_cap = match (body.max_completion_tokens, body.max_tokens) {
+        (Some(cap), _) => Some(("max_completion_tokens", cap)),
+        (None, Some(cap)) => Some(("max_tokens", cap)),
+        (None, None) => None,
+    };
+    let (max_tokens, budget) = match client_cap {
+        Some((param, cap)) if cap <= MIN_THINKING_BUDGET => {
+            return Err(invalid(
+                param,
+                &format!(
+                    "with 'reasoning_effort' it must be above {MIN_THINKING_BUDGET}: Claude's \
+                     smallest thinking budget is {MIN_THINKING_BUDGET} tokens and must be less \
+                     than the output cap"
+                ),
+            ));
+        }
+        Some((_, cap)) => (cap, wanted.min(cap - 1)),
+        None => {
+            let default = target.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+            (default.max(wanted + DEFAULT_MAX_TOKENS), wanted)
+        }
+    };
+    Ok((
+        max_tokens,
+        Some(Thinking {
+            kind: "enabled",
+            budget_tokens: budget,
+        }),
+    ))
+}
+
+/// The thinking budget for a `reasoning_effort`; `None` for `"none"` (no thinking).
+///
+/// Each step roughly doubles the last, from Anthropic's minimum up to the most that leaves
+/// [`DEFAULT_MAX_TOKENS`] answer tokens inside 32 000, the smallest output limit among the
+/// Claude models that think (Opus 4 and 4.1), so no effort makes a request too big for them.
+fn thinking_budget(effort: ReasoningEffort) -> Option<u32> {
+    match effort {
+        ReasoningEffort::None => None,
+        ReasoningEffort::Minimal => Some(MIN_THINKING_BUDGET),
+        ReasoningEffort::Low => Some(2_048),
+        ReasoningEffort::Medium => Some(8_192),
+        ReasoningEffort::High => Some(16_384),
+        ReasoningEffort::Xhigh => Some(24_576),
+        ReasoningEffort::Max => Some(MAX_THINKING_BUDGET),
+    }
+}
+
+/// What extended thinking rules out (reference 2.2), refused naming the field rather than
+/// dropped, since each would change the answer: a temperature other than 1, `top_p` below
+/// 0.95, a forced tool call, and an assistant prefill as the last turn.
+fn thinking_allows(
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    tool_choice: Option<&ToolChoice<'_>>,
+    turns: &[Turn<'_>],
+) -> Result<(), ApiError> {
+    if temperature.is_some_and(|t| t < MAX_TEMPERATURE) {
+        return Err(invalid(
+            "temperature",
+            "Claude thinks (from 'reasoning_effort') only at temperature 1; leave it out or send 1",
+        ));
+    }
+    if top_p.is_some_and(|p| p < MIN_THINKING_TOP_P) {
+        return Err(invalid(
+            "top_p",
+            "with 'reasoning_effort' Claude takes top_p from 0.95 to 1 only",
+        ));
+    }
+    if tool_choice.is_some_and(|choice| matches!(choice.kind, "any" | "tool")) {
+        return Err(invalid(
+            "tool_choice",
+            "Claude cannot be forced to call a tool while it thinks (from 'reasoning_effort'); \
+             send \"auto\" or \"none\"",
+        ));
+    }
+    if turns.last().is_some_and(|turn| turn.role == "assistant") {
+        return Err(invalid(
+            "messages",
+            "with 'reasoning_effort' the last message cannot be an assistant turn (a prefill)",
+        ));
+    }
+    Ok(())
 }
 
 /// `temperature` and `top_p` as Claude accepts them.
@@ -421,7 +586,7 @@ fn turns<'b>(messages: &'b [Message<'_>], target: &Target) -> Result<Vec<Turn<'b
 enum Place {
     /// The system prompt: text only.
     System,
-    /// A user turn or a tool result: text and images.
+    /// A user turn or a tool result: text, images and PDFs.
     User,
     /// An assistant turn: text only.
     Assistant,
@@ -438,8 +603,9 @@ impl Place {
     }
 }
 
-/// A message's content as blocks: text and, where allowed, images. Empty or whitespace-only
-/// text is dropped: Anthropic refuses such blocks (reference 2.2) and they say nothing.
+/// A message's content as blocks: text and, where allowed, images and PDFs. Empty or
+/// whitespace-only text is dropped: Anthropic refuses such blocks (reference 2.2) and they say
+/// nothing.
 fn blocks<'b>(
     message: &'b Message<'_>,
     index: usize,
@@ -476,6 +642,7 @@ fn part_block<'b>(
         Part::Image { source, .. } if place == Place::User => {
             image(source, &format!("{param}.image_url.url")).map(Some)
         }
+        Part::File(file) if place == Place::User => document(file, param).map(Some),
         _ => Err(unsupported_part(param, part, target, place.name())),
     }
 }
@@ -493,12 +660,12 @@ fn image<'b>(source: &'b MediaSource<'_>, param: &str) -> Result<Block<'b>, ApiE
                     ),
                 )
             })?;
-            ImageSource::Base64 {
+            Source::Base64 {
                 media_type,
                 data: base64,
             }
         }
-        MediaSource::Url(url) if is_http(url) => ImageSource::Url { url },
+        MediaSource::Url(url) if is_http(url) => Source::Url { url },
         MediaSource::Url(_) => {
             return Err(invalid(
                 param,
@@ -507,6 +674,37 @@ fn image<'b>(source: &'b MediaSource<'_>, param: &str) -> Result<Block<'b>, ApiE
         }
     };
     Ok(Block::Image { source })
+}
+
+/// A document block from a `file` part: an inline PDF.
+///
+/// A `file_id` is refused: it names a file in OpenAI's Files API, which Claude cannot read.
+fn document<'b>(file: &'b FilePart<'_>, param: &str) -> Result<Block<'b>, ApiError> {
+    match &file.data {
+        Some(MediaSource::Inline { media_type, base64 }) if media_type == "application/pdf" => {
+            Ok(Block::Document {
+                source: Source::Base64 {
+                    media_type: "application/pdf",
+                    data: base64,
+                },
+                title: file.filename.as_deref(),
+            })
+        }
+        Some(MediaSource::Inline { media_type, .. }) => Err(invalid(
+            &format!("{param}.file.file_data"),
+            &format!("file type '{media_type}' is not accepted; send a PDF (application/pdf)"),
+        )),
+        // The front door only lets data URLs through as file data.
+        Some(MediaSource::Url(_)) => Err(invalid(
+            &format!("{param}.file.file_data"),
+            "file data must be a base64 data URL",
+        )),
+        None => Err(invalid(
+            &format!("{param}.file.file_id"),
+            "file ids name files in OpenAI's Files API, which Claude cannot read; send the \
+             file inline as 'file_data' (a base64 PDF data URL)",
+        )),
+    }
 }
 
 /// Whether `url` is `http://` or `https://`, scheme in any case.
@@ -527,13 +725,32 @@ fn image_media_type(mime: &str) -> Option<&'static str> {
     }
 }
 
-/// An assistant message: its text, then a `tool_use` block per tool call.
+/// An assistant message: its thinking blocks as the client sent them back, its text, then a
+/// `tool_use` block per tool call.
+///
+/// Thinking goes first and unchanged (signatures byte for byte): with thinking on, Anthropic
+/// refuses a tool-use turn that does not begin with the thinking that produced it. None is
+/// made up when the client sent none; `reasoning_content` alone carries no signature and is
+/// not sent back.
 fn assistant_blocks<'b>(
     message: &'b Message<'_>,
     i: usize,
     target: &Target,
 ) -> Result<Vec<Block<'b>>, ApiError> {
     let mut out = blocks(message, i, Place::Assistant, target)?;
+    if let Some(thinking) = &message.thinking_blocks {
+        let thinking = thinking.iter().map(|block| match block {
+            ThinkingBlock::Thinking {
+                thinking,
+                signature,
+            } => Block::Thinking {
+                thinking,
+                signature,
+            },
+            ThinkingBlock::RedactedThinking { data } => Block::RedactedThinking { data },
+        });
+        out.splice(0..0, thinking);
+    }
     for (j, call) in message.tool_calls.iter().flatten().enumerate() {
         let param = format!("messages[{i}].tool_calls[{j}].function.arguments");
         out.push(Block::ToolUse {
@@ -690,6 +907,27 @@ struct BlockIn<'a> {
     input: Option<&'a RawValue>,
     #[serde(borrow, default)]
     thinking: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    signature: Option<Cow<'a, str>>,
+    /// A `redacted_thinking` block's encrypted thinking.
+    #[serde(borrow, default)]
+    data: Option<Cow<'a, str>>,
+}
+
+impl<'a> BlockIn<'a> {
+    /// A `thinking` or `redacted_thinking` block as the client will send it back.
+    fn thinking_block(&self) -> Option<ThinkingBlock<'_>> {
+        match self.kind.as_ref() {
+            "thinking" => Some(ThinkingBlock::Thinking {
+                thinking: Cow::Borrowed(self.thinking.as_deref().unwrap_or_default()),
+                signature: Cow::Borrowed(self.signature.as_deref().unwrap_or_default()),
+            }),
+            "redacted_thinking" => Some(ThinkingBlock::RedactedThinking {
+                data: Cow::Borrowed(self.data.as_deref().unwrap_or_default()),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Anthropic's usage; `input_tokens` leaves out cache reads and writes (reference 2.3).
@@ -755,6 +993,7 @@ fn translate_response(body: &[u8], created: u64) -> Result<Translated, UpstreamF
         serde_json::from_slice(body).map_err(|e| malformed("response body", e))?;
     let mut text: Option<String> = None;
     let mut thinking: Option<String> = None;
+    let mut thinking_blocks = Vec::new();
     let mut tool_calls = Vec::new();
     for block in &message.content {
         match block.kind.as_ref() {
@@ -765,9 +1004,11 @@ fn translate_response(body: &[u8], created: u64) -> Result<Translated, UpstreamF
                 .get_or_insert_default()
                 .push_str(block.thinking.as_deref().unwrap_or_default()),
             "tool_use" => tool_calls.push(tool_call_out(block)?),
-            // redacted_thinking is encrypted; server tools' blocks have no OpenAI form.
+            // Redacted thinking is encrypted: it only travels in `thinking_blocks`. Server
+            // tools' blocks have no OpenAI form.
             _ => {}
         }
+        thinking_blocks.extend(block.thinking_block());
     }
     let content = match text {
         None if !tool_calls.is_empty() => None,
@@ -776,7 +1017,7 @@ fn translate_response(body: &[u8], created: u64) -> Result<Translated, UpstreamF
     let usage = message.usage.to_openai();
     let choice = CompletionChoice::new(
         0,
-        AssistantMessage::new(content, thinking, tool_calls),
+        AssistantMessage::new(content, thinking, tool_calls).with_thinking_blocks(thinking_blocks),
         finish_reason(message.stop_reason.as_deref()),
     );
     let completion = Completion::new(
@@ -866,6 +1107,8 @@ struct DeltaIn<'a> {
     #[serde(borrow, default)]
     thinking: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
+    signature: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
     stop_reason: Option<Cow<'a, str>>,
 }
 
@@ -876,6 +1119,8 @@ struct EventStream {
     include_usage: bool,
     /// Created by `message_start`, which names the message and model; `None` until then.
     writer: Option<ChunkWriter>,
+    /// The open `thinking` block, kept whole until it closes.
+    open_thinking: Option<OpenThinking>,
     usage: UsageIn,
 }
 
@@ -889,6 +1134,7 @@ impl EventStream {
             created,
             include_usage,
             writer: None,
+            open_thinking: None,
             usage: UsageIn::default(),
         }
     }
@@ -912,7 +1158,7 @@ impl EventStream {
                 if let (Some(writer), Some(block)) = (self.writer.as_mut(), event.index) {
                     writer.close_call(CHOICE, block);
                 }
-                Ok(())
+                self.close_thinking(event.index, out)
             }
             "message_delta" => self.message_delta(event, out),
             "message_stop" => self.stop(out),
@@ -964,9 +1210,44 @@ impl EventStream {
             }
             // Text and thinking blocks start empty; anything they hold is sent like a delta.
             "text" => text(writer, block.text.as_deref(), Delta::content, out),
-            "thinking" => text(writer, block.thinking.as_deref(), Delta::reasoning, out),
+            "thinking" => {
+                let Some(index) = event.index else {
+                    return Err(stream_malformed("a thinking block without index"));
+                };
+                let thinking = block.thinking.as_deref().unwrap_or_default();
+                text(writer, Some(thinking), Delta::reasoning, out)?;
+                self.open_thinking = Some(OpenThinking {
+                    index,
+                    text: thinking.to_owned(),
+                    signature: block.signature.as_deref().unwrap_or_default().to_owned(),
+                });
+                Ok(())
+            }
+            // Redacted thinking arrives whole in its start event and has no readable text.
+            "redacted_thinking" => match block.thinking_block() {
+                Some(whole) => writer.delta(CHOICE, Delta::thinking_block(whole), out),
+                None => Ok(()),
+            },
             _ => Ok(()),
         }
+    }
+
+    /// `content_block_stop` of the open thinking block: the whole block as `thinking_blocks`,
+    /// so the client can send it back, signature included.
+    fn close_thinking(
+        &mut self,
+        index: Option<u64>,
+        out: &mut Vec<Bytes>,
+    ) -> Result<(), UpstreamFailure> {
+        let Some(open) = self.open_thinking.take_if(|open| Some(open.index) == index) else {
+            return Ok(());
+        };
+        let whole = ThinkingBlock::Thinking {
+            thinking: Cow::Borrowed(&open.text),
+            signature: Cow::Borrowed(&open.signature),
+        };
+        self.writer()?
+            .delta(CHOICE, Delta::thinking_block(whole), out)
     }
 
     /// `content_block_delta`: text, reasoning or argument fragments.
@@ -975,14 +1256,26 @@ impl EventStream {
         event: EventIn<'_>,
         out: &mut Vec<Bytes>,
     ) -> Result<(), UpstreamFailure> {
-        let writer = self.writer()?;
+        // The writer field alone, so the open thinking block can be kept up to date beside it.
+        let writer = self.writer.as_mut().ok_or_else(before_start)?;
         let Some(delta) = event.delta else {
             return Err(stream_malformed("content_block_delta without a delta"));
         };
         match delta.kind.as_deref() {
             Some("text_delta") => text(writer, delta.text.as_deref(), Delta::content, out),
             Some("thinking_delta") => {
-                text(writer, delta.thinking.as_deref(), Delta::reasoning, out)
+                let fragment = delta.thinking.as_deref();
+                if let Some(open) = open_thinking_at(&mut self.open_thinking, event.index) {
+                    open.text.push_str(fragment.unwrap_or_default());
+                }
+                text(writer, fragment, Delta::reasoning, out)
+            }
+            Some("signature_delta") => {
+                if let Some(open) = open_thinking_at(&mut self.open_thinking, event.index) {
+                    open.signature
+                        .push_str(delta.signature.as_deref().unwrap_or_default());
+                }
+                Ok(())
             }
             Some("input_json_delta") => {
                 // Blocks are told apart by their index, so fragments of calls that stream
@@ -1000,7 +1293,7 @@ impl EventStream {
                     Some(fragment) => writer.delta(CHOICE, tool_delta(call, None, fragment), out),
                 }
             }
-            // signature_delta and citations_delta have no OpenAI form.
+            // citations_delta has no OpenAI form.
             _ => Ok(()),
         }
     }
@@ -1049,6 +1342,28 @@ fn text<'t>(
         None | Some("") => Ok(()),
         Some(text) => writer.delta(CHOICE, as_delta(text), out),
     }
+}
+
+/// The open thinking block, when it is the one at `index`.
+fn open_thinking_at(
+    open: &mut Option<OpenThinking>,
+    index: Option<u64>,
+) -> Option<&mut OpenThinking> {
+    open.as_mut().filter(|open| Some(open.index) == index)
+}
+
+/// A `thinking` block between its start and stop events.
+///
+/// Its text is sent as `reasoning_content` as it comes, and kept as well: the signature that
+/// closes the block vouches for the whole text, and the client can only send the block back
+/// whole. This is the one piece of the answer the stream holds, for one block at a time.
+struct OpenThinking {
+    /// Its content-block index.
+    index: u64,
+    /// The thinking so far.
+    text: String,
+    /// The signature so far (it comes in `signature_delta`s).
+    signature: String,
 }
 
 impl StreamTranslator for EventStream {
@@ -1571,7 +1886,7 @@ max_tokens = 1000
             ),
             (
                 user(r#"[{"type":"text","text":"x"},{"type":"file","file":{"file_id":"f"}}]"#),
-                "messages[0].content[1]",
+                "messages[0].content[1].file.file_id",
             ),
             (
                 user(r#"[{"type":"image_url","image_url":{"url":"data:image/bmp;base64,AA=="}}]"#),
@@ -1610,15 +1925,202 @@ max_tokens = 1000
     }
 
     #[test]
-    fn reasoning_and_web_search_are_refused_not_dropped() {
-        for (extra, param) in [
-            (r#","reasoning_effort":"high""#, "reasoning_effort"),
-            (r#","reasoning_effort":"low""#, "reasoning_effort"),
-            (r#","web_search_options":{}"#, "web_search_options"),
+    fn web_search_is_refused_not_dropped() {
+        let (refused_param, message) = refused(&with(r#","web_search_options":{}"#));
+        assert_eq!(refused_param, "web_search_options");
+        assert!(message.contains("anthropic"), "{message}");
+    }
+
+    /// (max_tokens, thinking) sent for a client body, on `claude-x` (no default cap).
+    fn thinking_of(extra: &str, model: &str) -> (Value, Value) {
+        let body = translate_for(&with(extra), model);
+        (body["max_tokens"].clone(), body["thinking"].clone())
+    }
+
+    #[test]
+    fn reasoning_effort_maps_to_thinking_budgets() {
+        // Without a client cap the cap is raised to the budget plus 4096 for the answer.
+        for (effort, budget) in [
+            ("minimal", 1024),
+            ("low", 2048),
+            ("medium", 8192),
+            ("high", 16384),
+            ("xhigh", 24576),
+            ("max", 27904),
         ] {
-            let (refused_param, message) = refused(&with(extra));
-            assert_eq!(refused_param, param, "{extra}");
-            assert!(message.contains("anthropic"), "{message}");
+            let extra = format!(r#","reasoning_effort":"{effort}""#);
+            for model in ["claude/claude-x", "claude/claude-capped"] {
+                assert_eq!(
+                    thinking_of(&extra, model),
+                    (
+                        json!(budget + 4096),
+                        json!({"type": "enabled", "budget_tokens": budget})
+                    ),
+                    "{effort} {model}"
+                );
+            }
+        }
+        assert_eq!(
+            thinking_of(r#","reasoning_effort":"none""#, "claude/claude-x"),
+            (json!(4096), Value::Null)
+        );
+        // The client's cap counts thinking too: it is kept, and the budget fits under it.
+        for (extra, max_tokens, budget) in [
+            (
+                r#","reasoning_effort":"high","max_completion_tokens":20000"#,
+                20000,
+                16384,
+            ),
+            (
+                r#","reasoning_effort":"high","max_completion_tokens":5000"#,
+                5000,
+                4999,
+            ),
+            (r#","reasoning_effort":"low","max_tokens":1025"#, 1025, 1024),
+            (
+                r#","reasoning_effort":"low","max_tokens":9,"max_completion_tokens":3000"#,
+                3000,
+                2048,
+            ),
+        ] {
+            assert_eq!(
+                thinking_of(extra, "claude/claude-x"),
+                (
+                    json!(max_tokens),
+                    json!({"type": "enabled", "budget_tokens": budget})
+                ),
+                "{extra}"
+            );
+        }
+        for (extra, param) in [
+            (
+                r#","reasoning_effort":"low","max_completion_tokens":1024"#,
+                "max_completion_tokens",
+            ),
+            (
+                r#","reasoning_effort":"minimal","max_tokens":500"#,
+                "max_tokens",
+            ),
+        ] {
+            let (got, message) = refused(&with(extra));
+            assert_eq!(got, param, "{extra}");
+            assert!(message.contains("1024"), "{message}");
+        }
+    }
+
+    #[test]
+    fn what_thinking_rules_out_is_refused_naming_the_field() {
+        let thinking = r#","reasoning_effort":"medium""#;
+        for (extra, param) in [
+            (r#","temperature":0.7"#, "temperature"),
+            (r#","temperature":0"#, "temperature"),
+            (r#","top_p":0.9"#, "top_p"),
+            (
+                r#","tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"required""#,
+                "tool_choice",
+            ),
+            (
+                r#","tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function","function":{"name":"f"}}"#,
+                "tool_choice",
+            ),
+        ] {
+            let (got, message) = refused(&with(&format!("{thinking}{extra}")));
+            assert_eq!(got, param, "{extra}");
+            assert!(message.contains("reasoning_effort"), "{message}");
+            // The same field without thinking is fine.
+            translate(&with(extra));
+        }
+        let prefill = r#"{"model":"m","reasoning_effort":"low","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"Sure"}]}"#;
+        assert_eq!(refused(prefill).0, "messages");
+        // What thinking allows passes: temperature 1 (or above, clamped to 1), top_p from
+        // 0.95, auto and none tool choices.
+        for extra in [
+            r#","temperature":1"#,
+            r#","temperature":1.6"#,
+            r#","top_p":0.95"#,
+            r#","tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"auto""#,
+            r#","tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"none""#,
+        ] {
+            let body = translate(&with(&format!("{thinking}{extra}")));
+            assert_eq!(body["thinking"]["type"], "enabled", "{extra}");
+        }
+    }
+
+    #[test]
+    fn thinking_blocks_go_back_first_and_unchanged() {
+        let body = translate(
+            r#"{"model":"m","reasoning_effort":"low","messages":[
+              {"role":"user","content":"Weather?"},
+              {"role":"assistant","content":"Checking.","reasoning_content":"ignored",
+               "thinking_blocks":[
+                 {"type":"thinking","thinking":"Need \"weather\" \u00e9\n","signature":"EqQB+/=="},
+                 {"type":"redacted_thinking","data":"EmwKAhgB"}],
+               "tool_calls":[{"id":"toolu_1","type":"function","function":{"name":"w","arguments":"{}"}}]},
+              {"role":"tool","tool_call_id":"toolu_1","content":"18C"}]}"#,
+        );
+        assert_eq!(
+            body["messages"][1]["content"],
+            json!([
+                {"type": "thinking", "thinking": "Need \"weather\" é\n", "signature": "EqQB+/=="},
+                {"type": "redacted_thinking", "data": "EmwKAhgB"},
+                {"type": "text", "text": "Checking."},
+                {"type": "tool_use", "id": "toolu_1", "name": "w", "input": {}}
+            ])
+        );
+        // Without thinking blocks nothing is made up, whatever `reasoning_content` says.
+        let body = translate(
+            r#"{"model":"m","messages":[{"role":"user","content":"x"},{"role":"assistant","content":"y","reasoning_content":"hmm"},{"role":"user","content":"z"}]}"#,
+        );
+        assert_eq!(
+            body["messages"][1]["content"],
+            json!([{"type": "text", "text": "y"}])
+        );
+    }
+
+    #[test]
+    fn pdfs_become_documents_in_user_turns_and_tool_results() {
+        let body = translate(
+            r#"{"model":"m","messages":[
+              {"role":"user","content":[{"type":"text","text":"Summarise"},
+                {"type":"file","file":{"filename":"a.pdf","file_data":"data:Application/PDF;base64,JVBERi0="}}]},
+              {"role":"assistant","tool_calls":[{"id":"t1","type":"function","function":{"name":"scan","arguments":"{}"}}]},
+              {"role":"tool","tool_call_id":"t1","content":[{"type":"text","text":"page"},
+                {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBO"}},
+                {"type":"file","file":{"file_data":"data:application/pdf;base64,JVBE"}}]}]}"#,
+        );
+        assert_eq!(
+            body["messages"][0]["content"][1],
+            json!({"type": "document", "title": "a.pdf",
+                   "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}})
+        );
+        assert_eq!(
+            body["messages"][2]["content"],
+            json!([{"type": "tool_result", "tool_use_id": "t1", "content": [
+                {"type": "text", "text": "page"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"}},
+                {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"}}
+            ]}])
+        );
+        let tool_file = |file: &str| {
+            format!(
+                r#"{{"model":"m","messages":[{{"role":"user","content":"x"}},{{"role":"assistant","tool_calls":[{{"id":"t1","type":"function","function":{{"name":"f","arguments":"{{}}"}}}}]}},{{"role":"tool","tool_call_id":"t1","content":[{{"type":"file","file":{file}}}]}}]}}"#
+            )
+        };
+        for (file, param, says) in [
+            (
+                r#"{"file_id":"file-abc"}"#,
+                "messages[2].content[0].file.file_id",
+                "Files API",
+            ),
+            (
+                r#"{"file_data":"data:text/csv;base64,YSxi"}"#,
+                "messages[2].content[0].file.file_data",
+                "text/csv",
+            ),
+        ] {
+            let (got, message) = refused(&tool_file(file));
+            assert_eq!(got, param, "{file}");
+            assert!(message.contains(says), "{message}");
         }
     }
 
@@ -1681,6 +2183,10 @@ max_tokens = 1000
                 "choices": [{"index": 0, "logprobs": null, "finish_reason": "tool_calls",
                     "message": {"role": "assistant", "content": "Looking it up.", "refusal": null,
                         "reasoning_content": "Let me think.",
+                        "thinking_blocks": [
+                            {"type": "thinking", "thinking": "Let me think.", "signature": "sig"},
+                            {"type": "redacted_thinking", "data": "xyz"}
+                        ],
                         "tool_calls": [{"id": "toolu_1", "type": "function",
                             "function": {"name": "lookup", "arguments": "{\"q\":\"a b\",\"n\":[1,2]}"}}]}}],
                 "usage": {"prompt_tokens": 1112, "completion_tokens": 30, "total_tokens": 1142,
@@ -2028,19 +2534,24 @@ max_tokens = 1000
             *deltas[1],
             json!({"reasoning_content": "User wants weather."})
         );
-        assert_eq!(*deltas[2], json!({"content": "Checking"}));
-        assert_eq!(*deltas[3], json!({"content": " now."}));
+        // The thinking block closes whole, signature included, for the client to send back.
         assert_eq!(
-            *deltas[4],
+            *deltas[2],
+            json!({"thinking_blocks": [{"type": "thinking", "thinking": "User wants weather.", "signature": "EqQB"}]})
+        );
+        assert_eq!(*deltas[3], json!({"content": "Checking"}));
+        assert_eq!(*deltas[4], json!({"content": " now."}));
+        assert_eq!(
+            *deltas[5],
             json!({"tool_calls": [{"index": 0, "id": "toolu_A", "type": "function",
                                     "function": {"name": "get_weather", "arguments": ""}}]})
         );
         assert_eq!(
-            *deltas[5],
+            *deltas[6],
             json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"loc"}}]})
         );
         // Fragments of the first call, joined, are its complete arguments.
-        let joined: String = deltas[5..9]
+        let joined: String = deltas[6..10]
             .iter()
             .map(|d| {
                 assert_eq!(d["tool_calls"][0]["index"], 0);
@@ -2052,10 +2563,10 @@ max_tokens = 1000
             .collect();
         let arguments: Value = serde_json::from_str(&joined).unwrap();
         assert_eq!(arguments, json!({"location": "Zürich", "days": 10}));
-        assert_eq!(deltas[9]["tool_calls"][0]["index"], 1);
-        assert_eq!(deltas[9]["tool_calls"][0]["id"], "toolu_B");
-        assert_eq!(deltas[10]["tool_calls"][0]["function"]["arguments"], "{}");
-        assert_eq!(*deltas[11], json!({}));
+        assert_eq!(deltas[10]["tool_calls"][0]["index"], 1);
+        assert_eq!(deltas[10]["tool_calls"][0]["id"], "toolu_B");
+        assert_eq!(deltas[11]["tool_calls"][0]["function"]["arguments"], "{}");
+        assert_eq!(*deltas[12], json!({}));
         let finish = &chunks[chunks.len() - 2];
         assert_eq!(finish["choices"][0]["finish_reason"], "tool_calls");
         // With include_usage, every chunk before the last says `"usage": null` explicitly.
@@ -2076,7 +2587,7 @@ max_tokens = 1000
                    "prompt_tokens_details": {"cached_tokens": 70, "cache_write_tokens": 5}})
         );
         assert_eq!(usage.unwrap().total_tokens, 142);
-        assert_eq!(chunks.len(), 13);
+        assert_eq!(chunks.len(), 14);
     }
 
     #[test]
@@ -2084,8 +2595,79 @@ max_tokens = 1000
         let (frames, result, usage) = run(&tool_stream(), false, true);
         result.unwrap();
         assert!(frames.iter().all(|f| !f.contains("\"usage\"")));
-        assert_eq!(frames.len(), 13);
+        assert_eq!(frames.len(), 14);
         assert_eq!(usage.unwrap().completion_tokens, 42);
+    }
+
+    #[test]
+    fn thinking_blocks_stream_whole_when_they_close() {
+        let events = [
+            ("message_start", MESSAGE_START),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"redacted_thinking","data":"EmwKAhgB"}}"#,
+            ),
+            (
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":0}"#,
+            ),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":1,"content_block":{"type":"thinking","thinking":"","signature":""}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"thinking_delta","thinking":"Two \"parts\""}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"thinking_delta","thinking":", é."}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"signature_delta","signature":"EqQB"}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"signature_delta","signature":"+/=="}}"#,
+            ),
+            // Another block's stop does not close it.
+            (
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":7}"#,
+            ),
+            (
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":1}"#,
+            ),
+            (
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":1}"#,
+            ),
+            (
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":9}}"#,
+            ),
+            ("message_stop", r#"{"type":"message_stop"}"#),
+        ];
+        let (frames, result, _) = run(&events, false, true);
+        result.unwrap();
+        let deltas: Vec<Value> = frames[..frames.len() - 1]
+            .iter()
+            .map(|f| serde_json::from_str::<Value>(f).unwrap()["choices"][0]["delta"].clone())
+            .collect();
+        assert_eq!(
+            deltas[1..5],
+            [
+                json!({"thinking_blocks": [{"type": "redacted_thinking", "data": "EmwKAhgB"}]}),
+                json!({"reasoning_content": "Two \"parts\""}),
+                json!({"reasoning_content": ", é."}),
+                json!({"thinking_blocks": [{"type": "thinking", "thinking": "Two \"parts\", é.",
+                                            "signature": "EqQB+/=="}]}),
+            ]
+        );
+        // Then only the finish chunk: the block was sent once.
+        assert_eq!(deltas.len(), 6);
     }
 
     #[test]

@@ -361,6 +361,341 @@ async fn what_claude_cannot_do_is_refused_before_any_upstream_call() {
     assert_eq!(upstream.calls(), 0);
 }
 
+#[tokio::test]
+async fn images_and_pdfs_in_tool_results_reach_claude() {
+    let upstream = MockUpstream::start(vec![Reply::json(200, ANSWER)]).await;
+    let router = router(&upstream).await;
+    let body = r#"{"model":"claude","messages":[
+      {"role":"user","content":[{"type":"text","text":"Read the scan."},
+        {"type":"file","file":{"filename":"form.pdf","file_data":"data:application/pdf;base64,JVBERi0xLjQK"}}]},
+      {"role":"assistant","content":null,"tool_calls":[{"id":"call_scan","type":"function","function":{"name":"scan","arguments":"{}"}}]},
+      {"role":"tool","tool_call_id":"call_scan","content":[{"type":"text","text":"Page 1:"},
+        {"type":"image_url","image_url":{"url":"DATA:image/PNG;base64,iVBORw0KGgo="}},
+        {"type":"file","file":{"file_data":"data:application/pdf;base64,JVBERi0xLjcK"}}]}],
+      "tools":[{"type":"function","function":{"name":"scan"}}]}"#;
+    let answer = chat(&router, body).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let sent = upstream.requests()[0].json();
+    assert_eq!(
+        sent["messages"][0]["content"][1],
+        json!({"type": "document", "title": "form.pdf",
+               "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQK"}})
+    );
+    assert_eq!(
+        sent["messages"][2]["content"],
+        json!([{"type": "tool_result", "tool_use_id": "call_scan", "content": [
+            {"type": "text", "text": "Page 1:"},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+            {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjcK"}}
+        ]}])
+    );
+
+    // An OpenAI file id means nothing to Anthropic: refused before any call, naming it.
+    let by_id = body.replace(
+        r#""file_data":"data:application/pdf;base64,JVBERi0xLjcK""#,
+        r#""file_id":"file-abc123""#,
+    );
+    let refused = chat(&router, &by_id).await;
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert_eq!(
+        refused.error()["param"],
+        "messages[2].content[2].file.file_id"
+    );
+    assert_eq!(upstream.calls(), 1);
+}
+
+/// Extended thinking in a tool loop, against a mock that enforces Anthropic's rule: with
+/// thinking on, an assistant turn that calls tools must begin with the thinking that produced
+/// it, signature intact.
+#[cfg(test)] // Test-only helpers: lets clippy apply its test allowances (unwrap, panic).
+pub(crate) mod thinking {
+    use serde_json::{Value, json};
+
+    use super::{anthropic_error, router};
+    use crate::support::{MockUpstream, Recorded, Reply, chat};
+
+    /// The thinking the mock signs and its signature, which the second turn must send back.
+    pub(crate) const THINKING: &str = "The user wants \"Paris\" weather; call the tool.";
+    pub(crate) const SIGNATURE: &str = "EqQBCkgIARABGAIiQH5h+/9s/ig==";
+    /// The redacted thinking the mock sends after it.
+    pub(crate) const REDACTED: &str = "EmwKAhgBEgy3va3pzix/LafPsn4a";
+
+    /// The two blocks as the answer carries them and the next turn must send them back.
+    pub(crate) fn blocks() -> Value {
+        json!([
+            {"type": "thinking", "thinking": THINKING, "signature": SIGNATURE},
+            {"type": "redacted_thinking", "data": REDACTED}
+        ])
+    }
+
+    /// Anthropic's rule, as a mock rule: the 400 it answers when an assistant turn with
+    /// `tool_use` does not begin with the signed (or redacted) thinking the mock issued.
+    pub(crate) fn signed_thinking_rule(request: &Recorded) -> Option<Reply> {
+        let body = request.json();
+        if body["thinking"]["type"] != "enabled" {
+            return None;
+        }
+        let turns = body["messages"].as_array().cloned().unwrap_or_default();
+        for (i, turn) in turns.iter().enumerate() {
+            let content = turn["content"].as_array().cloned().unwrap_or_default();
+            if turn["role"] != "assistant" || !content.iter().any(|b| b["type"] == "tool_use") {
+                continue;
+            }
+            let blocks = blocks();
+            if content[0] == blocks[0] || content[0] == blocks[1] {
+                continue;
+            }
+            let message = match content[0]["type"].as_str() {
+                Some("thinking") => {
+                    format!("messages.{i}.content.0: Invalid `signature` in `thinking` block")
+                }
+                found => format!(
+                    "messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, \
+                     but found `{}`. When `thinking` is enabled, a final `assistant` message \
+                     must start with a thinking block.",
+                    found.unwrap_or("nothing")
+                ),
+            };
+            return Some(Reply::json(
+                400,
+                &anthropic_error("invalid_request_error", &message),
+            ));
+        }
+        None
+    }
+
+    /// Turn 1 as a Messages answer: thinking, redacted thinking, a weather call.
+    pub(crate) fn first_answer() -> String {
+        let mut content = blocks().as_array().cloned().unwrap_or_default();
+        content.push(json!({"type": "tool_use", "id": "toolu_T1", "name": "weather", "input": {"city": "Paris"}}));
+        json!({"id": "msg_think1", "type": "message", "role": "assistant",
+               "model": "claude-sonnet-4-5-20250929", "content": content,
+               "stop_reason": "tool_use", "stop_sequence": null,
+               "usage": {"input_tokens": 50, "output_tokens": 80}})
+        .to_string()
+    }
+
+    /// Turn 2 as a Messages answer.
+    pub(crate) const FINAL_ANSWER: &str = r#"{"id":"msg_think2","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929",
+      "content":[{"type":"text","text":"18C in Paris."}],"stop_reason":"end_turn","stop_sequence":null,
+      "usage":{"input_tokens":120,"output_tokens":6}}"#;
+
+    fn event(data: &Value) -> String {
+        format!(
+            "event: {}\ndata: {data}\n\n",
+            data["type"].as_str().unwrap()
+        )
+    }
+
+    fn block_delta(index: u64, delta: Value) -> String {
+        event(&json!({"type": "content_block_delta", "index": index, "delta": delta}))
+    }
+
+    /// Turn 1 as a Messages stream: the thinking in two deltas and its signature in two, the
+    /// redacted block, then the call.
+    pub(crate) fn first_stream() -> Vec<String> {
+        let (head, tail) = THINKING.split_at(10);
+        let (sig_head, sig_tail) = SIGNATURE.split_at(7);
+        vec![
+            event(
+                &json!({"type": "message_start", "message": {"id": "msg_think1s", "type": "message",
+                "role": "assistant", "model": "claude-sonnet-4-5-20250929", "content": [],
+                "stop_reason": null, "usage": {"input_tokens": 50, "output_tokens": 1}}}),
+            ),
+            event(&json!({"type": "content_block_start", "index": 0,
+                "content_block": {"type": "thinking", "thinking": "", "signature": ""}})),
+            block_delta(0, json!({"type": "thinking_delta", "thinking": head})),
+            block_delta(0, json!({"type": "thinking_delta", "thinking": tail})),
+            block_delta(0, json!({"type": "signature_delta", "signature": sig_head})),
+            block_delta(0, json!({"type": "signature_delta", "signature": sig_tail})),
+            event(&json!({"type": "content_block_stop", "index": 0})),
+            event(&json!({"type": "content_block_start", "index": 1,
+                "content_block": {"type": "redacted_thinking", "data": REDACTED}})),
+            event(&json!({"type": "content_block_stop", "index": 1})),
+            event(&json!({"type": "content_block_start", "index": 2,
+                "content_block": {"type": "tool_use", "id": "toolu_T1", "name": "weather", "input": {}}})),
+            block_delta(
+                2,
+                json!({"type": "input_json_delta", "partial_json": "{\"city\": \"Paris\"}"}),
+            ),
+            event(&json!({"type": "content_block_stop", "index": 2})),
+            event(
+                &json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"},
+                "usage": {"output_tokens": 80}}),
+            ),
+            event(&json!({"type": "message_stop"})),
+        ]
+    }
+
+    /// Turn 2 as a Messages stream.
+    pub(crate) fn final_stream() -> Vec<String> {
+        vec![
+            event(
+                &json!({"type": "message_start", "message": {"id": "msg_think2s", "type": "message",
+                "role": "assistant", "model": "claude-sonnet-4-5-20250929", "content": [],
+                "stop_reason": null, "usage": {"input_tokens": 120, "output_tokens": 1}}}),
+            ),
+            event(&json!({"type": "content_block_start", "index": 0,
+                "content_block": {"type": "text", "text": ""}})),
+            block_delta(0, json!({"type": "text_delta", "text": "18C in Paris."})),
+            event(&json!({"type": "content_block_stop", "index": 0})),
+            event(
+                &json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                "usage": {"output_tokens": 6}}),
+            ),
+            event(&json!({"type": "message_stop"})),
+        ]
+    }
+
+    /// A stream reply from [`first_stream`] or [`final_stream`].
+    pub(crate) fn sse(events: &[String]) -> Reply {
+        let refs: Vec<&str> = events.iter().map(String::as_str).collect();
+        Reply::sse_raw(&refs)
+    }
+
+    /// A client request with thinking at medium effort and the weather tool.
+    fn request(stream: bool, messages: &[Value]) -> String {
+        json!({"model": "claude", "stream": stream, "reasoning_effort": "medium",
+               "messages": messages,
+               "tools": [{"type": "function", "function": {"name": "weather",
+                   "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]})
+        .to_string()
+    }
+
+    const QUESTION: &str = r#"{"role": "user", "content": "Weather in Paris?"}"#;
+
+    /// The conversation after turn 1: the question, `assistant` as the client got it, the
+    /// tool's answer.
+    fn second_turn(assistant: Value) -> Vec<Value> {
+        let call = assistant["tool_calls"][0]["id"].clone();
+        vec![
+            serde_json::from_str(QUESTION).unwrap(),
+            assistant,
+            json!({"role": "tool", "tool_call_id": call, "content": "18C"}),
+        ]
+    }
+
+    /// What the upstream got on the second turn: thinking on, the assistant turn beginning
+    /// with the blocks byte for byte.
+    fn check_second_request(sent: &Recorded) {
+        let body = sent.json();
+        assert_eq!(
+            body["thinking"],
+            json!({"type": "enabled", "budget_tokens": 8192})
+        );
+        // The route's default cap (2048) is raised to the budget plus 4096 for the answer.
+        assert_eq!(body["max_tokens"], 12288);
+        let assistant = &body["messages"][1]["content"];
+        assert_eq!(
+            assistant.as_array().unwrap()[0..2],
+            blocks().as_array().unwrap()[..],
+            "{body}"
+        );
+        assert_eq!(assistant[2]["type"], "tool_use");
+        let raw = String::from_utf8(sent.body.to_vec()).unwrap();
+        assert!(
+            raw.contains(&format!("\"signature\":\"{SIGNATURE}\"")),
+            "{raw}"
+        );
+    }
+
+    #[tokio::test]
+    async fn tool_loop_keeps_signed_thinking_non_stream() {
+        let upstream = MockUpstream::enforcing(
+            vec![
+                Reply::json(200, &first_answer()),
+                Reply::json(200, FINAL_ANSWER),
+            ],
+            signed_thinking_rule,
+        )
+        .await;
+        let router = router(&upstream).await;
+        let question: Value = serde_json::from_str(QUESTION).unwrap();
+        let first = chat(&router, &request(false, &[question])).await;
+        assert_eq!(first.status, 200, "{}", first.text());
+        let message = first.json()["choices"][0]["message"].clone();
+        assert_eq!(message["reasoning_content"], THINKING);
+        assert_eq!(message["thinking_blocks"], blocks());
+        assert_eq!(message["tool_calls"][0]["id"], "toolu_T1");
+
+        // The mock holds the client to Anthropic's rule: without the blocks, a 400.
+        let mut stripped = message.clone();
+        stripped.as_object_mut().unwrap().remove("thinking_blocks");
+        let refused = chat(&router, &request(false, &second_turn(stripped))).await;
+        assert_eq!(refused.status, 400, "{}", refused.text());
+        let error = refused.error()["message"].as_str().unwrap().to_owned();
+        assert!(error.contains("Expected `thinking`"), "{error}");
+
+        // The message sent back as received is accepted.
+        let second = chat(&router, &request(false, &second_turn(message))).await;
+        assert_eq!(second.status, 200, "{}", second.text());
+        assert_eq!(
+            second.json()["choices"][0]["message"]["content"],
+            "18C in Paris."
+        );
+        check_second_request(&upstream.requests()[2]);
+    }
+
+    /// Rebuilds the assistant message from a stream the way a client accumulates deltas.
+    fn accumulate(data: &[String]) -> Value {
+        let mut content = String::new();
+        let mut reasoning = String::new();
+        let mut thinking_blocks = Vec::new();
+        let mut calls: Vec<Value> = Vec::new();
+        for chunk in &data[..data.len() - 1] {
+            let chunk: Value = serde_json::from_str(chunk).unwrap();
+            let Some(delta) = chunk["choices"].get(0).map(|c| &c["delta"]) else {
+                continue;
+            };
+            content.push_str(delta["content"].as_str().unwrap_or_default());
+            reasoning.push_str(delta["reasoning_content"].as_str().unwrap_or_default());
+            if let Some(blocks) = delta["thinking_blocks"].as_array() {
+                thinking_blocks.extend(blocks.iter().cloned());
+            }
+            for call in delta["tool_calls"].as_array().into_iter().flatten() {
+                let index = call["index"].as_u64().unwrap() as usize;
+                if index == calls.len() {
+                    calls.push(json!({"id": call["id"], "type": "function",
+                        "function": {"name": call["function"]["name"], "arguments": ""}}));
+                }
+                let arguments = format!(
+                    "{}{}",
+                    calls[index]["function"]["arguments"].as_str().unwrap(),
+                    call["function"]["arguments"].as_str().unwrap_or_default()
+                );
+                calls[index]["function"]["arguments"] = Value::String(arguments);
+            }
+        }
+        json!({"role": "assistant", "content": (!content.is_empty()).then_some(content),
+               "reasoning_content": reasoning, "thinking_blocks": thinking_blocks,
+               "tool_calls": calls})
+    }
+
+    #[tokio::test]
+    async fn tool_loop_keeps_signed_thinking_stream() {
+        let upstream = MockUpstream::enforcing(
+            vec![sse(&first_stream()), sse(&final_stream())],
+            signed_thinking_rule,
+        )
+        .await;
+        let router = router(&upstream).await;
+        let question: Value = serde_json::from_str(QUESTION).unwrap();
+        let first = chat(&router, &request(true, &[question])).await;
+        assert_eq!(first.status, 200, "{}", first.text());
+        let data = first.sse_data();
+        assert_eq!(data.last().unwrap(), "[DONE]");
+        let message = accumulate(&data);
+        assert_eq!(message["reasoning_content"], THINKING);
+        assert_eq!(message["thinking_blocks"], blocks());
+        assert_eq!(message["tool_calls"][0]["id"], "toolu_T1");
+
+        let second = chat(&router, &request(true, &second_turn(message))).await;
+        assert_eq!(second.status, 200, "{}", second.text());
+        assert_eq!(accumulate(&second.sse_data())["content"], "18C in Paris.");
+        check_second_request(&upstream.requests()[1]);
+    }
+}
+
 /// The async-openai SDK, pointed at the router, reads Claude's answers as OpenAI ones.
 mod sdk {
     use async_openai::Client;

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::anthropic::thinking;
 use crate::gemini::gemini_sse;
 use crate::sdk_async_openai::{TOOL_ARGUMENTS, tool_call_completion, tool_call_stream};
 use crate::support::{MockUpstream, Reply, RouterHandle, spawn_router};
@@ -500,4 +501,93 @@ targets = ["seller/ai"]
     let sent = seller.requests();
     assert_eq!(sent.len(), 2, "{report}");
     assert_eq!(sent[1].headers["payment-proof"], "eyJwcm9vZiI6InAifQ");
+}
+
+#[tokio::test]
+async fn official_python_sdk_keeps_signed_thinking_in_a_tool_loop() {
+    let Some(python) = python("official_python_sdk_keeps_signed_thinking_in_a_tool_loop").await
+    else {
+        return;
+    };
+    // Plain turn 1 and 2, then streamed turn 1 and 2; the mock refuses a second turn whose
+    // assistant message lost its signed thinking, as Anthropic does.
+    let claude = MockUpstream::enforcing(
+        vec![
+            Reply::json(200, &thinking::first_answer()),
+            Reply::json(200, thinking::FINAL_ANSWER),
+            thinking::sse(&thinking::first_stream()),
+            thinking::sse(&thinking::final_stream()),
+        ],
+        thinking::signed_thinking_rule,
+    )
+    .await;
+    let toml = format!(
+        r#"
+[[keys]]
+name = "python-sdk"
+key_env = "PY_SDK_KEY"
+
+[providers.local]
+kind = "mock"
+
+[providers.claude]
+kind = "anthropic"
+base_url = "{claude}"
+api_key_env = "CLAUDE_KEY"
+
+[providers.claude.models."claude-sonnet-4-5"]
+
+[routes.demo]
+targets = ["local/echo"]
+
+[routes.claude-thinking]
+targets = ["claude/claude-sonnet-4-5"]
+"#,
+        claude = claude.url(""),
+    );
+    let router = spawn_router(
+        &toml,
+        &[
+            ("PY_SDK_KEY", CLIENT_KEY),
+            ("CLAUDE_KEY", "sk-ant-upstream"),
+        ],
+    )
+    .await;
+    let args: Vec<String> = [
+        "--base-url",
+        &router.url("/v1"),
+        "--api-key",
+        CLIENT_KEY,
+        "--chat-model",
+        "demo",
+        "--thinking-model",
+        "claude-thinking",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let run = run_script(&python, &args).await;
+    let report = format!("--- stdout\n{}--- stderr\n{}", run.stdout, run.stderr);
+    assert!(run.status.success(), "{report}");
+    for check in [
+        "thinking tool loop, non-stream",
+        "thinking tool loop, stream",
+    ] {
+        assert_eq!(
+            detail(&run.stdout, check, &report),
+            "thinking,redacted_thinking sent back; 18C in Paris.",
+            "{report}"
+        );
+    }
+    let sent = claude.requests();
+    assert_eq!(sent.len(), 4, "{report}");
+    for second in [&sent[1], &sent[3]] {
+        let body = second.json();
+        let assistant = &body["messages"][1]["content"];
+        assert_eq!(
+            assistant.as_array().unwrap()[0..2],
+            thinking::blocks().as_array().unwrap()[..],
+            "{body}"
+        );
+    }
 }

@@ -159,6 +159,10 @@ impl Gate {
 
 type MockBody = UnsyncBoxBody<Bytes, std::io::Error>;
 
+/// A provider rule a mock upstream enforces: the reply to a request that breaks it (the
+/// provider's 400), `None` for one that keeps it.
+pub(crate) type Rule = fn(&Recorded) -> Option<Reply>;
+
 /// A real HTTP/1.1 server on 127.0.0.1:0 answering from a script: the n-th request gets
 /// `script[n]`, and the last reply repeats.
 pub(crate) struct MockUpstream {
@@ -169,6 +173,12 @@ pub(crate) struct MockUpstream {
 
 impl MockUpstream {
     pub(crate) async fn start(script: Vec<Reply>) -> Self {
+        Self::enforcing(script, |_| None).await
+    }
+
+    /// Like [`MockUpstream::start`], but a request that breaks `rule` gets the rule's reply
+    /// instead of its scripted one (it still uses up its place in the script).
+    pub(crate) async fn enforcing(script: Vec<Reply>, rule: Rule) -> Self {
         assert!(!script.is_empty());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -186,7 +196,7 @@ impl MockUpstream {
                     let service = service_fn(move |request: Request<Incoming>| {
                         let log = log.clone();
                         let script = script.clone();
-                        async move { Ok::<_, Infallible>(answer(request, &log, &script).await) }
+                        async move { Ok::<_, Infallible>(answer(request, &log, &script, rule).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -229,24 +239,27 @@ async fn answer(
     request: Request<Incoming>,
     log: &Mutex<Vec<Recorded>>,
     script: &[Reply],
+    rule: Rule,
 ) -> Response<MockBody> {
     let (parts, body) = request.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
+    let recorded = Recorded {
+        method: parts.method,
+        path: parts
+            .uri
+            .path_and_query()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        headers: parts.headers,
+        body,
+    };
+    let broken = rule(&recorded);
     let index = {
         let mut log = log.lock().unwrap();
-        log.push(Recorded {
-            method: parts.method,
-            path: parts
-                .uri
-                .path_and_query()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-            headers: parts.headers,
-            body,
-        });
+        log.push(recorded);
         log.len() - 1
     };
-    let reply = script[index.min(script.len() - 1)].clone();
+    let reply = broken.unwrap_or_else(|| script[index.min(script.len() - 1)].clone());
     tokio::time::sleep(reply.delay).await;
     if let Some(gate) = &reply.gate {
         gate.passed().await;

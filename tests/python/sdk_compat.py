@@ -3,7 +3,7 @@
 
 Usage:
     sdk_compat.py --base-url http://127.0.0.1:8080/v1 --api-key KEY \
-        [--chat-model demo] [--tool-model ROUTE [--expect-usage]]
+        [--chat-model demo] [--tool-model ROUTE [--expect-usage]] [--thinking-model ROUTE]
 
 Every option can come from the environment instead: SWITCHBOARD_BASE_URL,
 SWITCHBOARD_API_KEY, SWITCHBOARD_CHAT_MODEL, SWITCHBOARD_TOOL_MODEL,
@@ -18,6 +18,10 @@ chunk of its own (no choices) in the stream, which is then asked for with
 `stream_options={"include_usage": True}`. Usage, when present, is shown as
 `usage PROMPT+COMPLETION=TOTAL` and must add up; the call as `get_weather(<arguments as
 compact JSON, keys sorted>)`.
+`--thinking-model` must answer the weather question with reasoning (`thinking_blocks`) and a
+`get_weather` call, then accept the conversation sent back with the assistant message as the
+SDK returned it (`message.to_dict()`, or rebuilt from the stream's deltas) plus the tool's
+answer, and answer it; it is asked plainly (two requests), then streaming (two more).
 The wrong-key check needs `[[keys]]` configured on the router.
 
 Prints one line per check; exits 1 with the failing check's message on the first failure.
@@ -82,6 +86,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         default=env("SWITCHBOARD_EXPECT_USAGE", "") not in ("", "0"),
         help="the tool-call checks require usage (the stream one asks for it)",
+    )
+    parser.add_argument(
+        "--thinking-model",
+        default=env("SWITCHBOARD_THINKING_MODEL"),
+        help="a route that thinks, calls get_weather, and needs its thinking back next turn",
     )
     parser.add_argument(
         "--payment-model",
@@ -294,6 +303,62 @@ def main(argv: list[str]) -> int:
             detail += f"; usage {describe_usage(last.usage)}"
         return detail
 
+    def thinking_turn(messages: list[dict[str, Any]], stream: bool) -> dict[str, Any]:
+        """One turn with reasoning on; the assistant message as a client would keep it."""
+        request = dict(
+            model=args.thinking_model,
+            messages=messages,
+            tools=[WEATHER_TOOL],
+            reasoning_effort="medium",
+        )
+        if not stream:
+            return client.chat.completions.create(**request).choices[0].message.to_dict()
+        message: dict[str, Any] = {"role": "assistant", "content": None}
+        reasoning = ""
+        blocks: list[Any] = []
+        calls: dict[int, dict[str, Any]] = {}
+        for chunk in client.chat.completions.create(stream=True, **request):
+            if not chunk.choices:
+                continue
+            delta = chunk.choices[0].delta
+            if delta.content:
+                message["content"] = (message["content"] or "") + delta.content
+            extra = delta.model_extra or {}
+            reasoning += extra.get("reasoning_content") or ""
+            blocks.extend(extra.get("thinking_blocks") or [])
+            for part in delta.tool_calls or []:
+                call = calls.setdefault(
+                    part.index,
+                    {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
+                )
+                call["id"] = part.id or call["id"]
+                if part.function is not None:
+                    call["function"]["name"] += part.function.name or ""
+                    call["function"]["arguments"] += part.function.arguments or ""
+        message["reasoning_content"] = reasoning
+        message["thinking_blocks"] = blocks
+        if calls:
+            message["tool_calls"] = [calls[i] for i in sorted(calls)]
+        return message
+
+    def thinking_loop(stream: bool) -> Callable[[], str]:
+        def check() -> str:
+            messages: list[dict[str, Any]] = list(WEATHER_QUESTION)
+            first = thinking_turn(messages, stream)
+            blocks = first.get("thinking_blocks") or []
+            assert blocks, f"no thinking_blocks on {first!r}"
+            assert first.get("reasoning_content"), f"no reasoning_content on {first!r}"
+            calls = first.get("tool_calls") or []
+            assert len(calls) == 1, f"tool_calls {calls!r}"
+            messages.append(first)
+            messages.append({"role": "tool", "tool_call_id": calls[0]["id"], "content": "18C"})
+            second = thinking_turn(messages, stream)
+            assert second.get("content"), f"no answer on turn 2: {second!r}"
+            kinds = ",".join(block["type"] for block in blocks)
+            return f"{kinds} sent back; {second['content']}"
+
+        return check
+
     def bad_request() -> str:
         error = expect_error(
             openai.BadRequestError,
@@ -383,6 +448,9 @@ def main(argv: list[str]) -> int:
         checks.run("tool call, stream", tool_call_stream)
     else:
         print("skip tool calls (no --tool-model)", flush=True)
+    if args.thinking_model:
+        checks.run("thinking tool loop, non-stream", thinking_loop(stream=False))
+        checks.run("thinking tool loop, stream", thinking_loop(stream=True))
     checks.run("BadRequestError for empty messages", bad_request)
     checks.run("AuthenticationError for a wrong key", wrong_key)
     checks.run("NotFoundError for an unknown model", unknown_model)
