@@ -10,6 +10,14 @@
 //! the OpenAI wire change (`model_length`, mapped tool-call ids, object `arguments`, chunk-list
 //! `content`, the position of stream usage); every other byte is the upstream's.
 
+mod errors;
+#[cfg(test)]
+mod fixtures;
+mod ids;
+mod request;
+mod response;
+mod stream;
+
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 
@@ -91,11 +99,3 @@ impl Adapter for Mistral {
         errors::classify(status, headers, body)
     }
 }
-
-mod errors;
-#[cfg(test)]
-mod fixtures;
-mod ids;
-mod request;
-mod response;
-mod stream;
