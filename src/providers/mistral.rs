@@ -92,6 +92,7 @@ impl Adapter for Mistral {
     }
 }
 
+pub(super) mod embeddings;
 mod errors;
 #[cfg(test)]
 mod fixtures;
