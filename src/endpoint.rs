@@ -21,7 +21,12 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint, in [`Endpoint::index`] order.
-    pub const ALL: [Self; 4] = [Self::Chat, Self::Embeddings, Self::Responses, Self::Messages];
+    pub const ALL: [Self; 4] = [
+        Self::Chat,
+        Self::Embeddings,
+        Self::Responses,
+        Self::Messages,
+    ];
 
     /// The name in the usage log and in the metrics' `endpoint` label.
     pub fn as_str(self) -> &'static str {

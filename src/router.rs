@@ -32,17 +32,15 @@ use self::attempt::Deadlines;
 use self::balance::Balancer;
 use self::health::{Health, TargetTicket};
 use crate::config::{MAX_MODEL_NAME, OnPaymentRequired, Route, Snapshot, Target};
+use crate::endpoint::Endpoint;
 use crate::error::{ApiError, AttemptReport, FailureKind, UpstreamFailure};
 use crate::headers::IDEMPOTENCY_KEY;
 use crate::limits::{Limiter, Limits, TokenSettlement};
 use crate::metrics::{Metrics, Scope};
-use crate::endpoint::Endpoint;
 use crate::openai::ChatRequest;
 use crate::openai::embeddings::EmbeddingsRequest;
 use crate::payment::{QuoteKey, QuoteMemory, RecentQuotes};
-use crate::providers::{
-    StreamTranslator, Translated, UpstreamRequest, adapter_for, embedder_for,
-};
+use crate::providers::{StreamTranslator, Translated, UpstreamRequest, adapter_for, embedder_for};
 use crate::stream::PrimedStream;
 use crate::upstream::Upstream;
 use crate::usage_log::Attempt;

@@ -1444,6 +1444,36 @@ targets = ["mistral/mistral-small-latest", "qwen/qwen-plus"]
     }
 
     #[test]
+    fn embeddings_models_make_embeddings_routes_and_never_anthropic_ones() {
+        let text = "[providers.m]\nkind = \"mock\"\n[providers.m.models.\"vec\"]\nembeddings = true\n\
+                    [routes.search]\ntargets = [\"m/vec\"]\n[routes.talk]\ntargets = [\"m/chat\"]\n";
+        let snapshot = parse(text).unwrap();
+        assert!(snapshot.routes["search"].embeddings);
+        assert!(snapshot.routes["m/vec"].embeddings);
+        assert!(snapshot.routes["search"].targets[0].embeddings);
+        assert!(!snapshot.routes["talk"].embeddings);
+        let anthropic = first_error(
+            "[providers.a]\nkind = \"anthropic\"\nbase_url = \"http://x\"\n\
+             [providers.a.models.\"claude\"]\nembeddings = true\n",
+        );
+        assert_eq!(
+            (&*anthropic.table, &*anthropic.field),
+            ("providers.a.models.claude", "embeddings")
+        );
+        assert!(
+            anthropic.reason.contains("no embeddings API"),
+            "{anthropic}"
+        );
+        let mixed = first_error(
+            "[providers.m]\nkind = \"mock\"\n[providers.m.models.\"vec\"]\nembeddings = true\n\
+             [providers.a]\nkind = \"anthropic\"\nbase_url = \"http://x\"\n\
+             [routes.search]\ntargets = [\"m/vec\", \"a/claude\"]\n",
+        );
+        assert_eq!((&*mixed.table, &*mixed.field), ("routes.search", "targets"));
+        assert!(mixed.reason.contains("mixes embeddings models"), "{mixed}");
+    }
+
+    #[test]
     fn a2m_payment_is_only_for_openai_wire_providers() {
         let error = first_error(
             "[providers.m]\nkind = \"mistral\"\nbase_url = \"http://x\"\npayment = \"a2m\"\n",

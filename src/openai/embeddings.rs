@@ -174,10 +174,7 @@ impl<'a> EmbeddingsRequest<'a> {
     fn edited(&self, model: &str, other: Option<(Range<usize>, &[u8])>) -> Bytes {
         let mut model_json = BytesMut::with_capacity(model.len() + 2);
         write_json_string(&mut model_json, model);
-        let mut edits = [
-            Some((self.model_span.clone(), &model_json[..])),
-            other,
-        ];
+        let mut edits = [Some((self.model_span.clone(), &model_json[..])), other];
         edits.sort_by_key(|edit| edit.as_ref().map_or(usize::MAX, |(span, _)| span.start));
         let mut out = BytesMut::with_capacity(self.raw.len() + model.len());
         let mut at = 0;
@@ -310,8 +307,9 @@ impl ListWriter {
     pub fn finish(mut self, model: &str, prompt_tokens: u64) -> Bytes {
         self.out.put_slice(br#"],"model":"#);
         write_json_string(&mut self.out, model);
-        let usage =
-            format!(r#","usage":{{"prompt_tokens":{prompt_tokens},"total_tokens":{prompt_tokens}}}}}"#);
+        let usage = format!(
+            r#","usage":{{"prompt_tokens":{prompt_tokens},"total_tokens":{prompt_tokens}}}}}"#
+        );
         self.out.put_slice(usage.as_bytes());
         self.out.freeze()
     }
@@ -321,7 +319,10 @@ impl ListWriter {
         if self.count > 0 {
             self.out.put_u8(b',');
         }
-        let head = format!(r#"{{"object":"embedding","index":{},"embedding":"#, self.count);
+        let head = format!(
+            r#"{{"object":"embedding","index":{},"embedding":"#,
+            self.count
+        );
         self.out.put_slice(head.as_bytes());
         self.count += 1;
     }
@@ -369,7 +370,11 @@ pub fn base64_in_place(body: Bytes) -> Result<Bytes, NotAVector> {
     let text = std::str::from_utf8(&body).map_err(|_| NotAVector)?;
     let mut out = BytesMut::with_capacity(body.len());
     let mut at = 0;
-    for item in answer.data.iter().filter(|i| i.embedding.get().starts_with('[')) {
+    for item in answer
+        .data
+        .iter()
+        .filter(|i| i.embedding.get().starts_with('['))
+    {
         let span = span_of(text.as_bytes(), item.embedding.get());
         out.put_slice(&body[at..span.start]);
         out.put_u8(b'"');
@@ -396,7 +401,10 @@ mod tests {
         let error = parse(body).unwrap_err();
         let json: serde_json::Value = serde_json::from_slice(&error.body()).unwrap();
         assert_eq!(error.status(), http::StatusCode::BAD_REQUEST, "{json}");
-        json["error"]["param"].as_str().unwrap_or_default().to_owned()
+        json["error"]["param"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     #[test]
@@ -431,16 +439,28 @@ mod tests {
         assert_eq!(param(r#"{"model":"m","input":[[1],[]]}"#), "input");
         assert_eq!(param(r#"{"model":"m","input":[1,"a"]}"#), "input");
         assert_eq!(param(r#"{"model":"m","input":{"a":1}}"#), "input");
-        assert_eq!(param(r#"{"model":"m","input":"x","dimensions":0}"#), "dimensions");
-        assert_eq!(param(r#"{"model":"m","input":"x","dimensions":-3}"#), "dimensions");
+        assert_eq!(
+            param(r#"{"model":"m","input":"x","dimensions":0}"#),
+            "dimensions"
+        );
+        assert_eq!(
+            param(r#"{"model":"m","input":"x","dimensions":-3}"#),
+            "dimensions"
+        );
         assert_eq!(
             param(r#"{"model":"m","input":"x","encoding_format":"int8"}"#),
             "encoding_format"
         );
         assert_eq!(param(r#"{"model":"m","input":"x","user":5}"#), "user");
-        let many = format!(r#"{{"model":"m","input":[{}]}}"#, vec!["\"a\""; 2049].join(","));
+        let many = format!(
+            r#"{{"model":"m","input":[{}]}}"#,
+            vec!["\"a\""; 2049].join(",")
+        );
         assert_eq!(param(&many), "input");
-        let most = format!(r#"{{"model":"m","input":[{}]}}"#, vec!["\"a\""; 2048].join(","));
+        let most = format!(
+            r#"{{"model":"m","input":[{}]}}"#,
+            vec!["\"a\""; 2048].join(",")
+        );
         assert_eq!(parse(&most).unwrap().input.len(), 2048);
     }
 
@@ -501,7 +521,11 @@ mod tests {
         let encoded = body["data"][0]["embedding"].as_str().unwrap();
         assert_eq!(decode(encoded), vec![0.1f32, -2.5e-3, 1.0]);
         let bad = RawValue::from_string(r#"["x"]"#.into()).unwrap();
-        assert!(ListWriter::new(EncodingFormat::Base64, 8).push_json(&bad).is_err());
+        assert!(
+            ListWriter::new(EncodingFormat::Base64, 8)
+                .push_json(&bad)
+                .is_err()
+        );
     }
 
     #[test]

@@ -99,7 +99,11 @@ fn embeddings(model: &str, body: &[u8]) -> Response<UpstreamBody> {
     let mut vector = Vec::with_capacity(dimensions as usize);
     for index in 0..request.input.len() {
         let seed = match &request.input {
-            Input::Texts(texts) => texts.get(index).map(String::as_bytes).unwrap_or_default().to_vec(),
+            Input::Texts(texts) => texts
+                .get(index)
+                .map(String::as_bytes)
+                .unwrap_or_default()
+                .to_vec(),
             Input::Tokens(lists) => lists
                 .get(index)
                 .map(|tokens| tokens.iter().flat_map(|t| t.to_le_bytes()).collect())
@@ -110,7 +114,11 @@ fn embeddings(model: &str, body: &[u8]) -> Response<UpstreamBody> {
         list.push_floats(&vector);
     }
     let body = list.finish(model, request.estimated_tokens());
-    let mut response = Response::new(Full::new(body).map_err(|never| match never {}).boxed_unsync());
+    let mut response = Response::new(
+        Full::new(body)
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -15,8 +15,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    Adapter, Embedder, Honours, StreamTranslator, Translated, UpstreamRequest, add_api_key, event_text,
-    json_headers,
+    Adapter, Embedder, Honours, StreamTranslator, Translated, UpstreamRequest, add_api_key,
+    event_text, json_headers,
 };
 use crate::config::{ProviderKind, Target};
 use crate::error::{ApiError, FailureKind, UpstreamFailure};

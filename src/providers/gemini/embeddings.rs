@@ -158,10 +158,7 @@ mod tests {
                 &target,
             )
             .unwrap();
-        assert_eq!(
-            sent.path,
-            "/models/gemini-embedding-001:batchEmbedContents"
-        );
+        assert_eq!(sent.path, "/models/gemini-embedding-001:batchEmbedContents");
         assert_eq!(sent.headers["x-goog-api-key"], "sk-test");
         let body: serde_json::Value = serde_json::from_slice(&sent.body).unwrap();
         let one = |text: &str| {

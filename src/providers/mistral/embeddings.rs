@@ -80,7 +80,8 @@ mod tests {
     #[test]
     fn the_body_holds_only_what_mistral_takes() {
         let target = crate::config::test_target("mistral", "m", "mistral-embed");
-        let raw = r#"{"model":"r","input":"hi","dimensions":256,"encoding_format":"base64","user":"u"}"#;
+        let raw =
+            r#"{"model":"r","input":"hi","dimensions":256,"encoding_format":"base64","user":"u"}"#;
         let request = EmbeddingsRequest::parse(raw.as_bytes()).unwrap();
         let sent = Embeddings.request(&request, &target).unwrap();
         assert_eq!(sent.path, "/embeddings");
