@@ -1,7 +1,8 @@
 //! Prometheus metrics: every collector registered in one place, names prefixed `switchboard_`.
 //!
 //! Label values come only from the configuration (provider, route, model and key names) or
-//! from fixed enumerations ([`FailureKind::as_str`], [`Scope`], HTTP statuses, token kinds),
+//! from fixed enumerations ([`FailureKind::as_str`], [`Scope`], [`Endpoint::as_str`], HTTP
+//! statuses, token kinds),
 //! never from what a client sends, so the number of series stays bounded. A request whose
 //! `model` names no route is labelled `route="unknown"`; one that no target served is labelled
 //! `provider="none", model="none"`.
@@ -153,7 +154,7 @@ impl Families {
         registry.register(Box::new(provider_cooldown.clone()))?;
         let inflight = IntGauge::new(
             "inflight_requests",
-            "Chat requests being served, streams until their body ends.",
+            "Requests being served (every endpoint), streams until their body ends.",
         )?;
         registry.register(Box::new(inflight.clone()))?;
         let open_connections = IntGauge::new("open_connections", "Client connections open now.")?;

@@ -1,4 +1,5 @@
-//! The usage log (`[usage_log]`): one JSON line per chat request, for finance and audits.
+//! The usage log (`[usage_log]`): one JSON line per request (chat or embeddings, told apart
+//! by `endpoint`), for finance and audits.
 //!
 //! A request never waits for the disk. Its finished record becomes a [`UsageEntry`] that is
 //! handed to a bounded channel with `try_send`; when the channel is full the line is counted in
