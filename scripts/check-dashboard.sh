@@ -9,13 +9,13 @@
 # 3. Starts Prometheus on 127.0.0.1 (its own config and data dir in a temp dir) scraping the
 #    router's /metrics every second, and sends scripted traffic in two waves: successes
 #    (plain and streamed), a failover, transactions, rate-limit rejections, 400s and 404s, and
-#    the 402 exchange: quotes, paid retries and refused proofs.
+#    the 402 exchange: quotes, paid retries and refused proofs, and embeddings (200s and a 400).
 # 4. Runs every PromQL expression of the dashboard (panel targets, and template variables'
 #    label_values() as `count by`) through /api/v1/query, with Grafana's variables replaced
 #    ($__rate_interval -> 1m, $__range -> 5m, multi-value variables -> .*): each must parse
 #    and return data.
 # 5. Runs `promtool check metrics` on the router's exposition, stops both processes and
-#    checks the usage log holds one line per chat request.
+#    checks the usage log holds one line per request.
 #
 # Prints one line per check and a summary; exits non-zero on any failure. Bounded in time:
 # every wait has a deadline and the whole run takes well under two minutes once built.
@@ -122,6 +122,12 @@ kind = "mock"
 latency = "30ms"
 chunk_delay = "5ms"
 
+# An embeddings model: the mock's deterministic vectors, priced per input token.
+[providers.local.models.vec]
+embeddings = true
+input_per_mtok = 0.02
+currency = "USD"
+
 [providers.local.models.echo]
 input_per_mtok = 1.6
 output_per_mtok = 6.4
@@ -147,6 +153,9 @@ rpm = 1
 
 [routes.demo]
 targets = ["local/echo"]
+
+[routes.vectors]
+targets = ["local/vec"]
 
 [routes.failover]
 targets = ["flaky/echo", "local/echo"]
@@ -291,6 +300,21 @@ def chat(model, stream=False, headers=None, raw=None, answer_headers=None):
         return error.code
 
 
+def embed(model, raw=None):
+    """Sends one embeddings request; returns the status."""
+    body = raw if raw is not None else json.dumps({"model": model, "input": ["how much", "is the fish"]})
+    request = urllib.request.Request(
+        ROUTER + "/v1/embeddings", data=body.encode(), method="POST",
+        headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            answer.read()
+            return answer.status
+    except urllib.error.HTTPError as error:
+        error.read()
+        return error.code
+
+
 def b64(value):
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
@@ -323,6 +347,8 @@ def wave(n):
         "pay per call": pay_per_call(),
         "404": [chat("no-such-model")],
         "400": [chat("demo", raw="{not json")],
+        "embeddings": [embed("vectors") for _ in range(3)],
+        "embeddings 400": [embed("vectors", raw='{"model":"vectors","input":[]}')],
     }
     return statuses
 
@@ -365,7 +391,8 @@ for n in range(2):
     statuses = wave(n)
     sent += sum(len(s) for s in statuses.values())
     print(f"traffic wave {n + 1}: " + ", ".join(f"{k} {v}" for k, v in statuses.items()))
-    expected = {"ok": 200, "stream": 200, "payments": 200, "404": 404, "400": 400}
+    expected = {"ok": 200, "stream": 200, "payments": 200, "404": 404, "400": 400,
+                "embeddings": 200, "embeddings 400": 400}
     for kind, status in expected.items():
         if any(s != status for s in statuses[kind]):
             print(f"FAIL traffic: {kind} answered {statuses[kind]}, want {status}")
@@ -455,15 +482,15 @@ fi
 
 stop "$prometheus_pid"
 prometheus_pid=""
-# A graceful stop flushes the usage log; every chat request must have its line.
+# A graceful stop flushes the usage log; every request (chat and embeddings) must have its line.
 stop "$router_pid"
 router_pid=""
 sent="$(cat "$work/sent" 2>/dev/null || echo '?')"
 lines="$(wc -l <"$work/usage.jsonl" 2>/dev/null || echo 0)"
 if [[ "$lines" == "$sent" ]]; then
-    echo "ok   usage log: $lines lines for $sent chat requests"
+    echo "ok   usage log: $lines lines for $sent requests"
 else
-    echo "FAIL usage log: $lines lines for $sent chat requests"
+    echo "FAIL usage log: $lines lines for $sent requests"
     status=1
 fi
 

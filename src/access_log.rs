@@ -19,6 +19,7 @@ use bytes::Bytes;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::accounting::{Cost, PaidCall};
+use crate::endpoint::Endpoint;
 use crate::error::FailureKind;
 use crate::metrics::{GaugeGuard, Metrics};
 use crate::openai::Usage;
@@ -83,6 +84,8 @@ impl Sinks {
 pub struct RequestRecord {
     /// The `x-request-id` the client saw.
     pub request_id: String,
+    /// The API the request came through.
+    pub endpoint: Endpoint,
     /// The client key's name (`anonymous` when the router is open).
     pub key: Arc<str>,
     /// The `model` the client asked for.
@@ -138,6 +141,7 @@ impl RequestRecord {
     pub fn new(request_id: String, started: Instant) -> Self {
         Self {
             request_id,
+            endpoint: Endpoint::Chat,
             key: Arc::from("anonymous"),
             model: String::new(),
             route: None,
@@ -254,6 +258,7 @@ impl RequestRecord {
         tracing::info!(
             target: "switchboard::access",
             request_id = %self.request_id,
+            endpoint = self.endpoint.as_str(),
             key = %self.key,
             model = %self.model,
             route = self.route.as_deref().unwrap_or("-"),
@@ -276,6 +281,7 @@ impl RequestRecord {
         UsageEntry {
             time: now.checked_sub(latency).unwrap_or(now),
             request_id: std::mem::take(&mut self.request_id),
+            endpoint: self.endpoint,
             key: self.key.clone(),
             requested_model: std::mem::take(&mut self.model),
             route: self.route.clone(),

@@ -4,6 +4,7 @@
 
 mod admin;
 mod chat;
+mod embeddings;
 mod models;
 
 use std::convert::Infallible;
@@ -29,6 +30,9 @@ use crate::layers::json_body::{JsonBody, JsonBodyLayer};
 /// The chat endpoint behind its own layers (6 to 9 of [`crate::layers`]).
 pub type ChatStack = Inflight<JsonBody<Authenticated<ReadBody<ChatService>>>>;
 
+/// The embeddings endpoint behind the same layers as chat.
+pub type EmbeddingsStack = Inflight<JsonBody<Authenticated<ReadBody<EmbeddingsService>>>>;
+
 /// The endpoints, each behind the layers it needs. One `Arc` inside: the stack is cloned for
 /// every request.
 #[derive(Clone)]
@@ -38,6 +42,7 @@ pub struct Api(Arc<Endpoints>);
 struct Endpoints {
     state: Arc<AppState>,
     chat: ChatStack,
+    embeddings: EmbeddingsStack,
 }
 
 impl std::fmt::Debug for Api {
@@ -49,13 +54,24 @@ impl std::fmt::Debug for Api {
 impl Api {
     /// The endpoints of `state`, chat requests counted and bounded by `inflight`.
     pub fn new(state: Arc<AppState>, inflight: InflightLayer) -> Self {
+        let embeddings_inflight = inflight.for_endpoint(crate::endpoint::Endpoint::Embeddings);
         let chat = ServiceBuilder::new()
             .layer(inflight)
             .layer(JsonBodyLayer)
             .layer(AuthLayer::new(Need::Client))
             .layer(BodyLayer)
             .service(ChatService(state.clone()));
-        Self(Arc::new(Endpoints { state, chat }))
+        let embeddings = ServiceBuilder::new()
+            .layer(embeddings_inflight)
+            .layer(JsonBodyLayer)
+            .layer(AuthLayer::new(Need::Client))
+            .layer(BodyLayer)
+            .service(EmbeddingsService(state.clone()));
+        Self(Arc::new(Endpoints {
+            state,
+            chat,
+            embeddings,
+        }))
     }
 }
 
@@ -84,10 +100,36 @@ impl Service<Request<Bytes>> for ChatService {
     }
 }
 
-/// Where a request goes: chat, the hot path, or one of the others.
+/// `POST /v1/embeddings` once the layers let it through.
+#[derive(Clone)]
+pub struct EmbeddingsService(Arc<AppState>);
+
+impl std::fmt::Debug for EmbeddingsService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EmbeddingsService")
+    }
+}
+
+impl Service<Request<Bytes>> for EmbeddingsService {
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let state = self.0.clone();
+        Box::pin(async move { Ok(embeddings::handle(&state, request).await) })
+    }
+}
+
+/// Where a request goes: chat, the hot path, embeddings, or one of the others.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Endpoint {
     Chat,
+    Embeddings,
     Other(Other),
 }
 
@@ -106,6 +148,7 @@ enum Other {
 fn endpoint(method: &Method, path: &str) -> Result<Endpoint, ApiError> {
     let (endpoint, allowed) = match path {
         "/v1/chat/completions" => (Endpoint::Chat, Method::POST),
+        "/v1/embeddings" => (Endpoint::Embeddings, Method::POST),
         "/admin/reload" => (Endpoint::Other(Other::AdminReload), Method::POST),
         "/admin/config" => (Endpoint::Other(Other::AdminConfig), Method::GET),
         "/v1/models" => (Endpoint::Other(Other::Models), Method::GET),
@@ -154,6 +197,9 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         match endpoint(request.method(), request.uri().path()) {
             Ok(Endpoint::Chat) => Either::Left(self.0.chat.clone().oneshot(request)),
+            Ok(Endpoint::Embeddings) => {
+                Either::Right(Box::pin(self.0.embeddings.clone().oneshot(request)))
+            }
             Ok(Endpoint::Other(endpoint)) => Either::Right(self.other(endpoint, request)),
             Err(error) => Either::Right(Box::pin(std::future::ready(Ok(error.into_response())))),
         }
@@ -255,6 +301,10 @@ mod tests {
         assert_eq!(
             endpoint(&Method::HEAD, "/v1/models/demo").unwrap(),
             Endpoint::Other(Other::Models)
+        );
+        assert_eq!(
+            endpoint(&Method::POST, "/v1/embeddings").unwrap(),
+            Endpoint::Embeddings
         );
         let wrong = endpoint(&Method::GET, "/v1/chat/completions").unwrap_err();
         assert_eq!(wrong.status(), StatusCode::METHOD_NOT_ALLOWED);

@@ -299,6 +299,9 @@ pub struct ModelSettings {
     pub max_tokens: Option<u32>,
     /// The model's prices, when any are configured.
     pub prices: Option<Arc<Prices>>,
+    /// `embeddings = true`: an embeddings model, served on `/v1/embeddings` only (and the
+    /// others on the chat endpoints only).
+    pub embeddings: bool,
 }
 
 /// Per-minute budgets; `None` means unlimited.
@@ -411,6 +414,8 @@ pub struct Target {
     pub max_tokens: Option<u32>,
     /// The model's prices from `providers.toml`, if declared.
     pub prices: Option<Arc<Prices>>,
+    /// Whether the model is declared an embeddings model.
+    pub embeddings: bool,
     /// The configured entry it comes from, which breaker state is kept under: `label` for a
     /// declared model, `provider/*` for a model served through the provider's wildcard, so
     /// names chosen by clients never grow the router's state.
@@ -447,6 +452,9 @@ pub struct Route {
     pub on_payment_required: OnPaymentRequired,
     /// True for `provider/model` addressing.
     pub direct: bool,
+    /// Whether it serves `/v1/embeddings` (its targets are embeddings models) rather than
+    /// chat.
+    pub embeddings: bool,
 }
 
 impl Route {

@@ -1,13 +1,14 @@
 //! Prometheus metrics: every collector registered in one place, names prefixed `switchboard_`.
 //!
 //! Label values come only from the configuration (provider, route, model and key names) or
-//! from fixed enumerations ([`FailureKind::as_str`], [`Scope`], HTTP statuses, token kinds),
+//! from fixed enumerations ([`FailureKind::as_str`], [`Scope`], [`Endpoint::as_str`], HTTP
+//! statuses, token kinds),
 //! never from what a client sends, so the number of series stays bounded. A request whose
 //! `model` names no route is labelled `route="unknown"`; one that no target served is labelled
 //! `provider="none", model="none"`.
 //!
 //! Per-request counting goes through [`RequestSeries`]: label handles resolved once per
-//! (route, target) and kept, so a finished request costs a map lookup under a read lock and a
+//! (endpoint, route, target) and kept, so a finished request costs a map lookup under a read lock and a
 //! few atomic adds, with no allocation (see [`Metrics::request_done`]).
 
 use std::sync::{Arc, PoisonError, RwLock};
@@ -24,6 +25,7 @@ use rust_decimal::prelude::ToPrimitive;
 
 use crate::access_log::RequestRecord;
 use crate::config::{Snapshot, WILDCARD_MODEL};
+use crate::endpoint::Endpoint;
 use crate::error::FailureKind;
 use crate::router::health::Health;
 
@@ -83,8 +85,9 @@ impl Scope {
 pub struct Metrics {
     registry: Registry,
     families: Families,
-    /// Resolved per-request handles: route name → target label → series.
-    series: RwLock<HashMap<Arc<str>, SeriesByTarget>>,
+    /// Resolved per-request handles, one table per [`Endpoint`] (indexed, not hashed): route
+    /// name → target label → series.
+    series: [RwLock<HashMap<Arc<str>, SeriesByTarget>>; Endpoint::ALL.len()],
 }
 
 /// A route's series, by the label of the target that served (or [`NO_TARGET`]).
@@ -128,7 +131,7 @@ impl Families {
         };
         let histogram = |name: &str, help: &str, buckets: &[f64]| {
             let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
-            let histogram = HistogramVec::new(opts, &["route", "provider"])?;
+            let histogram = HistogramVec::new(opts, &["route", "provider", "endpoint"])?;
             registry.register(Box::new(histogram.clone()))?;
             Ok::<_, prometheus::Error>(histogram)
         };
@@ -151,7 +154,7 @@ impl Families {
         registry.register(Box::new(provider_cooldown.clone()))?;
         let inflight = IntGauge::new(
             "inflight_requests",
-            "Chat requests being served, streams until their body ends.",
+            "Requests being served (every endpoint), streams until their body ends.",
         )?;
         registry.register(Box::new(inflight.clone()))?;
         let open_connections = IntGauge::new("open_connections", "Client connections open now.")?;
@@ -179,12 +182,14 @@ impl Families {
         Ok(Self {
             requests: counter(
                 "requests_total",
-                "Chat requests by route, serving provider and model, and the status returned.",
-                &["route", "provider", "model", "status"],
+                "Requests by endpoint (chat, embeddings), route, serving provider and model, and \
+                 the status returned.",
+                &["route", "provider", "model", "status", "endpoint"],
             )?,
             duration: histogram(
                 "request_duration_seconds",
-                "Chat request duration, until the last byte of a stream.",
+                "Request duration by route, provider and endpoint, until the last byte of a \
+                 stream.",
                 DURATION_BUCKETS,
             )?,
             ttft: histogram(
@@ -268,7 +273,7 @@ pub enum PaymentEvent {
     Malformed,
 }
 
-/// The handles one (route, target) pair counts into, resolved when it is first seen.
+/// The handles one (endpoint, route, target) counts into, resolved when it is first seen.
 ///
 /// Why a cache of our own rather than `with_label_values` per request: the `prometheus` crate
 /// hashes every label value and takes its own lock for each call, and the `status` label would
@@ -282,6 +287,7 @@ struct RequestSeries {
     provider: String,
     model: String,
     route: String,
+    endpoint: &'static str,
     duration: Histogram,
     ttft: Histogram,
     input: IntCounter,
@@ -293,8 +299,15 @@ struct RequestSeries {
 }
 
 impl RequestSeries {
-    /// Resolves the handles of `route` served by `target` (`provider/model`, or [`NO_TARGET`]).
-    fn new(families: &Families, route: &str, target: &str) -> Result<Self, prometheus::Error> {
+    /// Resolves the handles of `endpoint`'s requests to `route` served by `target`
+    /// (`provider/model`, or [`NO_TARGET`]).
+    fn new(
+        families: &Families,
+        endpoint: Endpoint,
+        route: &str,
+        target: &str,
+    ) -> Result<Self, prometheus::Error> {
+        let endpoint = endpoint.as_str();
         let (provider, model) = target.split_once('/').unwrap_or((NO_TARGET, NO_TARGET));
         let model = if model == WILDCARD_MODEL {
             OTHER_MODEL
@@ -309,10 +322,10 @@ impl RequestSeries {
         Ok(Self {
             duration: families
                 .duration
-                .get_metric_with_label_values(&[route, provider])?,
+                .get_metric_with_label_values(&[route, provider, endpoint])?,
             ttft: families
                 .ttft
-                .get_metric_with_label_values(&[route, provider])?,
+                .get_metric_with_label_values(&[route, provider, endpoint])?,
             input: tokens("input")?,
             cached_input: tokens("cached_input")?,
             output: tokens("output")?,
@@ -324,6 +337,7 @@ impl RequestSeries {
             provider: provider.to_owned(),
             model: model.to_owned(),
             route: route.to_owned(),
+            endpoint,
         })
     }
 
@@ -337,7 +351,13 @@ impl RequestSeries {
             return Ok(counter);
         }
         let status_label = status.to_string();
-        let labels: [&str; 4] = [&self.route, &self.provider, &self.model, &status_label];
+        let labels: [&str; 5] = [
+            &self.route,
+            &self.provider,
+            &self.model,
+            &status_label,
+            self.endpoint,
+        ];
         let counter = families.requests.get_metric_with_label_values(&labels)?;
         let mut statuses = write(&self.statuses);
         if !statuses.iter().any(|(s, _)| *s == status) {
@@ -416,7 +436,7 @@ impl Metrics {
         Ok(Self {
             registry,
             families,
-            series: RwLock::new(HashMap::default()),
+            series: Default::default(),
         })
     }
 
@@ -510,12 +530,12 @@ impl Metrics {
         self.families.usage_log_dropped.clone()
     }
 
-    /// Counts a finished chat request: its status, duration, time to first token, tokens,
-    /// cost and transaction fee, under the labels of its route and serving target.
+    /// Counts a finished request: its status, duration, time to first token, tokens, cost and
+    /// transaction fee, under the labels of its endpoint, route and serving target.
     pub fn request_done(&self, record: &RequestRecord, latency: Duration) {
         let route = record.route.as_deref().unwrap_or(UNKNOWN_ROUTE);
         let target = counted_target(route, record.target.as_deref().unwrap_or(NO_TARGET));
-        let series = match self.series(route, target) {
+        let series = match self.series(record.endpoint, route, target) {
             Ok(series) => series,
             Err(e) => {
                 tracing::warn!(error = %e, route, target, "cannot count the request");
@@ -559,13 +579,20 @@ impl Metrics {
         Ok(())
     }
 
-    /// The series of `route` served by `target`, resolved on first use.
-    fn series(&self, route: &str, target: &str) -> Result<Arc<RequestSeries>, prometheus::Error> {
-        if let Some(found) = read(&self.series).get(route).and_then(|t| t.get(target)) {
+    /// The series of `endpoint`'s requests to `route` served by `target`, resolved on first
+    /// use.
+    fn series(
+        &self,
+        endpoint: Endpoint,
+        route: &str,
+        target: &str,
+    ) -> Result<Arc<RequestSeries>, prometheus::Error> {
+        let table = &self.series[endpoint.index()];
+        if let Some(found) = read(table).get(route).and_then(|t| t.get(target)) {
             return Ok(found.clone());
         }
-        let created = Arc::new(RequestSeries::new(&self.families, route, target)?);
-        let mut series = write(&self.series);
+        let created = Arc::new(RequestSeries::new(&self.families, endpoint, route, target)?);
+        let mut series = write(table);
         let by_target = series.entry(Arc::from(route)).or_default();
         Ok(by_target
             .entry(Arc::from(target))

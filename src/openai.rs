@@ -23,6 +23,7 @@ use crate::error::ApiError;
 use crate::json_guard::{self, Poison};
 
 mod content;
+pub mod embeddings;
 mod options;
 mod reasoning;
 

@@ -21,6 +21,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 use crate::config::{ProviderKind, Target};
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
+use crate::openai::embeddings::EmbeddingsRequest;
 use crate::openai::{ChatRequest, Usage};
 use crate::sse::SseEvent;
 
@@ -88,6 +89,26 @@ pub trait Adapter: Send + Sync {
     }
 }
 
+/// A provider's embeddings wire: `POST /v1/embeddings` to it and its answer back into
+/// OpenAI's list shape. Failures are sorted by the provider's [`Adapter::failure`].
+pub trait Embedder: Sync {
+    /// Builds one attempt's request against `target`; an `Err` is a field this provider
+    /// cannot honour (another target of the route may).
+    fn request(
+        &self,
+        embeddings: &EmbeddingsRequest<'_>,
+        target: &Target,
+    ) -> Result<UpstreamRequest, ApiError>;
+
+    /// Turns a complete 2xx body into OpenAI's list answer plus the usage it reports.
+    fn response(
+        &self,
+        embeddings: &EmbeddingsRequest<'_>,
+        target: &Target,
+        body: Bytes,
+    ) -> Result<Translated, UpstreamFailure>;
+}
+
 /// Per-response state that turns upstream events into OpenAI `data:` frames.
 pub trait StreamTranslator: Send {
     /// One upstream event in; zero or more complete SSE frames out. An `Err` ends the stream:
@@ -116,6 +137,18 @@ pub fn adapter_for(kind: ProviderKind) -> &'static dyn Adapter {
         ProviderKind::Mistral => &mistral::Mistral,
         ProviderKind::Anthropic => &anthropic::Anthropic,
         ProviderKind::Gemini => &gemini::Gemini,
+    }
+}
+
+/// The embeddings wire of a provider kind; `None` for the kinds without one (Anthropic has
+/// no embeddings API), which the configuration never lets serve embeddings.
+pub fn embedder_for(kind: ProviderKind) -> Option<&'static dyn Embedder> {
+    match kind {
+        ProviderKind::OpenAi | ProviderKind::Mock => Some(&openai::EMBEDDINGS),
+        ProviderKind::Qwen => Some(&qwen::EMBEDDINGS),
+        ProviderKind::Mistral => Some(&mistral::embeddings::Embeddings),
+        ProviderKind::Gemini => Some(&gemini::embeddings::Embeddings),
+        ProviderKind::Anthropic => None,
     }
 }
 

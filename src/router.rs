@@ -31,14 +31,16 @@ use tokio::time::Instant;
 use self::attempt::Deadlines;
 use self::balance::Balancer;
 use self::health::{Health, TargetTicket};
-use crate::config::{MAX_MODEL_NAME, OnPaymentRequired, Snapshot, Target};
+use crate::config::{MAX_MODEL_NAME, OnPaymentRequired, Route, Snapshot, Target};
+use crate::endpoint::Endpoint;
 use crate::error::{ApiError, AttemptReport, FailureKind, UpstreamFailure};
 use crate::headers::IDEMPOTENCY_KEY;
 use crate::limits::{Limiter, Limits, TokenSettlement};
 use crate::metrics::{Metrics, Scope};
 use crate::openai::ChatRequest;
+use crate::openai::embeddings::EmbeddingsRequest;
 use crate::payment::{QuoteKey, QuoteMemory, RecentQuotes};
-use crate::providers::{Translated, adapter_for};
+use crate::providers::{StreamTranslator, Translated, UpstreamRequest, adapter_for, embedder_for};
 use crate::stream::PrimedStream;
 use crate::upstream::Upstream;
 use crate::usage_log::Attempt;
@@ -119,6 +121,91 @@ impl Router {
             },
         );
         self.balancer.retain(|route| new.routes.contains_key(route));
+    }
+}
+
+/// A request the router can route, whatever endpoint it came through: what it asks of each
+/// target, and how an answer is read. Routing, failover, limits and breakers are the same for
+/// every kind.
+pub trait Job: Sync {
+    /// The `model` the client asked for.
+    fn model(&self) -> &str;
+
+    /// The endpoint it came through; a route serves chat or embeddings, never both.
+    fn endpoint(&self) -> Endpoint;
+
+    /// One attempt's request against `target`; an `Err` passes the target over (another
+    /// target of the route may honour the request).
+    fn request(&self, target: &Target) -> Result<UpstreamRequest, ApiError>;
+
+    /// A translator for a stream answer; `None` when the answer is one body.
+    fn stream(&self, target: &Target) -> Option<Box<dyn StreamTranslator>>;
+
+    /// Turns a complete 2xx body into the client's answer.
+    fn response(&self, target: &Target, body: Bytes) -> Result<Translated, UpstreamFailure>;
+}
+
+impl Job for ChatRequest<'_> {
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        Endpoint::Chat
+    }
+
+    fn request(&self, target: &Target) -> Result<UpstreamRequest, ApiError> {
+        adapter_for(target.provider.kind).request(self, target)
+    }
+
+    fn stream(&self, target: &Target) -> Option<Box<dyn StreamTranslator>> {
+        self.is_stream()
+            .then(|| adapter_for(target.provider.kind).stream(self, target))
+    }
+
+    fn response(&self, target: &Target, body: Bytes) -> Result<Translated, UpstreamFailure> {
+        adapter_for(target.provider.kind).response(self, target, body)
+    }
+}
+
+impl Job for EmbeddingsRequest<'_> {
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        Endpoint::Embeddings
+    }
+
+    fn request(&self, target: &Target) -> Result<UpstreamRequest, ApiError> {
+        let kind = target.provider.kind;
+        // The configuration keeps such targets out of embeddings routes; this is the answer
+        // should one get through anyway.
+        let embedder = embedder_for(kind).ok_or_else(|| {
+            ApiError::bad_request(
+                format!(
+                    "Provider '{}' (kind {}) has no embeddings API.",
+                    target.provider.name,
+                    kind.as_str()
+                ),
+                Some("model".into()),
+            )
+        })?;
+        embedder.request(self, target)
+    }
+
+    fn stream(&self, _target: &Target) -> Option<Box<dyn StreamTranslator>> {
+        None
+    }
+
+    fn response(&self, target: &Target, body: Bytes) -> Result<Translated, UpstreamFailure> {
+        match embedder_for(target.provider.kind) {
+            Some(embedder) => embedder.response(self, target, body),
+            None => Err(UpstreamFailure::new(
+                FailureKind::Unavailable,
+                "the provider has no embeddings API",
+            )),
+        }
     }
 }
 
@@ -279,11 +366,11 @@ struct Skip {
 }
 
 impl Router {
-    /// Routes one chat request: the first good answer, or why there is none, with the log of
-    /// the upstream attempts made either way.
-    pub async fn route(&self, snapshot: &Snapshot, chat: &ChatRequest<'_>, call: &Call) -> Routed {
+    /// Routes one request: the first good answer, or why there is none, with the log of the
+    /// upstream attempts made either way.
+    pub async fn route<J: Job>(&self, snapshot: &Snapshot, job: &J, call: &Call) -> Routed {
         let mut tally = Tally::new();
-        let outcome = self.route_tallied(snapshot, chat, call, &mut tally).await;
+        let outcome = self.route_tallied(snapshot, job, call, &mut tally).await;
         Routed {
             outcome,
             attempt_log: tally.log,
@@ -291,19 +378,21 @@ impl Router {
     }
 
     /// [`Router::route`], its attempts counted in `tally`.
-    async fn route_tallied(
+    async fn route_tallied<J: Job>(
         &self,
         snapshot: &Snapshot,
-        chat: &ChatRequest<'_>,
+        job: &J,
         call: &Call,
         tally: &mut Tally,
     ) -> Result<Served, ApiError> {
+        let model = job.model();
         let route = snapshot
-            .route(&chat.model)
-            .ok_or_else(|| ApiError::ModelNotFound(chat.model.to_string()))?;
+            .route(model)
+            .ok_or_else(|| ApiError::ModelNotFound(model.to_owned()))?;
+        serves(route, job.endpoint())?;
         let served_by_wildcard;
         let route = if route.is_wildcard() {
-            served_by_wildcard = route.serving(&chat.model).ok_or_else(|| {
+            served_by_wildcard = route.serving(model).ok_or_else(|| {
                 ApiError::bad_request(
                     format!(
                         "'model' must name a model after the provider: 1 to {MAX_MODEL_NAME} \
@@ -317,7 +406,7 @@ impl Router {
             route
         };
         if call.payment_proof.is_some() {
-            return self.route_paid(snapshot, route, chat, call, tally).await;
+            return self.route_paid(snapshot, route, job, call, tally).await;
         }
         let mut refusal_if_none: Option<ApiError> = None;
         let mut upstream_wait = Duration::ZERO;
@@ -333,7 +422,7 @@ impl Router {
                 tally.skipped(target, skip);
                 continue;
             }
-            let mut request = match adapter_for(target.provider.kind).request(chat, target) {
+            let mut request = match job.request(target) {
                 Ok(request) => request,
                 Err(refusal) => {
                     // This provider cannot honour the request (a field it lacks); another
@@ -358,7 +447,7 @@ impl Router {
             let outcome = self
                 .attempt(
                     snapshot,
-                    chat,
+                    job,
                     target,
                     request,
                     deadlines,
@@ -463,6 +552,28 @@ impl Router {
         }
         Ok((ticket, limiter))
     }
+}
+
+/// Whether `route` serves `endpoint`: embeddings routes serve only embeddings, the others
+/// only the other endpoints; the wrong one is the client's 400, naming `model`.
+fn serves(route: &Route, endpoint: Endpoint) -> Result<(), ApiError> {
+    let wants_embeddings = endpoint == Endpoint::Embeddings;
+    if route.embeddings == wants_embeddings {
+        return Ok(());
+    }
+    let message = if route.embeddings {
+        format!(
+            "'{}' is an embeddings model: send it to POST /v1/embeddings.",
+            route.name
+        )
+    } else {
+        format!(
+            "'{}' is not an embeddings model: name a route or model configured with \
+             embeddings = true.",
+            route.name
+        )
+    };
+    Err(ApiError::bad_request(message, Some("model".into())))
 }
 
 /// A target that cannot be tried at all: its provider is disabled or the request's time is up.

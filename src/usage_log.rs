@@ -1,4 +1,5 @@
-//! The usage log (`[usage_log]`): one JSON line per chat request, for finance and audits.
+//! The usage log (`[usage_log]`): one JSON line per request (chat or embeddings, told apart
+//! by `endpoint`), for finance and audits.
 //!
 //! A request never waits for the disk. Its finished record becomes a [`UsageEntry`] that is
 //! handed to a bounded channel with `try_send`; when the channel is full the line is counted in
@@ -29,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::accounting::{Cost, PaidCall};
 use crate::config::UsageLogSettings;
+use crate::endpoint::Endpoint;
 use crate::openai::Usage;
 
 /// How many bytes of queued lines the writer gathers before it writes them.
@@ -50,6 +52,8 @@ pub struct UsageEntry {
     pub time: SystemTime,
     /// The `x-request-id` the client saw.
     pub request_id: String,
+    /// The API the request came through.
+    pub endpoint: Endpoint,
     /// The client key's name.
     pub key: Arc<str>,
     /// The `model` the client sent.
@@ -256,6 +260,7 @@ impl Writer {
 struct Line<'a> {
     time: String,
     request_id: &'a str,
+    endpoint: Endpoint,
     key: &'a str,
     requested_model: &'a str,
     route: Option<&'a str>,
@@ -318,6 +323,7 @@ impl<'a> From<&'a UsageEntry> for Line<'a> {
         Self {
             time: humantime::format_rfc3339_millis(entry.time).to_string(),
             request_id: &entry.request_id,
+            endpoint: entry.endpoint,
             key: &entry.key,
             requested_model: &entry.requested_model,
             route: entry.route.as_deref(),
@@ -368,6 +374,7 @@ mod tests {
         UsageEntry {
             time: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
             request_id: "req_1".into(),
+            endpoint: Endpoint::Chat,
             key: Arc::from("web"),
             requested_model: "chat".into(),
             route: Some(Arc::from("chat")),

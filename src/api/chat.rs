@@ -13,7 +13,7 @@ use crate::access_log::RequestRecord;
 use crate::accounting::{Account, AccountingSettings, Prices};
 use crate::app::AppState;
 use crate::body::ResponseBody;
-use crate::config::Target;
+use crate::config::{Snapshot, Target};
 use crate::error::ApiError;
 use crate::headers::{ATTEMPTS, COST, IDEMPOTENCY_KEY, OVERHEAD_MS, PAYMENT_PROOF, TARGET};
 use crate::layers::context::RequestContext;
@@ -140,26 +140,7 @@ async fn serve(
     } = outcome?;
     record.target = Some(target.label.clone());
     record.attempts = attempts;
-    record.payment = state.router.paid_call(&target, &upstream_headers);
-    // A validated pay-per-call transaction costs its quote, whatever the model's prices say.
-    // Its transaction is the seller's order, so a validation seen twice is charged once.
-    let (prices, transaction) = match &record.payment {
-        Some(paid) => (
-            Some(Arc::new(Prices::quoted(&paid.cost))),
-            Some(format!(
-                "a2m\u{0}{}\u{0}{}",
-                target.provider.name, paid.out_trade_no
-            )),
-        ),
-        None => (target.prices.clone(), record.transaction.clone()),
-    };
-    let account = Account::new(
-        prices,
-        state.transactions.clone(),
-        &snapshot.accounting,
-        &record.key,
-        transaction.as_deref(),
-    );
+    let account = account(state, snapshot, record, &target, &upstream_headers);
     let mut response = Response::new(());
     let headers = response.headers_mut();
     // Room for the router's headers, a limited key's six and the request id, so the map is
@@ -205,13 +186,44 @@ async fn serve(
     }
 }
 
+/// The account a served request is charged to, its pay-per-call transaction (if the answer
+/// validated one) noted in `record`.
+pub(super) fn account(
+    state: &AppState,
+    snapshot: &Snapshot,
+    record: &mut RequestRecord,
+    target: &Target,
+    upstream_headers: &HeaderMap,
+) -> Account {
+    record.payment = state.router.paid_call(target, upstream_headers);
+    // A validated pay-per-call transaction costs its quote, whatever the model's prices say.
+    // Its transaction is the seller's order, so a validation seen twice is charged once.
+    let (prices, transaction) = match &record.payment {
+        Some(paid) => (
+            Some(Arc::new(Prices::quoted(&paid.cost))),
+            Some(format!(
+                "a2m\u{0}{}\u{0}{}",
+                target.provider.name, paid.out_trade_no
+            )),
+        ),
+        None => (target.prices.clone(), record.transaction.clone()),
+    };
+    Account::new(
+        prices,
+        state.transactions.clone(),
+        &snapshot.accounting,
+        &record.key,
+        transaction.as_deref(),
+    )
+}
+
 /// The longest transaction id accepted; ids are remembered, so they must stay small.
 const MAX_TRANSACTION_ID: usize = 128;
 
 /// The transaction the request names in the configured header, if any. An id that cannot be
 /// one (empty, not visible ASCII, or longer than 128 bytes) is refused: charging a payment
 /// flow's fee under a mangled id would be worse than telling the client.
-fn transaction_id(
+pub(super) fn transaction_id(
     headers: &HeaderMap,
     settings: &AccountingSettings,
 ) -> Result<Option<String>, ApiError> {
@@ -234,7 +246,7 @@ fn transaction_id(
 }
 
 /// `x-switchboard-provider`, `-model` and `-attempts`: who answered, after how many tries.
-fn router_headers(headers: &mut HeaderMap, target: &Target, attempts: u32) {
+pub(super) fn router_headers(headers: &mut HeaderMap, target: &Target, attempts: u32) {
     for (name, value) in target.answer_headers.iter() {
         headers.insert(name.clone(), value.clone());
     }
@@ -242,12 +254,12 @@ fn router_headers(headers: &mut HeaderMap, target: &Target, attempts: u32) {
 }
 
 /// The headers a typical answer carries (see where the map is reserved).
-const ANSWER_HEADERS: usize = 20;
+pub(super) const ANSWER_HEADERS: usize = 20;
 
 /// `x-switchboard-overhead-ms`: the router's own time so far (everything but waiting on
 /// providers), so users can check the router's cost in production; also observed in
 /// `switchboard_overhead_seconds`.
-fn overhead_header(metrics: &Metrics, headers: &mut HeaderMap, overhead: Duration) {
+pub(super) fn overhead_header(metrics: &Metrics, headers: &mut HeaderMap, overhead: Duration) {
     metrics.overhead(overhead);
     if let Ok(value) = HeaderValue::from_bytes(&millis_text(overhead)) {
         headers.insert(OVERHEAD_MS, value);
@@ -283,7 +295,7 @@ fn millis_text(duration: Duration) -> Vec<u8> {
 }
 
 /// Passes the upstream headers the provider's `forward_headers` prefixes name; nothing else.
-fn forward_headers(headers: &mut HeaderMap, upstream: &HeaderMap, target: &Target) {
+pub(super) fn forward_headers(headers: &mut HeaderMap, upstream: &HeaderMap, target: &Target) {
     let prefixes = &target.provider.forward_headers;
     if prefixes.is_empty() {
         return;

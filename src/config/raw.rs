@@ -136,6 +136,7 @@ pub(super) struct RawModel {
     pub(super) cache_write_per_mtok: Option<Spanned<RawPrice>>,
     pub(super) per_transaction: Option<Spanned<RawPrice>>,
     pub(super) currency: Option<Spanned<String>>,
+    pub(super) embeddings: Option<Spanned<bool>>,
 }
 
 /// A price as written: the decimal text of a TOML number (a float's shortest round-trip

@@ -716,7 +716,7 @@ fn provider(
         forward_headers: a2m_forwarded(payment, forward_headers),
         limits: limits(check, &table, raw.rpm.as_ref(), raw.tpm.as_ref()),
         mock: if is_mock { Some(mock) } else { None },
-        models: models(check, &table, raw),
+        models: models(check, &table, kind, raw),
         payment,
     })
 }
@@ -763,6 +763,7 @@ fn a2m_forwarded(payment: Payment, mut prefixes: Vec<String>) -> Vec<String> {
 fn models(
     check: &mut Checker<'_>,
     table: &str,
+    kind: ProviderKind,
     raw: &RawProvider,
 ) -> BTreeMap<String, ModelSettings> {
     raw.models
@@ -781,9 +782,38 @@ fn models(
                 Some(*cap.get_ref())
             });
             let prices = prices(check, &format!("{table}.models.{name}"), model);
-            (name.clone(), ModelSettings { max_tokens, prices })
+            let embeddings = embeddings(check, &format!("{table}.models.{name}"), kind, model);
+            (
+                name.clone(),
+                ModelSettings {
+                    max_tokens,
+                    prices,
+                    embeddings,
+                },
+            )
         })
         .collect()
+}
+
+/// `embeddings = true`, refused for the kinds with no embeddings API (Anthropic).
+fn embeddings(check: &mut Checker<'_>, table: &str, kind: ProviderKind, model: &RawModel) -> bool {
+    let Some(flag) = &model.embeddings else {
+        return false;
+    };
+    if *flag.get_ref() && crate::providers::embedder_for(kind).is_none() {
+        check.error(
+            Some(flag.span()),
+            table,
+            "embeddings",
+            format!(
+                "kind = \"{}\" has no embeddings API; serve embeddings from an openai, qwen, \
+                 mistral, gemini or mock provider",
+                kind.as_str()
+            ),
+        );
+        return false;
+    }
+    *flag.get_ref()
 }
 
 /// Most decimal places a price may have: enough for any list price, and few enough that
@@ -1104,6 +1134,7 @@ fn wildcards(providers: &BTreeMap<String, Arc<Provider>>) -> foldhash::HashMap<S
             let target = make_target(provider, WILDCARD_MODEL, 1);
             let route = Route {
                 name: target.label.clone(),
+                embeddings: target.embeddings,
                 targets: vec![target],
                 strategy: Strategy::Priority,
                 failover_on_timeout: true,
@@ -1125,6 +1156,7 @@ fn insert_direct(
         .entry(target.label.to_string())
         .or_insert_with(|| Route {
             name: target.label.clone(),
+            embeddings: target.embeddings,
             targets: vec![target],
             strategy: Strategy::Priority,
             failover_on_timeout: true,
@@ -1143,6 +1175,7 @@ fn make_target(provider: &Arc<Provider>, model: &str, weight: u32) -> Target {
         weight,
         max_tokens: provider.models.get(model).and_then(|m| m.max_tokens),
         prices: provider.models.get(model).and_then(|m| m.prices.clone()),
+        embeddings: provider.models.get(model).is_some_and(|m| m.embeddings),
         answer_headers: answer_headers(&provider.name, model),
     }
 }
@@ -1215,10 +1248,21 @@ fn route(
         .any(|t| matches!(t, RawTarget::Weighted(_)));
     if has_weights && !weighted && strategy.is_some() {
         check.error(
-            Some(span),
+            Some(span.clone()),
             &table,
             "targets",
             "weights only apply with strategy = \"weighted\"".into(),
+        );
+    }
+    let embeddings = targets.first().is_some_and(|t| t.embeddings);
+    if targets.iter().any(|t| t.embeddings != embeddings) {
+        check.error(
+            Some(span),
+            &table,
+            "targets",
+            "mixes embeddings models (embeddings = true) with chat models; a route serves one \
+             or the other"
+                .into(),
         );
     }
     let (Some(strategy), Some(on_payment_required)) = (strategy, on_payment_required) else {
@@ -1226,6 +1270,7 @@ fn route(
     };
     (check.errors.len() == errors_before).then(|| Route {
         name: Arc::from(name),
+        embeddings,
         targets,
         strategy,
         failover_on_timeout: raw.failover_on_timeout.unwrap_or(true),
@@ -1396,6 +1441,36 @@ targets = ["mistral/mistral-small-latest", "qwen/qwen-plus"]
         assert_eq!(error.line, Some(4));
         assert_eq!(error.table, "providers.x");
         assert!(error.reason.contains("rpn"), "{error}");
+    }
+
+    #[test]
+    fn embeddings_models_make_embeddings_routes_and_never_anthropic_ones() {
+        let text = "[providers.m]\nkind = \"mock\"\n[providers.m.models.\"vec\"]\nembeddings = true\n\
+                    [routes.search]\ntargets = [\"m/vec\"]\n[routes.talk]\ntargets = [\"m/chat\"]\n";
+        let snapshot = parse(text).unwrap();
+        assert!(snapshot.routes["search"].embeddings);
+        assert!(snapshot.routes["m/vec"].embeddings);
+        assert!(snapshot.routes["search"].targets[0].embeddings);
+        assert!(!snapshot.routes["talk"].embeddings);
+        let anthropic = first_error(
+            "[providers.a]\nkind = \"anthropic\"\nbase_url = \"http://x\"\n\
+             [providers.a.models.\"claude\"]\nembeddings = true\n",
+        );
+        assert_eq!(
+            (&*anthropic.table, &*anthropic.field),
+            ("providers.a.models.claude", "embeddings")
+        );
+        assert!(
+            anthropic.reason.contains("no embeddings API"),
+            "{anthropic}"
+        );
+        let mixed = first_error(
+            "[providers.m]\nkind = \"mock\"\n[providers.m.models.\"vec\"]\nembeddings = true\n\
+             [providers.a]\nkind = \"anthropic\"\nbase_url = \"http://x\"\n\
+             [routes.search]\ntargets = [\"m/vec\", \"a/claude\"]\n",
+        );
+        assert_eq!((&*mixed.table, &*mixed.field), ("routes.search", "targets"));
+        assert!(mixed.reason.contains("mixes embeddings models"), "{mixed}");
     }
 
     #[test]

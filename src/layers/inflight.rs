@@ -27,6 +27,7 @@ use tower::{Layer, Service};
 
 use crate::access_log::{RequestRecord, Sinks};
 use crate::body::ResponseBody;
+use crate::endpoint::Endpoint;
 use crate::error::{ApiError, ErrorCode};
 use crate::layers::context::RequestContext;
 
@@ -62,10 +63,15 @@ impl RecordSlot {
     }
 }
 
-/// Records chat requests and bounds how many are in flight. One `Arc` inside: the stack is
-/// cloned for every request.
+/// Records requests and bounds how many are in flight. One `Arc` inside: the stack is cloned
+/// for every request. Every endpoint's layer shares the same places (see
+/// [`InflightLayer::for_endpoint`]), so `server.max_inflight` bounds them all together.
 #[derive(Clone, Debug)]
-pub struct InflightLayer(Arc<Shared>);
+pub struct InflightLayer {
+    shared: Arc<Shared>,
+    /// The endpoint its records are for.
+    endpoint: Endpoint,
+}
 
 /// What every clone of an [`InflightLayer`] shares.
 #[derive(Debug)]
@@ -78,11 +84,22 @@ struct Shared {
 impl InflightLayer {
     /// At most `max` requests in flight, reported to `sinks`.
     pub fn new(sinks: Arc<Sinks>, max: usize) -> Self {
-        Self(Arc::new(Shared {
-            sinks,
-            places: Arc::new(Semaphore::new(max)),
-            max,
-        }))
+        Self {
+            shared: Arc::new(Shared {
+                sinks,
+                places: Arc::new(Semaphore::new(max)),
+                max,
+            }),
+            endpoint: Endpoint::Chat,
+        }
+    }
+
+    /// The same places and sinks, recording requests as `endpoint`'s.
+    pub fn for_endpoint(&self, endpoint: Endpoint) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            endpoint,
+        }
     }
 }
 
@@ -124,10 +141,11 @@ where
         };
         let id = context.request_id().to_owned();
         let mut record = RequestRecord::new(id, context.started.into_std())
-            .reporting(self.layer.0.sinks.clone());
-        let Ok(permit) = self.layer.0.places.clone().try_acquire_owned() else {
+            .reporting(self.layer.shared.sinks.clone());
+        record.endpoint = self.layer.endpoint;
+        let Ok(permit) = self.layer.shared.places.clone().try_acquire_owned() else {
             let error = ApiError::Overloaded {
-                limit: self.layer.0.max,
+                limit: self.layer.shared.max,
             };
             return Recorded::Refused(Some(Box::new(finish(record, error.into_response()))));
         };

@@ -115,6 +115,8 @@ impl Adapter for Gemini {
     }
 }
 
+pub(super) mod embeddings;
+
 // === Endpoint and headers ===
 
 /// `/v1beta/models/{model}:generateContent`, or the SSE stream variant.

@@ -10,6 +10,7 @@
 //! the OpenAI wire change (`model_length`, mapped tool-call ids, object `arguments`, chunk-list
 //! `content`, the position of stream usage); every other byte is the upstream's.
 
+pub(super) mod embeddings;
 mod errors;
 #[cfg(test)]
 mod fixtures;

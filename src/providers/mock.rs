@@ -17,11 +17,12 @@ use hyper::body::Frame;
 use serde_json::json;
 
 use crate::config::MockSettings;
+use crate::openai::embeddings::{EmbeddingsRequest, Input, ListWriter};
 use crate::openai::{ChatRequest, DONE, Role};
 use crate::sse::data_frame;
 use crate::upstream::UpstreamBody;
 
-use super::UpstreamRequest;
+use super::{Fnv1a, UpstreamRequest};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -36,6 +37,9 @@ pub async fn respond(
     }
     if settings.error_rate > 0.0 && fastrand::f64() < settings.error_rate {
         return simulated_failure(settings.error_status);
+    }
+    if request.path == EMBEDDINGS_PATH {
+        return embeddings(model, &request.body);
     }
     // The body is the client's request, already validated at the front door.
     let Ok(chat) = ChatRequest::parse(&request.body) else {
@@ -72,6 +76,63 @@ pub async fn respond(
             "usage": usage, "system_fingerprint": null,
         }),
     )
+}
+
+/// The path of an embeddings request (see the OpenAI-wire embedder).
+const EMBEDDINGS_PATH: &str = "/embeddings";
+
+/// The length of a mock vector when the client names no `dimensions`.
+const MOCK_DIMENSIONS: u32 = 8;
+
+/// Deterministic vectors: each value comes from a hash of the input and its position, so the
+/// same input always embeds the same, and different inputs differently. The answer is the
+/// OpenAI list, in the asked `encoding_format`, with the router's token estimate as usage.
+fn embeddings(model: &str, body: &[u8]) -> Response<UpstreamBody> {
+    let Ok(request) = EmbeddingsRequest::parse(body) else {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            json!({"error":{"message":"mock provider could not read the request","type":"invalid_request_error","param":null,"code":null}}),
+        );
+    };
+    let dimensions = request.dimensions.unwrap_or(MOCK_DIMENSIONS).min(4096);
+    let mut list = ListWriter::new(request.encoding_format, 64 * request.input.len());
+    let mut vector = Vec::with_capacity(dimensions as usize);
+    for index in 0..request.input.len() {
+        let seed = match &request.input {
+            Input::Texts(texts) => texts
+                .get(index)
+                .map(String::as_bytes)
+                .unwrap_or_default()
+                .to_vec(),
+            Input::Tokens(lists) => lists
+                .get(index)
+                .map(|tokens| tokens.iter().flat_map(|t| t.to_le_bytes()).collect())
+                .unwrap_or_default(),
+        };
+        vector.clear();
+        vector.extend((0..dimensions).map(|position| mock_value(&seed, position)));
+        list.push_floats(&vector);
+    }
+    let body = list.finish(model, request.estimated_tokens());
+    let mut response = Response::new(
+        Full::new(body)
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// One value in [-1, 1), with no more than 16 significant bits so that its decimal form is
+/// short.
+pub fn mock_value(seed: &[u8], position: u32) -> f32 {
+    let mut hash = Fnv1a::default();
+    hash.write(seed);
+    hash.write(&position.to_le_bytes());
+    let bits = (hash.finish() >> 48) as u16;
+    f32::from(bits) / 32768.0 - 1.0
 }
 
 fn last_user_text(chat: &ChatRequest<'_>) -> String {

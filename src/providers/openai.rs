@@ -15,13 +15,14 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    Adapter, Honours, StreamTranslator, Translated, UpstreamRequest, add_api_key, event_text,
-    json_headers,
+    Adapter, Embedder, Honours, StreamTranslator, Translated, UpstreamRequest, add_api_key,
+    event_text, json_headers,
 };
 use crate::config::{ProviderKind, Target};
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
 use crate::json_scan::{ERROR, USAGE};
 use crate::json_syntax;
+use crate::openai::embeddings::{EmbeddingsRequest, EncodingFormat, base64_in_place};
 use crate::openai::{ChatRequest, DONE, Usage, UsageOnly};
 use crate::payment::{PAYMENT_NEEDED, QuoteHeader};
 use crate::retry_after;
@@ -70,6 +71,65 @@ impl Adapter for OpenAi {
     fn stream(&self, _chat: &ChatRequest<'_>, _target: &Target) -> Box<dyn StreamTranslator> {
         Box::new(PassThrough::default())
     }
+}
+
+/// The OpenAI embeddings wire, passed through like chat.
+pub(super) const EMBEDDINGS: Embeddings = Embeddings { asks_floats: false };
+
+/// `POST /embeddings` with the client's body, `model` replaced; the answer passes as the
+/// upstream wrote it, except that floats are encoded when the client asked for `base64`.
+pub(super) struct Embeddings {
+    /// The upstream only sends floats: a `base64` request asks it for `float`, and the
+    /// router encodes the answer.
+    pub(super) asks_floats: bool,
+}
+
+impl Embedder for Embeddings {
+    fn request(
+        &self,
+        embeddings: &EmbeddingsRequest<'_>,
+        target: &Target,
+    ) -> Result<UpstreamRequest, ApiError> {
+        let body = if self.asks_floats {
+            embeddings.body_with_model_asking_floats(&target.model)
+        } else {
+            embeddings.body_with_model(&target.model)
+        };
+        Ok(UpstreamRequest {
+            method: Method::POST,
+            path: "/embeddings".to_owned(),
+            headers: bearer_headers(target, false)?,
+            body,
+        })
+    }
+
+    fn response(
+        &self,
+        embeddings: &EmbeddingsRequest<'_>,
+        _target: &Target,
+        body: Bytes,
+    ) -> Result<Translated, UpstreamFailure> {
+        embeddings_answer(embeddings, body)
+    }
+}
+
+/// An OpenAI-shaped embeddings answer: its usage read, and its floats encoded when the
+/// client asked for `base64` and the upstream sent floats anyway.
+pub(super) fn embeddings_answer(
+    embeddings: &EmbeddingsRequest<'_>,
+    body: Bytes,
+) -> Result<Translated, UpstreamFailure> {
+    let usage = read_usage(&body)?;
+    let body = match embeddings.encoding_format {
+        EncodingFormat::Float => body,
+        EncodingFormat::Base64 => base64_in_place(body).map_err(|e| {
+            UpstreamFailure::new(
+                FailureKind::Unavailable,
+                format!("the provider sent a malformed embeddings answer ({e})"),
+            )
+        })?,
+    };
+    Ok(Translated { body, usage })
 }
 
 /// JSON headers plus `Authorization: Bearer` when the provider has a key.

@@ -15,6 +15,10 @@ use crate::config::Target;
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
 use crate::openai::ChatRequest;
 
+/// DashScope's embeddings (`text-embedding-v3`/`v4`) speak the OpenAI wire but return only
+/// floats, so `base64` is encoded by the router.
+pub(super) const EMBEDDINGS: openai::Embeddings = openai::Embeddings { asks_floats: true };
+
 /// The DashScope compatible-mode adapter.
 pub(super) struct Qwen;
 

@@ -12,15 +12,13 @@ use tokio::time::Instant;
 
 use super::attempt::Deadlines;
 use super::health::TargetTicket;
-use super::{Call, Router, Served, Tally, describe, log_failure, unusable};
+use super::{Call, Job, Router, Served, Tally, describe, log_failure, unusable};
 use crate::accounting::{Cost, PaidCall};
 use crate::config::{Payment, Route, Snapshot, Target};
 use crate::error::{ApiError, FailureKind, UpstreamFailure};
 use crate::headers::{IDEMPOTENCY_KEY, PAYMENT_PROOF, PAYMENT_VALIDATION};
 use crate::metrics::PaymentEvent;
-use crate::openai::ChatRequest;
 use crate::payment::{INVALID_PAYMENT_PROOF, Quoted, decode_validation};
-use crate::providers::adapter_for;
 
 impl Router {
     /// A price quote from `target`: counted, remembered for the paid retry, and turned into
@@ -133,11 +131,11 @@ impl Router {
 
     /// A paid retry: one attempt at its seller, never a failover, so it cannot be served (and
     /// charged) twice.
-    pub(super) async fn route_paid(
+    pub(super) async fn route_paid<J: Job>(
         &self,
         snapshot: &Snapshot,
         route: &Route,
-        chat: &ChatRequest<'_>,
+        job: &J,
         call: &Call,
         tally: &mut Tally,
     ) -> Result<Served, ApiError> {
@@ -146,7 +144,7 @@ impl Router {
             tally.skipped(target, skip);
             return Err(tally.give_up());
         }
-        let mut request = adapter_for(target.provider.kind).request(chat, target)?;
+        let mut request = job.request(target)?;
         let (ticket, limiter) = match self.reserve(target, call.estimated_tokens) {
             Ok(reserved) => reserved,
             Err(skip) => {
@@ -165,7 +163,7 @@ impl Router {
         let outcome = self
             .attempt(
                 snapshot,
-                chat,
+                job,
                 target,
                 request,
                 deadlines,

@@ -9,10 +9,9 @@ use http::HeaderMap;
 use http_body_util::{BodyExt, Limited};
 use tokio::time::Instant;
 
-use super::{Answer, Call, Router};
+use super::{Answer, Call, Job, Router};
 use crate::config::{Snapshot, Target};
 use crate::error::{FailureKind, UpstreamFailure};
-use crate::openai::ChatRequest;
 use crate::providers::{UpstreamRequest, adapter_for};
 use crate::stream::{PrimedStream, StreamLimits};
 use crate::upstream::UpstreamBody;
@@ -46,26 +45,26 @@ impl Deadlines {
 impl Router {
     /// One attempt; the time spent waiting on the provider is added to `waited`. Whatever the
     /// failure, the router's secrets are out of it before anyone logs, stores or sends it.
-    pub(super) async fn attempt(
+    pub(super) async fn attempt<J: Job>(
         &self,
         snapshot: &Snapshot,
-        chat: &ChatRequest<'_>,
+        job: &J,
         target: &Target,
         request: UpstreamRequest,
         deadlines: Deadlines,
         waited: &mut Duration,
     ) -> Result<(HeaderMap, Answer), UpstreamFailure> {
-        self.exchange(snapshot, chat, target, request, deadlines, waited)
+        self.exchange(snapshot, job, target, request, deadlines, waited)
             .await
             .map_err(|failure| failure.redacted(&snapshot.redactor))
     }
 
     /// The exchange of [`Router::attempt`], its failures as the upstream and the adapter
     /// describe them.
-    async fn exchange(
+    async fn exchange<J: Job>(
         &self,
         snapshot: &Snapshot,
-        chat: &ChatRequest<'_>,
+        job: &J,
         target: &Target,
         request: UpstreamRequest,
         deadlines: Deadlines,
@@ -95,12 +94,11 @@ impl Router {
                 .unwrap_or_default();
             return Err(adapter.failure(parts.status, &parts.headers, &error_body));
         }
-        if chat.is_stream() {
+        if let Some(translator) = job.stream(target) {
             let limits = StreamLimits {
                 deadline,
                 idle_timeout: snapshot.routing.stream_idle_timeout,
             };
-            let translator = adapter.stream(chat, target);
             let reading = Instant::now();
             let primed = PrimedStream::open(
                 body,
@@ -116,7 +114,7 @@ impl Router {
         let reading = Instant::now();
         let bytes = read_body(body, MAX_RESPONSE_BYTES, deadline).await;
         *waited += reading.elapsed();
-        let translated = adapter.response(chat, target, bytes?)?;
+        let translated = job.response(target, bytes?)?;
         Ok((parts.headers, Answer::Complete(translated)))
     }
 }

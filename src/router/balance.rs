@@ -79,6 +79,7 @@ mod tests {
             failover_on_timeout: true,
             on_payment_required: crate::config::OnPaymentRequired::Quote,
             direct: false,
+            embeddings: false,
         }
     }
 

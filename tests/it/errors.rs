@@ -135,7 +135,7 @@ async fn an_unknown_path_is_404_in_openai_shape() {
     let router = spawn_router(MOCK, &[]).await;
     for (method, path) in [
         ("POST", "/v1/completions"),
-        ("GET", "/v1/embeddings"),
+        ("GET", "/v1/images/generations"),
         ("GET", "/"),
         ("POST", "/v1/chat/completions/extra"),
     ] {

@@ -202,7 +202,7 @@ async fn beyond_max_inflight_a_request_is_refused_at_once_with_503_overloaded() 
     .await;
     let metrics = send("GET", &router.url("/metrics"), &[], "").await.text();
     assert!(
-        metrics.contains(r#"switchboard_requests_total{model="none",provider="none",route="unknown",status="503"} 1"#),
+        metrics.contains(r#"switchboard_requests_total{endpoint="chat",model="none",provider="none",route="unknown",status="503"} 1"#),
         "the refusal is counted:\n{metrics}"
     );
 }

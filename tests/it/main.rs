@@ -5,6 +5,7 @@ mod anthropic;
 mod auth;
 mod chat;
 mod choices;
+mod embeddings;
 mod errors;
 mod failover;
 mod fidelity;

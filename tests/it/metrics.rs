@@ -525,9 +525,10 @@ pub(crate) const COST: &str = "switchboard_cost_total";
 pub(crate) const TRANSACTIONS: &str = "switchboard_transactions_total";
 pub(crate) const INFLIGHT: &str = "switchboard_inflight_requests";
 
-/// `requests_total{route, provider, model, status}`.
+/// `requests_total{endpoint="chat", route, provider, model, status}`.
 fn requests(route: &str, provider: &str, model: &str, status: &str) -> Vec<(String, String)> {
     [
+        ("endpoint", "chat"),
         ("model", model),
         ("provider", provider),
         ("route", route),
@@ -624,7 +625,7 @@ async fn a_served_request_moves_requests_durations_and_tokens_by_exactly_one_req
     let after = scrape(&router).await;
     let served = requests("r", "a", "m-a", "200");
     assert_moved(&before, &after, REQUESTS, &[(&pairs(&served), 1.0)]);
-    let route = [("provider", "a"), ("route", "r")];
+    let route = [("endpoint", "chat"), ("provider", "a"), ("route", "r")];
     assert_moved(&before, &after, DURATION_COUNT, &[(&route, 1.0)]);
     // A non-stream answer has no first token of its own: its latency is the duration.
     assert_moved(&before, &after, TTFT_COUNT, &[]);
@@ -696,7 +697,7 @@ async fn a_stream_counts_its_first_token_and_stays_in_flight_until_its_body_ends
     assert!(rest.contains("[DONE]"), "{rest}");
     let after = scrape(&router).await;
     assert_eq!(inflight(&after), 0.0, "the stream ended");
-    let route = [("provider", "a"), ("route", "r")];
+    let route = [("endpoint", "chat"), ("provider", "a"), ("route", "r")];
     assert_moved(
         &before,
         &after,
@@ -708,11 +709,11 @@ async fn a_stream_counts_its_first_token_and_stays_in_flight_until_its_body_ends
     // The first token came at once, the whole stream took the chunk delays.
     let ttft_sum = after.value(
         "switchboard_time_to_first_token_seconds_sum",
-        &[("provider", "a"), ("route", "r")],
+        &[("endpoint", "chat"), ("provider", "a"), ("route", "r")],
     );
     let duration_sum = after.value(
         "switchboard_request_duration_seconds_sum",
-        &[("provider", "a"), ("route", "r")],
+        &[("endpoint", "chat"), ("provider", "a"), ("route", "r")],
     );
     assert!(ttft_sum < duration_sum, "{ttft_sum} < {duration_sum}");
     assert!(duration_sum >= 0.45, "{duration_sum}");
@@ -796,9 +797,26 @@ async fn errors_are_counted_under_bounded_labels_never_the_clients_model() {
         &after,
         DURATION_COUNT,
         &[
-            (&[("provider", "none"), ("route", "unknown")], 2.0),
-            (&[("provider", "none"), ("route", "r")], 1.0),
-            (&[("provider", "none"), ("route", "down")], 1.0),
+            (
+                &[
+                    ("endpoint", "chat"),
+                    ("provider", "none"),
+                    ("route", "unknown"),
+                ],
+                2.0,
+            ),
+            (
+                &[("endpoint", "chat"), ("provider", "none"), ("route", "r")],
+                1.0,
+            ),
+            (
+                &[
+                    ("endpoint", "chat"),
+                    ("provider", "none"),
+                    ("route", "down"),
+                ],
+                1.0,
+            ),
         ],
     );
     assert_moved(&before, &after, TOKENS, &[]);

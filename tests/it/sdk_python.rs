@@ -26,7 +26,7 @@ const CLIENT_KEY: &str = "sk-switchboard-python-sdk-test";
 /// The whole script runs in a few seconds; this only bounds a hang.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn repo() -> &'static Path {
+pub(crate) fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -50,7 +50,7 @@ fn when_missing(require: Option<&OsStr>) -> WhenMissing {
 
 /// The interpreter to use, checked to import `openai`. Without one, `None` after saying on
 /// stderr that `test` is skipped (unless `SWITCHBOARD_REQUIRE_PYTHON` makes that a failure).
-async fn python(test: &str) -> Option<PathBuf> {
+pub(crate) async fn python(test: &str) -> Option<PathBuf> {
     let (python, source) = match std::env::var_os("SWITCHBOARD_PYTHON") {
         Some(path) if !path.is_empty() => (PathBuf::from(path), "SWITCHBOARD_PYTHON"),
         _ => (repo().join(".venv/bin/python"), "the default"),

@@ -56,7 +56,7 @@ async fn a_wildcard_provider_serves_a_new_model_counted_as_other() {
     let metrics = send("GET", &router.url("/metrics"), &[], "").await.text();
     assert!(
         metrics.contains(
-            r#"switchboard_requests_total{model="other",provider="up",route="up/*",status="200"} 1"#
+            r#"switchboard_requests_total{endpoint="chat",model="other",provider="up",route="up/*",status="200"} 1"#
         ),
         "{metrics}"
     );
