@@ -7,7 +7,7 @@
 //! `model` names no route is labelled `route="unknown"`; one that no target served is labelled
 //! `provider="none", model="none"`.
 //!
-//! Per-request counting goes through [`RequestSeries`]: label handles resolved once per
+//! Per-request counting goes through `RequestSeries`: label handles resolved once per
 //! (endpoint, route, target) and kept, so a finished request costs a map lookup under a read lock and a
 //! few atomic adds, with no allocation (see [`Metrics::request_done`]).
 
