@@ -10,7 +10,10 @@
 )]
 
 #[path = "../benches/common/mod.rs"]
-#[expect(dead_code, reason = "the benches' shared fixtures, only some used here")]
+#[expect(
+    dead_code,
+    reason = "the benches' shared fixtures, only some used here"
+)]
 mod common;
 
 use std::hint::black_box;

@@ -5,6 +5,7 @@
 mod admin;
 mod chat;
 mod models;
+mod responses;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -29,6 +30,9 @@ use crate::layers::json_body::{JsonBody, JsonBodyLayer};
 /// The chat endpoint behind its own layers (6 to 9 of [`crate::layers`]).
 pub type ChatStack = Inflight<JsonBody<Authenticated<ReadBody<ChatService>>>>;
 
+/// The Responses endpoint behind the same layers as chat.
+pub type ResponsesStack = Inflight<JsonBody<Authenticated<ReadBody<ResponsesService>>>>;
+
 /// The endpoints, each behind the layers it needs. One `Arc` inside: the stack is cloned for
 /// every request.
 #[derive(Clone)]
@@ -38,6 +42,7 @@ pub struct Api(Arc<Endpoints>);
 struct Endpoints {
     state: Arc<AppState>,
     chat: ChatStack,
+    responses: ResponsesStack,
 }
 
 impl std::fmt::Debug for Api {
@@ -50,12 +55,22 @@ impl Api {
     /// The endpoints of `state`, chat requests counted and bounded by `inflight`.
     pub fn new(state: Arc<AppState>, inflight: InflightLayer) -> Self {
         let chat = ServiceBuilder::new()
-            .layer(inflight)
+            .layer(inflight.clone())
             .layer(JsonBodyLayer)
             .layer(AuthLayer::new(Need::Client))
             .layer(BodyLayer)
             .service(ChatService(state.clone()));
-        Self(Arc::new(Endpoints { state, chat }))
+        let responses = ServiceBuilder::new()
+            .layer(inflight)
+            .layer(JsonBodyLayer)
+            .layer(AuthLayer::new(Need::Client))
+            .layer(BodyLayer)
+            .service(ResponsesService(state.clone()));
+        Self(Arc::new(Endpoints {
+            state,
+            chat,
+            responses,
+        }))
     }
 }
 
@@ -80,7 +95,33 @@ impl Service<Request<Bytes>> for ChatService {
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let state = self.0.clone();
-        Box::pin(async move { Ok(chat::handle(&state, request).await) })
+        Box::pin(async move { Ok(chat::handle(&state, request, chat::Chat).await) })
+    }
+}
+
+/// `POST /v1/responses` once the layers let it through.
+#[derive(Clone)]
+pub struct ResponsesService(Arc<AppState>);
+
+impl std::fmt::Debug for ResponsesService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResponsesService")
+    }
+}
+
+impl Service<Request<Bytes>> for ResponsesService {
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let state = self.0.clone();
+        let front = responses::Responses::default();
+        Box::pin(async move { Ok(chat::handle(&state, request, front).await) })
     }
 }
 
@@ -88,6 +129,7 @@ impl Service<Request<Bytes>> for ChatService {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Endpoint {
     Chat,
+    Responses,
     Other(Other),
 }
 
@@ -106,6 +148,7 @@ enum Other {
 fn endpoint(method: &Method, path: &str) -> Result<Endpoint, ApiError> {
     let (endpoint, allowed) = match path {
         "/v1/chat/completions" => (Endpoint::Chat, Method::POST),
+        "/v1/responses" => (Endpoint::Responses, Method::POST),
         "/admin/reload" => (Endpoint::Other(Other::AdminReload), Method::POST),
         "/admin/config" => (Endpoint::Other(Other::AdminConfig), Method::GET),
         "/v1/models" => (Endpoint::Other(Other::Models), Method::GET),
@@ -154,6 +197,9 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         match endpoint(request.method(), request.uri().path()) {
             Ok(Endpoint::Chat) => Either::Left(self.0.chat.clone().oneshot(request)),
+            Ok(Endpoint::Responses) => {
+                Either::Right(Box::pin(self.0.responses.clone().oneshot(request)))
+            }
             Ok(Endpoint::Other(endpoint)) => Either::Right(self.other(endpoint, request)),
             Err(error) => Either::Right(Box::pin(std::future::ready(Ok(error.into_response())))),
         }
