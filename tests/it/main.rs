@@ -20,6 +20,7 @@ mod poison;
 mod qwen;
 mod redaction;
 mod reload;
+mod responses;
 mod sdk_async_openai;
 mod sdk_python;
 mod shipped_config;
