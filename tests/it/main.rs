@@ -23,6 +23,7 @@ mod reload;
 mod responses;
 mod sdk_async_openai;
 mod sdk_python;
+mod sdk_python_responses;
 mod shipped_config;
 mod shutdown;
 mod streaming;
