@@ -22,6 +22,7 @@
 
 use std::borrow::Cow;
 use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -266,16 +267,6 @@ struct CostIn {
 struct CostFields {
     amount: String,
     currency: String,
-}
-
-/// An event's `data`: its `type`, its number, and its own members.
-#[derive(Serialize)]
-struct Event<'a, T> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    sequence_number: u64,
-    #[serde(flatten)]
-    body: T,
 }
 
 #[derive(Serialize)]
@@ -748,18 +739,23 @@ fn part_of<'a>(item_id: &'a str, output_index: usize, part: PartOut<'a>) -> With
     }
 }
 
-/// Writes the event `kind` with `body` as an SSE block, numbered from `sequence`.
+/// Writes the event `kind` with `body` (an object with members) as an SSE block, numbered
+/// from `sequence`: `type` and `sequence_number` first, then the body's own members.
 fn emit<T: Serialize>(out: &mut BytesMut, sequence: &mut u64, kind: &str, body: T) {
-    let event = Event {
-        kind,
-        sequence_number: *sequence,
-        body,
-    };
-    *sequence += 1;
     out.put_slice(b"event: ");
     out.put_slice(kind.as_bytes());
-    out.put_slice(b"\ndata: ");
+    out.put_slice(b"\ndata: {\"type\":\"");
+    out.put_slice(kind.as_bytes());
+    out.put_slice(b"\",\"sequence_number\":");
+    // Writing into memory cannot fail.
+    let _ = write!(out, "{sequence}");
+    *sequence += 1;
+    // The body's opening brace becomes the comma after the number: one pass, no flattening.
+    let brace = out.len();
     // Serialising these plain structs into memory cannot fail.
-    let _ = serde_json::to_writer(out.writer(), &event);
+    let _ = serde_json::to_writer(out.writer(), &body);
+    if let Some(byte) = out.get_mut(brace) {
+        *byte = b',';
+    }
     out.put_slice(b"\n\n");
 }
