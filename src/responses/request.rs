@@ -914,3 +914,97 @@ fn response_format<'r, 'a>(format: &'r Format<'a>) -> Result<ResponseFormatOut<'
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn chat(request: Value) -> Value {
+        let converted = to_chat(request.to_string().as_bytes(), 1).unwrap();
+        serde_json::from_slice(&converted.body).unwrap()
+    }
+
+    fn refused(request: Value) -> ApiError {
+        to_chat(request.to_string().as_bytes(), 1).unwrap_err()
+    }
+
+    fn param(error: &ApiError) -> Value {
+        let body: Value = serde_json::from_slice(&error.body()).unwrap();
+        body["error"]["param"].clone()
+    }
+
+    #[test]
+    fn a_message_and_its_calls_are_one_assistant_turn_with_the_reasoning_text() {
+        let body = chat(json!({"model": "m", "input": [
+            {"role": "user", "content": "go"},
+            {"type": "reasoning", "summary": [{"type": "summary_text", "text": "short"}],
+             "content": [{"type": "reasoning_text", "text": "long"}]},
+            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "On it."}]},
+            {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+            {"type": "function_call", "call_id": "c2", "name": "g", "arguments": "{\"x\":1}"},
+            {"type": "function_call_output", "call_id": "c1", "output": [{"type": "input_text", "text": "one"}]},
+            {"type": "function_call_output", "call_id": "c2", "output": "two"}
+        ]}));
+        assert_eq!(
+            body["messages"],
+            json!([
+                {"role": "user", "content": "go"},
+                {"role": "assistant", "content": "On it.", "reasoning_content": "long",
+                 "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}},
+                    {"id": "c2", "type": "function", "function": {"name": "g", "arguments": "{\"x\":1}"}}]},
+                {"role": "tool", "content": "one", "tool_call_id": "c1"},
+                {"role": "tool", "content": "two", "tool_call_id": "c2"}
+            ])
+        );
+    }
+
+    #[test]
+    fn a_stream_asks_for_usage_and_files_travel_as_data() {
+        let body = chat(
+            json!({"model": "m", "stream": true, "input": [{"role": "user", "content": [
+                {"type": "input_file", "filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBE"}
+            ]}]}),
+        );
+        assert_eq!(body["stream_options"], json!({"include_usage": true}));
+        assert_eq!(
+            body["messages"][0]["content"],
+            json!([{"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBE", "filename": "a.pdf"}}])
+        );
+    }
+
+    #[test]
+    fn tool_choice_modes_pass_and_other_shapes_are_refused() {
+        for mode in ["auto", "none", "required"] {
+            assert_eq!(
+                chat(json!({"model": "m", "input": "x", "tool_choice": mode}))["tool_choice"],
+                mode
+            );
+        }
+        let error =
+            refused(json!({"model": "m", "input": "x", "tool_choice": {"type": "file_search"}}));
+        assert_eq!(param(&error), "tool_choice");
+        assert!(error.to_string().contains("file_search"), "{error}");
+    }
+
+    #[test]
+    fn stored_prompts_references_and_non_text_instructions_are_refused() {
+        let error = refused(json!({"model": "m", "input": "x", "prompt": {"id": "pmpt_1"}}));
+        assert_eq!(error.code(), "stored_responses_not_supported");
+        let error =
+            refused(json!({"model": "m", "input": [{"type": "item_reference", "id": "msg_1"}]}));
+        assert_eq!(error.code(), "stored_responses_not_supported");
+        assert_eq!(param(&error), "input[0]");
+        let error =
+            refused(json!({"model": "m", "input": "x", "instructions": [{"role": "system"}]}));
+        assert_eq!(param(&error), "instructions");
+        // `null` is the same as leaving a member out; `background: false` asks for nothing.
+        let body = chat(
+            json!({"model": "m", "input": "x", "previous_response_id": null,
+                               "background": false, "store": true}),
+        );
+        assert_eq!(body["messages"], json!([{"role": "user", "content": "x"}]));
+    }
+}

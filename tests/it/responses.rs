@@ -554,3 +554,52 @@ async fn chat_streams_are_unchanged_beside_responses() {
     .await;
     assert_eq!(answer.sse_data().last().unwrap(), "[DONE]");
 }
+
+#[tokio::test]
+async fn streamed_reasoning_is_its_own_item_before_the_message() {
+    let upstream = MockUpstream::start(vec![Reply::sse_data(&[
+        &role_chunk("up"),
+        &chunk("up", r#"{"reasoning_content":"Two "}"#, "null"),
+        &chunk("up", r#"{"reasoning_content":"and two."}"#, "null"),
+        &content_chunk("up", "4"),
+        &chunk("up", "{}", r#""stop""#),
+        "[DONE]",
+    ])])
+    .await;
+    let router = router("openai", &upstream).await;
+    let answer = responses(
+        &router,
+        &json!({"model": "r", "input": "2+2?", "stream": true}),
+    )
+    .await;
+    let events = events(&answer);
+    assert_eq!(
+        names(&events),
+        [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.reasoning_text.delta",
+            "response.reasoning_text.delta",
+            "response.reasoning_text.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.output_text.delta",
+            "response.output_text.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "response.completed",
+        ]
+    );
+    assert_eq!(events[2].1["item"]["type"], "reasoning");
+    assert_eq!(events[6].1["text"], "Two and two.");
+    assert_eq!(events[9].1["output_index"], 1);
+    let completed = &events.last().unwrap().1["response"];
+    assert_eq!(completed["output"][0]["content"][0]["text"], "Two and two.");
+    assert_eq!(completed["output"][1]["content"][0]["text"], "4");
+    // Without a usage chunk the response still completes, its usage unknown.
+    assert!(completed["usage"].is_null());
+}
