@@ -6,6 +6,7 @@ mod admin;
 mod chat;
 mod embeddings;
 mod models;
+mod responses;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub type ChatStack = Inflight<JsonBody<Authenticated<ReadBody<ChatService>>>>;
 
 /// The embeddings endpoint behind the same layers as chat.
 pub type EmbeddingsStack = Inflight<JsonBody<Authenticated<ReadBody<EmbeddingsService>>>>;
+/// The Responses endpoint behind the same layers as chat.
+pub type ResponsesStack = Inflight<JsonBody<Authenticated<ReadBody<ResponsesService>>>>;
 
 /// The endpoints, each behind the layers it needs. One `Arc` inside: the stack is cloned for
 /// every request.
@@ -43,6 +46,7 @@ struct Endpoints {
     state: Arc<AppState>,
     chat: ChatStack,
     embeddings: EmbeddingsStack,
+    responses: ResponsesStack,
 }
 
 impl std::fmt::Debug for Api {
@@ -55,8 +59,9 @@ impl Api {
     /// The endpoints of `state`, chat requests counted and bounded by `inflight`.
     pub fn new(state: Arc<AppState>, inflight: InflightLayer) -> Self {
         let embeddings_inflight = inflight.for_endpoint(crate::endpoint::Endpoint::Embeddings);
+        let responses_inflight = inflight.for_endpoint(crate::endpoint::Endpoint::Responses);
         let chat = ServiceBuilder::new()
-            .layer(inflight)
+            .layer(inflight.clone())
             .layer(JsonBodyLayer)
             .layer(AuthLayer::new(Need::Client))
             .layer(BodyLayer)
@@ -67,10 +72,17 @@ impl Api {
             .layer(AuthLayer::new(Need::Client))
             .layer(BodyLayer)
             .service(EmbeddingsService(state.clone()));
+        let responses = ServiceBuilder::new()
+            .layer(responses_inflight)
+            .layer(JsonBodyLayer)
+            .layer(AuthLayer::new(Need::Client))
+            .layer(BodyLayer)
+            .service(ResponsesService(state.clone()));
         Self(Arc::new(Endpoints {
             state,
             chat,
             embeddings,
+            responses,
         }))
     }
 }
@@ -96,7 +108,33 @@ impl Service<Request<Bytes>> for ChatService {
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let state = self.0.clone();
-        Box::pin(async move { Ok(chat::handle(&state, request).await) })
+        Box::pin(async move { Ok(chat::handle(&state, request, chat::Chat).await) })
+    }
+}
+
+/// `POST /v1/responses` once the layers let it through.
+#[derive(Clone)]
+pub struct ResponsesService(Arc<AppState>);
+
+impl std::fmt::Debug for ResponsesService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResponsesService")
+    }
+}
+
+impl Service<Request<Bytes>> for ResponsesService {
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let state = self.0.clone();
+        let front = responses::Responses::default();
+        Box::pin(async move { Ok(chat::handle(&state, request, front).await) })
     }
 }
 
@@ -130,6 +168,7 @@ impl Service<Request<Bytes>> for EmbeddingsService {
 enum Endpoint {
     Chat,
     Embeddings,
+    Responses,
     Other(Other),
 }
 
@@ -149,6 +188,7 @@ fn endpoint(method: &Method, path: &str) -> Result<Endpoint, ApiError> {
     let (endpoint, allowed) = match path {
         "/v1/chat/completions" => (Endpoint::Chat, Method::POST),
         "/v1/embeddings" => (Endpoint::Embeddings, Method::POST),
+        "/v1/responses" => (Endpoint::Responses, Method::POST),
         "/admin/reload" => (Endpoint::Other(Other::AdminReload), Method::POST),
         "/admin/config" => (Endpoint::Other(Other::AdminConfig), Method::GET),
         "/v1/models" => (Endpoint::Other(Other::Models), Method::GET),
@@ -199,6 +239,9 @@ where
             Ok(Endpoint::Chat) => Either::Left(self.0.chat.clone().oneshot(request)),
             Ok(Endpoint::Embeddings) => {
                 Either::Right(Box::pin(self.0.embeddings.clone().oneshot(request)))
+            }
+            Ok(Endpoint::Responses) => {
+                Either::Right(Box::pin(self.0.responses.clone().oneshot(request)))
             }
             Ok(Endpoint::Other(endpoint)) => Either::Right(self.other(endpoint, request)),
             Err(error) => Either::Right(Box::pin(std::future::ready(Ok(error.into_response())))),

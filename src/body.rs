@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 
+use crate::responses::ResponsesStream;
 use crate::stream::ChatStream;
 
 /// A response body: complete (JSON, metrics text, errors) or a chat stream.
@@ -16,6 +17,8 @@ pub enum ResponseBody {
     Complete(Full<Bytes>),
     /// An OpenAI event stream, translated as it arrives.
     Stream(Box<ChatStream>),
+    /// A chat stream rewritten as Responses events.
+    Responses(Box<ResponsesStream>),
 }
 
 impl ResponseBody {
@@ -30,6 +33,7 @@ impl std::fmt::Debug for ResponseBody {
         match self {
             Self::Complete(full) => f.debug_tuple("Complete").field(full).finish(),
             Self::Stream(_) => f.write_str("Stream"),
+            Self::Responses(_) => f.write_str("Responses"),
         }
     }
 }
@@ -58,6 +62,7 @@ impl Body for ResponseBody {
         match self.get_mut() {
             Self::Complete(full) => Pin::new(full).poll_frame(cx),
             Self::Stream(stream) => Pin::new(stream.as_mut()).poll_frame(cx),
+            Self::Responses(stream) => Pin::new(stream.as_mut()).poll_frame(cx),
         }
     }
 
@@ -65,6 +70,7 @@ impl Body for ResponseBody {
         match self {
             Self::Complete(full) => full.is_end_stream(),
             Self::Stream(stream) => stream.is_end_stream(),
+            Self::Responses(stream) => stream.is_end_stream(),
         }
     }
 
@@ -72,6 +78,7 @@ impl Body for ResponseBody {
         match self {
             Self::Complete(full) => full.size_hint(),
             Self::Stream(stream) => stream.size_hint(),
+            Self::Responses(stream) => stream.size_hint(),
         }
     }
 }

@@ -10,7 +10,7 @@
 //!    characters, else a new one, on every answer), the configuration snapshot, arrival time
 //!    and deadline, fixed once;
 //! 3. [`browser`]: cross-site browser requests refused, CORS for the allowed origins;
-//! 4. the path table ([`crate::api`]), and on `POST /v1/chat/completions`:
+//! 4. the path table ([`crate::api`]), and on `POST /v1/chat/completions` and `/v1/responses`:
 //! 5. [`inflight`]: the request's record (metrics, usage log, in-flight gauge) and the
 //!    `server.max_inflight` limit, shedding at once with a 503 `overloaded`;
 //! 6. [`json_body`]: a body not declared as JSON is a 415;

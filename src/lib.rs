@@ -36,6 +36,7 @@ pub mod openai;
 pub mod payment;
 pub mod providers;
 pub mod redact;
+pub mod responses;
 pub mod retry_after;
 pub mod router;
 pub mod server;

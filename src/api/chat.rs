@@ -24,9 +24,49 @@ use crate::openai::ChatRequest;
 use crate::router::{Answer, Call, Routed, Served};
 use crate::stream::{ChatStream, PrimedStream, StreamEnd};
 
-/// Serves one chat request (authenticated, its body read whole by the layers) and finishes
-/// its record: at once, or at the stream's end.
-pub(super) async fn handle(state: &AppState, request: Request<Bytes>) -> Response<ResponseBody> {
+/// The front door a request came through: how its client's body becomes a chat body, and a
+/// chat answer the client's. Chat's own is the identity ([`Chat`]); each call is inlined, so
+/// chat's path pays nothing for the seam. This is also where a front door would name itself
+/// on the request's record.
+pub(super) trait Front {
+    /// The chat body of the client's `body`, or the 400 that says why there is none.
+    fn chat_body(&mut self, body: Bytes) -> Result<Bytes, ApiError>;
+
+    /// The client's body of a complete chat answer; `record` holds its usage and cost.
+    fn complete(&self, chat: Bytes, record: &RequestRecord) -> Result<Bytes, ApiError>;
+
+    /// The client's body of a chat stream.
+    fn stream(self, stream: ChatStream) -> ResponseBody;
+}
+
+/// `POST /v1/chat/completions`: bodies pass as they are.
+pub(super) struct Chat;
+
+impl Front for Chat {
+    #[inline]
+    fn chat_body(&mut self, body: Bytes) -> Result<Bytes, ApiError> {
+        Ok(body)
+    }
+
+    #[inline]
+    fn complete(&self, chat: Bytes, _: &RequestRecord) -> Result<Bytes, ApiError> {
+        Ok(chat)
+    }
+
+    #[inline]
+    fn stream(self, stream: ChatStream) -> ResponseBody {
+        ResponseBody::Stream(Box::new(stream))
+    }
+}
+
+/// Serves one request (authenticated, its body read whole by the layers) through the chat
+/// pipeline, as `front` reads and writes it, and finishes its record: at once, or at the
+/// stream's end.
+pub(super) async fn handle<F: Front>(
+    state: &AppState,
+    request: Request<Bytes>,
+    mut front: F,
+) -> Response<ResponseBody> {
     let (Some(context), Some(mut record)) = (
         RequestContext::of(&request).cloned(),
         RecordSlot::of(&request).and_then(RecordSlot::take),
@@ -34,7 +74,16 @@ pub(super) async fn handle(state: &AppState, request: Request<Bytes>) -> Respons
         return super::error(ApiError::Internal("request outside the layer stack".into()));
     };
     let mut standing = None;
-    let mut response = match serve(state, &context, request, &mut record, &mut standing).await {
+    let served = serve(
+        state,
+        &context,
+        request,
+        &mut front,
+        &mut record,
+        &mut standing,
+    )
+    .await;
+    let mut response = match served {
         Ok(Reply::Complete(response, settlement)) => {
             record.status = response.status().as_u16();
             settlement.settle(record.usage);
@@ -44,7 +93,7 @@ pub(super) async fn handle(state: &AppState, request: Request<Bytes>) -> Respons
         Ok(Reply::Stream(parts, primed, end)) => {
             record.status = parts.status.as_u16();
             let stream = ChatStream::new(primed, record, end);
-            Response::from_parts(parts, ResponseBody::Stream(Box::new(stream)))
+            Response::from_parts(parts, front.stream(stream))
         }
         Err(error) => {
             record.status = error.status().as_u16();
@@ -76,6 +125,7 @@ async fn serve(
     state: &AppState,
     context: &RequestContext,
     request: Request<Bytes>,
+    front: &mut impl Front,
     record: &mut RequestRecord,
     standing: &mut Option<Standing>,
 ) -> Result<Reply, ApiError> {
@@ -93,6 +143,7 @@ async fn serve(
     if record.wants_bodies() {
         record.request_body = Some(body.clone());
     }
+    let body = front.chat_body(body)?;
     let mut chat = ChatRequest::parse(&body)?;
     chat.created = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -164,11 +215,12 @@ async fn serve(
             }
             record.cost = charge.cost;
             record.fee_charged = charge.fee_charged;
+            let body = front.complete(translated.body, record)?;
             if record.wants_bodies() {
-                record.response_body = Some(translated.body.clone());
+                record.response_body = Some(body.clone());
             }
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            let response = response.map(|()| Full::new(translated.body));
+            let response = response.map(|()| Full::new(body));
             Ok(Reply::Complete(response, settlement))
         }
         Answer::Stream(primed) => {

@@ -102,17 +102,17 @@ fn a_missing_python_skips_only_when_not_required() {
     assert_eq!(when_missing(Some(OsStr::new("yes"))), WhenMissing::Fail);
 }
 
-struct ScriptRun {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
+pub(crate) struct ScriptRun {
+    pub(crate) status: ExitStatus,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
-/// Runs the script without blocking the runtime (the router serves it from this runtime),
-/// killing it if it outlives [`SCRIPT_TIMEOUT`].
-async fn run_script(python: &Path, args: &[String]) -> ScriptRun {
+/// Runs `tests/python/<script>` without blocking the runtime (the router serves it from this
+/// runtime), killing it if it outlives [`SCRIPT_TIMEOUT`].
+pub(crate) async fn run_script(python: &Path, script: &str, args: &[String]) -> ScriptRun {
     let mut child = Command::new(python)
-        .arg(repo().join("tests/python/sdk_compat.py"))
+        .arg(repo().join("tests/python").join(script))
         .args(args)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("PYTHONUNBUFFERED", "1")
@@ -144,7 +144,7 @@ async fn run_script(python: &Path, args: &[String]) -> ScriptRun {
             let _ = child.wait();
             let (stdout, stderr) = (stdout.await.unwrap(), stderr.await.unwrap());
             panic!(
-                "sdk_compat.py did not finish within {SCRIPT_TIMEOUT:?}\n--- stdout\n{stdout}\n\
+                "{script} did not finish within {SCRIPT_TIMEOUT:?}\n--- stdout\n{stdout}\n\
                  --- stderr\n{stderr}"
             );
         }
@@ -159,14 +159,14 @@ async fn run_script(python: &Path, args: &[String]) -> ScriptRun {
 
 /// Anthropic's answer to the forced `get_weather` call: one `tool_use` block, and usage whose
 /// input is split into uncached (40), cache writes (10) and cache reads (50).
-const ANTHROPIC_TOOL_ANSWER: &str = r#"{"id":"msg_01SdkPlain","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929",
+pub(crate) const ANTHROPIC_TOOL_ANSWER: &str = r#"{"id":"msg_01SdkPlain","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929",
   "content":[{"type":"tool_use","id":"toolu_01SdkPlain","name":"get_weather","input":{"city":"Paris","unit":"celsius"}}],
   "stop_reason":"tool_use","stop_sequence":null,
   "usage":{"input_tokens":40,"cache_creation_input_tokens":10,"cache_read_input_tokens":50,"output_tokens":12,"service_tier":"standard"}}"#;
 
 /// Anthropic's stream for the same call: the `tool_use` block, a ping, the input in three
 /// `input_json_delta` fragments (after an empty one), and cumulative usage in `message_delta`.
-const ANTHROPIC_TOOL_STREAM: &[&str] = &[
+pub(crate) const ANTHROPIC_TOOL_STREAM: &[&str] = &[
     "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01SdkStream\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5-20250929\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":25,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":15,\"output_tokens\":1,\"service_tier\":\"standard\"}}}\n\n",
     "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_01SdkStream\",\"name\":\"get_weather\",\"input\":{}}}\n\n",
     "event: ping\ndata: {\"type\": \"ping\"}\n\n",
@@ -180,11 +180,11 @@ const ANTHROPIC_TOOL_STREAM: &[&str] = &[
 ];
 
 /// The Gemini model the `gemini-tools` route targets (it appears in the upstream path).
-const GEMINI_MODEL: &str = "gemini-2.5-flash";
+pub(crate) const GEMINI_MODEL: &str = "gemini-2.5-flash";
 
 /// Gemini's `generateContent` answer to the forced call: a `functionCall` part (with a thought
 /// signature) that ends with `STOP`, and usage with thinking tokens (18 + 64 completion).
-const GEMINI_TOOL_ANSWER: &str = r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"get_weather","args":{"city":"Paris","unit":"celsius"}},
+pub(crate) const GEMINI_TOOL_ANSWER: &str = r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"get_weather","args":{"city":"Paris","unit":"celsius"}},
   "thoughtSignature":"CiQBVKhc7yXf0Rb8RmUc+/Zr0g=="}],"role":"model"},"finishReason":"STOP","index":0}],
   "usageMetadata":{"promptTokenCount":57,"candidatesTokenCount":18,"totalTokenCount":139,"thoughtsTokenCount":64,
     "promptTokensDetails":[{"modality":"TEXT","tokenCount":57}]},
@@ -192,7 +192,7 @@ const GEMINI_TOOL_ANSWER: &str = r#"{"candidates":[{"content":{"parts":[{"functi
 
 /// Gemini's stream for the same call: the whole `functionCall` in one chunk with running
 /// usage, then an empty text part with `finishReason: STOP` and the final usage (20 + 33).
-const GEMINI_TOOL_STREAM: [&str; 2] = [
+pub(crate) const GEMINI_TOOL_STREAM: [&str; 2] = [
     r#"{"candidates": [{"content": {"parts": [{"functionCall": {"name": "get_weather","args": {"city": "Paris","unit": "celsius"}},"thoughtSignature": "CiQBVKhc7yXf0Rb8RmUc+/Zr0g=="}],"role": "model"},"index": 0}],"usageMetadata": {"promptTokenCount": 61,"candidatesTokenCount": 17,"totalTokenCount": 111,"thoughtsTokenCount": 33},"modelVersion": "gemini-2.5-flash","responseId": "sdkStreamGemini1"}"#,
     r#"{"candidates": [{"content": {"parts": [{"text": ""}],"role": "model"},"finishReason": "STOP","index": 0}],"usageMetadata": {"promptTokenCount": 61,"candidatesTokenCount": 20,"totalTokenCount": 114,"thoughtsTokenCount": 33},"modelVersion": "gemini-2.5-flash","responseId": "sdkStreamGemini1"}"#,
 ];
@@ -231,7 +231,7 @@ async fn run_all_checks(
     if expect_usage {
         args.push("--expect-usage".to_owned());
     }
-    let run = run_script(python, &args).await;
+    let run = run_script(python, "sdk_compat.py", &args).await;
     let report = format!(
         "{} tests/python/sdk_compat.py {} exited with {}\n--- stdout\n{}--- stderr\n{}",
         python.display(),
@@ -485,7 +485,7 @@ targets = ["seller/ai"]
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    let run = run_script(&python, &args).await;
+    let run = run_script(&python, "sdk_compat.py", &args).await;
     let report = format!("--- stdout\n{}--- stderr\n{}", run.stdout, run.stderr);
     assert!(run.status.success(), "{report}");
     assert_eq!(
@@ -566,7 +566,7 @@ targets = ["claude/claude-sonnet-4-5"]
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    let run = run_script(&python, &args).await;
+    let run = run_script(&python, "sdk_compat.py", &args).await;
     let report = format!("--- stdout\n{}--- stderr\n{}", run.stdout, run.stderr);
     assert!(run.status.success(), "{report}");
     for check in [
