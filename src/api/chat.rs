@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::headers::{ATTEMPTS, COST, IDEMPOTENCY_KEY, OVERHEAD_MS, PAYMENT_PROOF, TARGET};
 use crate::layers::context::RequestContext;
 use crate::layers::inflight::RecordSlot;
-use crate::limits::{Standing, TokenSettlement, estimate_tokens};
+use crate::limits::{Limiter, Standing, TokenSettlement, estimate_tokens};
 use crate::metrics::{Metrics, Scope};
 use crate::openai::ChatRequest;
 use crate::router::{Answer, Call, Routed, Served};
@@ -152,20 +152,7 @@ async fn serve(
     // Only a configured route becomes a metrics label, never the client's string.
     record.route = snapshot.route(&chat.model).map(|route| route.name.clone());
     let estimated_tokens = estimate_tokens(&chat);
-    if let Some(limiter) = &key_limiter {
-        match limiter.try_acquire(estimated_tokens) {
-            Ok(left) => *standing = Some(left),
-            Err(exhausted) => {
-                state.metrics.rate_limited(Scope::Key, &record.key);
-                return Err(ApiError::KeyRateLimited {
-                    budget: exhausted.budget,
-                    limit: exhausted.limit,
-                    retry_after: exhausted.retry_after,
-                    standing: exhausted.standing,
-                });
-            }
-        }
-    }
+    *standing = reserve_key_tokens(state, record, key_limiter.as_deref(), estimated_tokens)?;
     let call = Call {
         deadline: context.deadline,
         idempotency_key,
@@ -275,6 +262,31 @@ const MAX_TRANSACTION_ID: usize = 128;
 /// The transaction the request names in the configured header, if any. An id that cannot be
 /// one (empty, not visible ASCII, or longer than 128 bytes) is refused: charging a payment
 /// flow's fee under a mangled id would be worse than telling the client.
+/// Takes the request's estimated tokens from its key's rpm/tpm budgets, when the key has any:
+/// where they stand afterwards, or the 429 that says which budget ran out.
+pub(super) fn reserve_key_tokens(
+    state: &AppState,
+    record: &RequestRecord,
+    limiter: Option<&Limiter>,
+    estimated_tokens: u32,
+) -> Result<Option<Standing>, ApiError> {
+    let Some(limiter) = limiter else {
+        return Ok(None);
+    };
+    limiter
+        .try_acquire(estimated_tokens)
+        .map(Some)
+        .map_err(|exhausted| {
+            state.metrics.rate_limited(Scope::Key, &record.key);
+            ApiError::KeyRateLimited {
+                budget: exhausted.budget,
+                limit: exhausted.limit,
+                retry_after: exhausted.retry_after,
+                standing: exhausted.standing,
+            }
+        })
+}
+
 pub(super) fn transaction_id(
     headers: &HeaderMap,
     settings: &AccountingSettings,

@@ -7,7 +7,8 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Request, Response};
 
 use super::chat::{
-    ANSWER_HEADERS, account, forward_headers, overhead_header, router_headers, transaction_id,
+    ANSWER_HEADERS, account, forward_headers, overhead_header, reserve_key_tokens, router_headers,
+    transaction_id,
 };
 use crate::access_log::RequestRecord;
 use crate::app::AppState;
@@ -17,7 +18,6 @@ use crate::headers::{COST, IDEMPOTENCY_KEY, PAYMENT_PROOF, TARGET};
 use crate::layers::context::RequestContext;
 use crate::layers::inflight::RecordSlot;
 use crate::limits::Standing;
-use crate::metrics::Scope;
 use crate::openai::embeddings::EmbeddingsRequest;
 use crate::router::{Answer, Call, Routed, Served};
 
@@ -77,20 +77,7 @@ async fn serve(
         .map(|route| route.name.clone());
     // Embeddings have no output: the input is the whole estimate, settled on the usage.
     let estimated_tokens = u32::try_from(embeddings.estimated_tokens()).unwrap_or(u32::MAX);
-    if let Some(limiter) = &key_limiter {
-        match limiter.try_acquire(estimated_tokens) {
-            Ok(left) => *standing = Some(left),
-            Err(exhausted) => {
-                state.metrics.rate_limited(Scope::Key, &record.key);
-                return Err(ApiError::KeyRateLimited {
-                    budget: exhausted.budget,
-                    limit: exhausted.limit,
-                    retry_after: exhausted.retry_after,
-                    standing: exhausted.standing,
-                });
-            }
-        }
-    }
+    *standing = reserve_key_tokens(state, record, key_limiter.as_deref(), estimated_tokens)?;
     let call = Call {
         deadline: context.deadline,
         idempotency_key,
